@@ -1,0 +1,47 @@
+# The developer's entry points. Every target creates what it needs (.venv on first use).
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+STAMP := $(VENV)/.installed
+export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
+export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
+export JSII_SILENCE_WARNING_KNOWN_BROKEN_NODE_VERSION := 1
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: help venv test test-unit test-infra test-local check lint typecheck synth
+
+help:
+	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/' | sort
+
+$(STAMP): requirements.txt requirements-runtime.txt requirements-dev.txt
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -r requirements-dev.txt
+	$(PIP) install -q --no-deps -e .
+	touch $@
+
+venv: $(STAMP) ## create .venv and install the pinned dependencies
+
+test: test-unit test-infra test-local ## every test tier
+
+test-unit: $(STAMP) ## functions and lab logic (moto in-process, no network)
+	$(PY) -m pytest tests/unit -q
+
+test-infra: $(STAMP) ## synthesized templates: assertions, cdk-nag, cfn-lint
+	$(PY) -m pytest tests/infra -q
+
+test-local: $(STAMP) ## end-to-end on the local cloud
+	$(PY) -m pytest tests/local -q
+
+lint: $(STAMP) ## ruff lint + format check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: $(STAMP) ## mypy on the whole tree
+	$(VENV)/bin/mypy app pipeline functions lab loadtest tests
+
+check: lint typecheck test ## what CI runs
+
+synth: $(STAMP) ## synthesize the app into cdk.out
+	$(PY) -m app

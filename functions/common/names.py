@@ -1,0 +1,161 @@
+"""Every name that crosses the runtime/infrastructure line, defined once.
+
+The Lambda code imports these at run time and the CDK app (app/) imports them at synth time,
+so an environment variable, parameter, metric or event name can never drift between the two.
+This module must stay dependency-free (standard library only): it is imported on cold start.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+SERVICE_NAME = "ingestion-lab"
+
+# --- SSM parameters -------------------------------------------------------------------------
+FAILURE_MODE_PARAMETER = "/ingestion/failure_mode"
+# SecureString holding the shared secret the Lambda authorizer compares x-api-key against
+# (authMode apiKey). The stage creates it; operators rotate it with put-parameter.
+API_KEY_PARAMETER = "/ingestion/api_key"
+
+
+class FailureMode(str, Enum):
+    """Values of /ingestion/failure_mode that the break/fix lab understands."""
+
+    NONE = "none"
+    POISON_PAYLOAD = "poison_payload"
+    SLOW_DOWNSTREAM = "slow_downstream"
+    RANDOM_FAIL_P30 = "random_fail_p30"
+    DUPLICATE_SUBMIT = "duplicate_submit"
+
+
+# --- Environment variables (set by app/, read by functions/) -----------------------------------
+class EnvVar(str, Enum):
+    QUEUE_URL = "QUEUE_URL"
+    DLQ_URL = "DLQ_URL"
+    TABLE_NAME = "TABLE_NAME"
+    REDRIVE_JOBS_TABLE_NAME = "REDRIVE_JOBS_TABLE_NAME"
+    EVENT_BUS_NAME = "EVENT_BUS_NAME"
+    FAILURE_MODE_PARAMETER = "FAILURE_MODE_PARAMETER"
+    FAILURE_MODE_CACHE_SECONDS = "FAILURE_MODE_CACHE_SECONDS"
+    API_KEY_PARAMETER = "API_KEY_PARAMETER"
+    TTL_DAYS = "TTL_DAYS"
+    ENV_NAME = "ENV_NAME"
+    MAX_BODY_BYTES = "MAX_BODY_BYTES"
+    # Guardrails (chaos injection): whether this stage honours failure modes at all, and the
+    # longest an injected mode may stay on.
+    FAILURE_INJECTION_ENABLED = "FAILURE_INJECTION_ENABLED"
+    FAILURE_MODE_MAX_TTL_SECONDS = "FAILURE_MODE_MAX_TTL_SECONDS"
+    # Redrive storm protection.
+    QUARANTINE_QUEUE_URL = "QUARANTINE_QUEUE_URL"
+    MAX_REDRIVES_PER_MESSAGE = "MAX_REDRIVES_PER_MESSAGE"
+    REDRIVE_MAX_MESSAGES_PER_SECOND = "REDRIVE_MAX_MESSAGES_PER_SECOND"
+    # Powertools' own variables (names fixed by Powertools).
+    POWERTOOLS_SERVICE_NAME = "POWERTOOLS_SERVICE_NAME"
+    POWERTOOLS_METRICS_NAMESPACE = "POWERTOOLS_METRICS_NAMESPACE"
+    POWERTOOLS_LOG_LEVEL = "POWERTOOLS_LOG_LEVEL"
+
+
+# --- Lambda handlers (import path is the same in tests and in Lambda) ------------------------
+class Handler(str, Enum):
+    INGEST = "functions.ingest.handler.lambda_handler"
+    WORKER = "functions.worker.handler.lambda_handler"
+    REDRIVE = "functions.redrive.handler.lambda_handler"
+    RESET = "functions.reset.handler.lambda_handler"
+    AUTHORIZER = "functions.authorizer.handler.lambda_handler"
+    EVENT_LOG = "functions.event_log.handler.lambda_handler"
+
+
+# --- SQS message attributes written by ingest and redrive ------------------------------------
+class MessageAttribute(str, Enum):
+    IDEMPOTENCY_KEY = "idempotencyKey"
+    SUBMITTED_AT = "submittedAt"
+    ERROR_TYPE_CANDIDATE = "errorTypeCandidate"
+    REDRIVE_COUNT = "redriveCount"
+    REDRIVE_JOB_ID = "redriveJobId"
+
+
+# --- DynamoDB state table ------------------------------------------------------------------
+STATE_TABLE_PARTITION_KEY = "idempotencyKey"
+STATE_TABLE_TTL_ATTRIBUTE = "expiresAt"
+REDRIVE_JOBS_PARTITION_KEY = "jobId"
+REDRIVE_JOBS_TTL_ATTRIBUTE = "expiresAt"
+
+
+class RecordStatus(str, Enum):
+    INFLIGHT = "INFLIGHT"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    QUARANTINED = "QUARANTINED"
+
+
+# --- Error types (errorType in logs, state records, events and the redrive filter) -----------
+class ErrorType(str, Enum):
+    SCHEMA_VALIDATION = "SchemaValidationError"
+    TRANSIENT = "TransientDownstreamError"
+    TIMEOUT = "DownstreamTimeoutError"
+    UNEXPECTED = "UnexpectedError"
+
+
+# --- EventBridge ---------------------------------------------------------------------------
+EVENT_SOURCE = "ingestion.lab"
+
+
+class DetailType(str, Enum):
+    SUCCESS = "IngestionSuccess"
+    FAILURE = "IngestionFailure"
+
+
+# --- Metrics (EMF, namespace shared by functions, metric filters, dashboard and alarms) ------
+METRICS_NAMESPACE = "IngestionLab"
+
+
+class MetricName(str, Enum):
+    EVENTS_ACCEPTED = "EventsAccepted"
+    EVENTS_REJECTED = "EventsRejected"
+    RECORDS_PROCESSED = "RecordsProcessed"
+    RECORDS_FAILED = "RecordsFailed"
+    DUPLICATES_DETECTED = "DuplicatesDetected"
+    INFLIGHT_CONFLICTS = "InflightConflicts"
+    PROCESSING_LATENCY = "ProcessingLatencyMs"
+    REDRIVE_MOVED = "RedriveMessagesMoved"
+    REDRIVE_QUARANTINED = "RedriveMessagesQuarantined"
+    # Produced by log metric filters (app/), not by EMF.
+    ERRORS_BY_TYPE = "ErrorsByType"
+    PROCESSED_TRUE = "ProcessedTrue"
+
+
+# --- Structured log fields (metric filters and Logs Insights queries match on these) ---------
+class LogField(str, Enum):
+    REQUEST_ID = "requestId"
+    IDEMPOTENCY_KEY = "idempotencyKey"
+    ERROR_TYPE = "errorType"
+    LATENCY_MS = "latencyMs"
+    PROCESSED = "processed"
+    DUPLICATE = "duplicate"
+    REDRIVE_JOB_ID = "redriveJobId"
+
+
+# --- Stage outputs (CfnOutput keys: the lab CLI, pipeline steps and tests read these) ---------
+class Output(str, Enum):
+    API_URL = "ApiUrl"
+    API_ID = "ApiId"
+    QUEUE_URL = "QueueUrl"
+    QUEUE_NAME = "QueueName"
+    DLQ_URL = "DlqUrl"
+    DLQ_NAME = "DlqName"
+    QUARANTINE_QUEUE_URL = "QuarantineQueueUrl"
+    TABLE_NAME = "TableName"
+    REDRIVE_JOBS_TABLE_NAME = "RedriveJobsTableName"
+    EVENT_BUS_NAME = "EventBusName"
+    ALARM_TOPIC_ARN = "AlarmTopicArn"
+    SUCCESS_TOPIC_ARN = "SuccessTopicArn"
+    FAILURE_TOPIC_ARN = "FailureTopicArn"
+    # A queue subscribed to the success/failure topics so that drills can count events.
+    EVENT_AUDIT_QUEUE_URL = "EventAuditQueueUrl"
+    WORKER_FUNCTION_NAME = "WorkerFunctionName"
+    INGEST_FUNCTION_NAME = "IngestFunctionName"
+    REDRIVE_FUNCTION_NAME = "RedriveFunctionName"
+    RESET_FUNCTION_NAME = "ResetFunctionName"
+    GAMEDAY_ROLE_ARN = "GamedayRoleArn"
+    DASHBOARD_NAME = "DashboardName"
+    AUTH_MODE = "AuthMode"
