@@ -13,9 +13,9 @@ SERVICE_NAME = "ingestion-lab"
 
 # --- SSM parameters -------------------------------------------------------------------------
 FAILURE_MODE_PARAMETER = "/ingestion/failure_mode"
-# SecureString holding the shared secret the Lambda authorizer compares x-api-key against
-# (authMode apiKey). The stage creates it; operators rotate it with put-parameter.
-API_KEY_PARAMETER = "/ingestion/api_key"
+# The shared secret the Lambda authorizer compares x-api-key against (authMode apiKey) lives in
+# Secrets Manager, not in an SSM SecureString: CloudFormation cannot create SecureString
+# parameters, while it can generate a secret, so the stage stays deployable by `cdk deploy` alone.
 
 
 class FailureMode(str, Enum):
@@ -37,7 +37,7 @@ class EnvVar(str, Enum):
     EVENT_BUS_NAME = "EVENT_BUS_NAME"
     FAILURE_MODE_PARAMETER = "FAILURE_MODE_PARAMETER"
     FAILURE_MODE_CACHE_SECONDS = "FAILURE_MODE_CACHE_SECONDS"
-    API_KEY_PARAMETER = "API_KEY_PARAMETER"
+    API_KEY_SECRET_ARN = "API_KEY_SECRET_ARN"
     TTL_DAYS = "TTL_DAYS"
     ENV_NAME = "ENV_NAME"
     MAX_BODY_BYTES = "MAX_BODY_BYTES"

@@ -1,0 +1,143 @@
+"""Where the lab's commands point: the local cloud (default) or a deployed stage.
+
+A Target is resolved once, from one of three sources, and every command, drill and load-test gate
+takes it as an argument, so the same code runs against 127.0.0.1 and against AWS:
+- the local cloud: .lab/outputs.json written by `lab up`;
+- a deployed stage: its CloudFormation stacks' outputs, found by stage name (stack name prefix),
+  with the ordinary AWS credential chain;
+- environment variables named like the stage outputs (what a CDK Pipelines step gets through
+  env_from_cfn_outputs), e.g. ApiUrl, QueueUrl, DlqUrl, TableName.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from functions.common.names import Output
+
+LAB_STATE_DIR = Path(os.environ.get("LAB_STATE_DIR", Path(__file__).resolve().parent.parent / ".lab"))
+LOCAL_OUTPUTS_FILE = LAB_STATE_DIR / "outputs.json"
+API_KEY_ENV = "LAB_API_KEY"
+
+
+class TargetError(RuntimeError):
+    """The target cannot be resolved (lab not running, stage not deployed, output missing)."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """One deployed ingestion stage: its outputs and how to reach its AWS APIs."""
+
+    name: str
+    outputs: Mapping[str, str]
+    api_url: str
+    region: str
+    endpoint_url: str | None = None
+    api_key: str | None = None
+    _clients: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def is_local(self) -> bool:
+        return self.endpoint_url is not None
+
+    def output(self, key: Output) -> str:
+        """The value of one stage output, or a TargetError that names it."""
+        try:
+            return self.outputs[key.value]
+        except KeyError:
+            raise TargetError(f"target {self.name!r} has no output {key.value!r}") from None
+
+    def optional_output(self, key: Output) -> str | None:
+        return self.outputs.get(key.value)
+
+    def client(self, service: str) -> Any:
+        """A boto3 client for this target, created once and reused."""
+        if service not in self._clients:
+            kwargs: dict[str, Any] = {"region_name": self.region}
+            if self.endpoint_url:
+                kwargs["endpoint_url"] = self.endpoint_url
+            self._clients[service] = boto3.client(service, **kwargs)  # type: ignore[call-overload]
+        return self._clients[service]
+
+    def api_headers(self) -> dict[str, str]:
+        """Headers every API call needs (x-api-key when the stage runs authMode apiKey)."""
+        return {"x-api-key": self.api_key} if self.api_key else {}
+
+
+def load_local_target(outputs_file: Path = LOCAL_OUTPUTS_FILE) -> Target:
+    """The local cloud started by `lab up`."""
+    if not outputs_file.exists():
+        raise TargetError(f"the local lab is not up ({outputs_file} is missing): run `make lab` or `lab up`")
+    data = json.loads(outputs_file.read_text())
+    endpoint = data["endpointUrl"]
+    # boto3 clients created by the lab and by subprocesses must reach the engine, with the
+    # engine's test credentials, whatever the caller's shell holds.
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "test")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "test")
+    return Target(
+        name="local",
+        outputs=data["outputs"],
+        api_url=data["apiUrl"].rstrip("/"),
+        region=data["region"],
+        endpoint_url=endpoint,
+        api_key=data.get("apiKey") or os.environ.get(API_KEY_ENV),
+    )
+
+
+def load_stage_target(stage_name: str, region: str | None = None) -> Target:
+    """A deployed stage, by the name its stacks start with (e.g. IngestionDev)."""
+    session = boto3.session.Session(region_name=region)
+    cfn = session.client("cloudformation")
+    outputs: dict[str, str] = {}
+    paginator = cfn.get_paginator("describe_stacks")
+    for page in paginator.paginate():
+        for stack in page["Stacks"]:
+            if stack["StackName"].startswith(f"{stage_name}-") or stack["StackName"] == stage_name:
+                for out in stack.get("Outputs", []):
+                    outputs[out["OutputKey"]] = out["OutputValue"]
+    if not outputs:
+        raise TargetError(f"no CloudFormation stack named {stage_name}-* with outputs in this account/region")
+    return _from_outputs(stage_name, outputs, session.region_name or "us-east-1")
+
+
+def load_env_target(environ: Mapping[str, str] = os.environ) -> Target:
+    """A stage described by environment variables named like its outputs (pipeline steps)."""
+    outputs = {key.value: environ[key.value] for key in Output if key.value in environ}
+    if Output.API_URL.value not in outputs:
+        raise TargetError(f"environment variable {Output.API_URL.value} is not set")
+    region = environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+    return _from_outputs("env", outputs, region, environ.get("AWS_ENDPOINT_URL"))
+
+
+def _from_outputs(name: str, outputs: dict[str, str], region: str, endpoint: str | None = None) -> Target:
+    try:
+        api_url = outputs[Output.API_URL.value].rstrip("/")
+    except KeyError:
+        raise TargetError(f"target {name!r} has no {Output.API_URL.value} output") from None
+    return Target(
+        name=name,
+        outputs=outputs,
+        api_url=api_url,
+        region=region,
+        endpoint_url=endpoint,
+        api_key=os.environ.get(API_KEY_ENV),
+    )
+
+
+def resolve_target(spec: str | None = None) -> Target:
+    """`local` (default), `env`, or `stage:<StageName>` (e.g. stage:IngestionDev)."""
+    spec = spec or os.environ.get("LAB_TARGET", "local")
+    if spec == "local":
+        return load_local_target()
+    if spec == "env":
+        return load_env_target()
+    if spec.startswith("stage:"):
+        return load_stage_target(spec.split(":", 1)[1])
+    raise TargetError(f"unknown target {spec!r}: use local, env or stage:<StageName>")
