@@ -1,0 +1,176 @@
+"""The HTTP API: POST /events and the redrive routes, authenticated per authMode, throttled and logged."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jsii
+from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
+from aws_cdk import aws_apigateway as apigw_v1
+from aws_cdk import aws_apigatewayv2 as apigw
+from aws_cdk import aws_apigatewayv2_authorizers as authorizers
+from aws_cdk import aws_apigatewayv2_integrations as integrations
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_secretsmanager as secretsmanager
+from constructs import Construct
+
+from app.config import StageConfig
+from app.constructs.lambda_fn import LambdaFn, retention
+from app.constructs.nag import suppress
+from app.stacks.functions_stack import FunctionsStack
+from functions.common import names
+
+API_KEY_HEADER = "x-api-key"
+ROUTES: tuple[tuple[apigw.HttpMethod, str, str], ...] = (
+    (apigw.HttpMethod.POST, "/events", "ingest"),
+    (apigw.HttpMethod.GET, "/redrive/preview", "redrive"),
+    (apigw.HttpMethod.POST, "/redrive/start", "redrive"),
+    (apigw.HttpMethod.POST, "/redrive/cancel", "redrive"),
+    (apigw.HttpMethod.GET, "/redrive/status", "redrive"),
+)
+
+
+@jsii.implements(apigw.IAccessLogSettings)
+class _AccessLogSettings:
+    # The construct library only declares this interface; access logging needs an implementation.
+    def __init__(self, log_group: logs.ILogGroup) -> None:
+        self._destination = apigw.LogGroupLogDestination(log_group)
+
+    @property
+    def destination(self) -> apigw.IAccessLogDestination:
+        return self._destination
+
+    @property
+    def format(self) -> apigw_v1.AccessLogFormat:
+        return apigw_v1.AccessLogFormat.custom(
+            '{"requestId":"$context.requestId","ip":"$context.identity.sourceIp",'
+            '"requestTime":"$context.requestTime","httpMethod":"$context.httpMethod",'
+            '"routeKey":"$context.routeKey","status":"$context.status","protocol":"$context.protocol",'
+            '"responseLength":"$context.responseLength","integrationLatency":"$context.integrationLatency",'
+            '"integrationError":"$context.integrationErrorMessage","authorizerError":"$context.authorizer.error"}'
+        )
+
+
+class ApiStack(Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: StageConfig,
+        compute: FunctionsStack,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        self.outputs: dict[names.Output, CfnOutput] = {}
+        self.api_key_secret: secretsmanager.Secret | None = None
+        self.authorizer_function: LambdaFn | None = None
+        authorizer = self._authorizer(config)
+
+        self.api = apigw.HttpApi(
+            self,
+            "HttpApi",
+            api_name=f"{config.prefix}-api",
+            description=f"Ingestion lab API ({config.env_name})",
+            create_default_stage=False,
+            default_authorizer=authorizer,
+            cors_preflight=apigw.CorsPreflightOptions(
+                allow_origins=list(config.cors_allowed_origins),
+                allow_methods=[
+                    apigw.CorsHttpMethod.GET,
+                    apigw.CorsHttpMethod.POST,
+                    apigw.CorsHttpMethod.OPTIONS,
+                ],
+                allow_headers=["content-type", "authorization", API_KEY_HEADER],
+                max_age=Duration.hours(1),
+            ),
+        )
+        self.access_log_group = logs.LogGroup(
+            self,
+            "AccessLogs",
+            log_group_name=f"/aws/apigateway/{config.prefix}-api",
+            retention=retention(config.log_retention_days),
+            removal_policy=RemovalPolicy.RETAIN if config.deletion_protection else RemovalPolicy.DESTROY,
+        )
+        self.stage = apigw.HttpStage(
+            self,
+            "DefaultStage",
+            http_api=self.api,
+            stage_name="$default",
+            auto_deploy=True,
+            throttle=apigw.ThrottleSettings(
+                rate_limit=config.api_throttling_rate_limit, burst_limit=config.api_throttling_burst_limit
+            ),
+            access_log_settings=_AccessLogSettings(self.access_log_group),
+        )
+        targets = {"ingest": compute.ingest.function, "redrive": compute.redrive.function}
+        route_integrations = {
+            key: integrations.HttpLambdaIntegration(
+                f"{key.capitalize()}Integration",
+                fn,
+                payload_format_version=apigw.PayloadFormatVersion.VERSION_2_0,
+            )
+            for key, fn in targets.items()
+        }
+        for method, path, target in ROUTES:
+            self.api.add_routes(path=path, methods=[method], integration=route_integrations[target])
+        if authorizer is None:
+            for route in self.api.node.find_all():
+                if isinstance(route, apigw.CfnRoute):
+                    suppress(
+                        route,
+                        "AwsSolutions-APIG4",
+                        f"authMode none in {config.env_name}: the lab runs on loopback with no caller but "
+                        "the operator (prod refuses authMode none at synth)",
+                    )
+
+        api_url = self.api.api_endpoint
+        for output, value in (
+            (names.Output.API_URL, api_url),
+            (names.Output.API_ID, self.api.api_id),
+            (names.Output.AUTH_MODE, config.auth_mode),
+        ):
+            self.outputs[output] = CfnOutput(self, output.value, value=value)
+
+    def _authorizer(self, config: StageConfig) -> apigw.IHttpRouteAuthorizer | None:
+        if config.auth_mode == "jwt":
+            assert config.jwt_issuer is not None  # validated in config
+            return authorizers.HttpJwtAuthorizer(
+                "JwtAuthorizer", config.jwt_issuer, jwt_audience=list(config.jwt_audience)
+            )
+        if config.auth_mode != "apiKey":
+            return None
+        self.api_key_secret = secretsmanager.Secret(
+            self,
+            "ApiKeySecret",
+            secret_name=f"{config.prefix}/api-key",
+            description="Shared API key checked by the Lambda authorizer (header x-api-key)",
+            generate_secret_string=secretsmanager.SecretStringGenerator(
+                exclude_punctuation=True, password_length=40
+            ),
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        suppress(
+            self.api_key_secret,
+            "AwsSolutions-SMG4",
+            "a shared lab API key: operators rotate it by updating the secret (the authorizer re-reads it "
+            "after its cache), a rotation Lambda would add a function for no security gain here",
+        )
+        self.authorizer_function = LambdaFn(
+            self,
+            "Authorizer",
+            config=config,
+            name="authorizer",
+            handler=names.Handler.AUTHORIZER,
+            description="HTTP API Lambda authorizer: compares x-api-key with the API key secret",
+            timeout_seconds=5,
+            environment={names.EnvVar.API_KEY_SECRET_ARN: self.api_key_secret.secret_arn},
+        )
+        self.authorizer_function.allow(["secretsmanager:GetSecretValue"], [self.api_key_secret.secret_arn])
+        return authorizers.HttpLambdaAuthorizer(
+            "ApiKeyAuthorizer",
+            self.authorizer_function.function,
+            response_types=[authorizers.HttpLambdaResponseType.SIMPLE],
+            identity_source=[f"$request.header.{API_KEY_HEADER}"],
+            results_cache_ttl=Duration.minutes(5),
+        )

@@ -1,0 +1,117 @@
+"""HTTP API: routes, authentication per authMode, CORS, throttling and access logs."""
+
+from __future__ import annotations
+
+from aws_cdk.assertions import Match
+
+from app.stacks.api_stack import ROUTES
+
+from .conftest import SynthesizedStage
+
+
+def _route_keys(stage: SynthesizedStage) -> set[str]:
+    return {
+        route["Properties"]["RouteKey"]
+        for route in stage.resources("api", "AWS::ApiGatewayV2::Route").values()
+    }
+
+
+def test_every_route_of_the_contract_exists(any_stage: SynthesizedStage) -> None:
+    expected = {f"{method.value} {path}" for method, path, _ in ROUTES}
+    assert expected == {
+        "POST /events",
+        "GET /redrive/preview",
+        "POST /redrive/start",
+        "POST /redrive/cancel",
+        "GET /redrive/status",
+    }
+    assert _route_keys(any_stage) == expected
+
+
+def test_routes_integrate_the_right_function_with_payload_v2(dev: SynthesizedStage) -> None:
+    integrations = dev.resources("api", "AWS::ApiGatewayV2::Integration")
+    by_id = {logical_id: dev.ref(i["Properties"]["IntegrationUri"]) for logical_id, i in integrations.items()}
+    for integration in integrations.values():
+        assert integration["Properties"]["PayloadFormatVersion"] == "2.0"
+    compute = dev.stage.compute
+    for route in dev.resources("api", "AWS::ApiGatewayV2::Route").values():
+        target = route["Properties"]["Target"]["Fn::Join"][1][1]["Ref"]
+        function = compute.ingest if route["Properties"]["RouteKey"] == "POST /events" else compute.redrive
+        assert by_id[target] == dev.arn(function.function)
+
+
+def test_api_key_mode_uses_the_lambda_authorizer_on_every_route(dev: SynthesizedStage) -> None:
+    assert dev.config.auth_mode == "apiKey"
+    authorizers = dev.resources("api", "AWS::ApiGatewayV2::Authorizer")
+    assert len(authorizers) == 1
+    ((authorizer_id, authorizer),) = authorizers.items()
+    props = authorizer["Properties"]
+    assert props["AuthorizerType"] == "REQUEST"
+    assert props["EnableSimpleResponses"] is True
+    assert props["IdentitySource"] == ["$request.header.x-api-key"]
+    assert props["AuthorizerPayloadFormatVersion"] == "2.0"
+    for route in dev.resources("api", "AWS::ApiGatewayV2::Route").values():
+        assert route["Properties"]["AuthorizationType"] == "CUSTOM"
+        assert route["Properties"]["AuthorizerId"] == {"Ref": authorizer_id}
+    dev.templates["api"].has_resource_properties(
+        "AWS::SecretsManager::Secret",
+        {"GenerateSecretString": Match.object_like({"ExcludePunctuation": True})},
+    )
+    role = dev.stage.api.authorizer_function.role  # type: ignore[union-attr]
+    secret = dev.logical_id(dev.stage.api.api_key_secret)  # type: ignore[arg-type]
+    assert (frozenset({"secretsmanager:GetSecretValue"}), frozenset({secret})) in dev.role_grants(role)
+
+
+def test_jwt_mode_uses_issuer_and_audience(prod: SynthesizedStage) -> None:
+    prod.templates["api"].has_resource_properties(
+        "AWS::ApiGatewayV2::Authorizer",
+        {
+            "AuthorizerType": "JWT",
+            "IdentitySource": ["$request.header.Authorization"],
+            "JwtConfiguration": {
+                "Issuer": prod.config.jwt_issuer,
+                "Audience": list(prod.config.jwt_audience),
+            },
+        },
+    )
+    for route in prod.resources("api", "AWS::ApiGatewayV2::Route").values():
+        assert route["Properties"]["AuthorizationType"] == "JWT"
+    assert not prod.resources("api", "AWS::Lambda::Function")
+    assert not prod.resources("api", "AWS::SecretsManager::Secret")
+
+
+def test_none_mode_has_no_authorizer(local: SynthesizedStage) -> None:
+    assert not local.resources("api", "AWS::ApiGatewayV2::Authorizer")
+    for route in local.resources("api", "AWS::ApiGatewayV2::Route").values():
+        assert route["Properties"].get("AuthorizationType", "NONE") == "NONE"
+
+
+def test_cors_is_limited_to_the_configured_origins(any_stage: SynthesizedStage) -> None:
+    any_stage.templates["api"].has_resource_properties(
+        "AWS::ApiGatewayV2::Api",
+        {
+            "CorsConfiguration": Match.object_like(
+                {
+                    "AllowOrigins": list(any_stage.config.cors_allowed_origins),
+                    "AllowMethods": ["GET", "POST", "OPTIONS"],
+                }
+            )
+        },
+    )
+    for api in any_stage.resources("api", "AWS::ApiGatewayV2::Api").values():
+        assert "*" not in api["Properties"]["CorsConfiguration"]["AllowOrigins"]
+
+
+def test_default_stage_is_throttled_and_access_logged(any_stage: SynthesizedStage) -> None:
+    (stage,) = any_stage.resources("api", "AWS::ApiGatewayV2::Stage").values()
+    props = stage["Properties"]
+    assert props["StageName"] == "$default"
+    assert props["AutoDeploy"] is True
+    assert props["DefaultRouteSettings"] == {
+        "ThrottlingBurstLimit": any_stage.config.api_throttling_burst_limit,
+        "ThrottlingRateLimit": any_stage.config.api_throttling_rate_limit,
+    }
+    assert any_stage.ref(props["AccessLogSettings"]["DestinationArn"]) == any_stage.arn(
+        any_stage.stage.api.access_log_group
+    )
+    assert "$context.requestId" in props["AccessLogSettings"]["Format"]

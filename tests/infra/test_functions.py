@@ -1,0 +1,268 @@
+"""Functions: runtime and code, the worker's event source, and IAM limited to the exact calls and ARNs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from app.constructs.lambda_fn import REPO_ROOT, LambdaFn, powertools_layer_arn
+from functions.common import names
+
+from .conftest import Grant, Synthesis, SynthesizedStage
+
+XRAY: Grant = (frozenset({"xray:PutTraceSegments", "xray:PutTelemetryRecords"}), frozenset({"*"}))
+
+
+def _functions(stage: SynthesizedStage) -> dict[str, LambdaFn]:
+    compute = stage.stage.compute
+    return {
+        "ingest": compute.ingest,
+        "worker": compute.worker,
+        "redrive": compute.redrive,
+        "reset": compute.reset,
+        "event-log": compute.event_log,
+    }
+
+
+def _parameter_arn(stage: SynthesizedStage) -> str:
+    parameter = stage.logical_id(stage.stage.state.failure_mode_parameter)
+    return f"arn:AWS::Partition:ssm:{stage.config.region}:{stage.config.account}:parameter{parameter}"
+
+
+def _grants(*pairs: tuple[set[str], set[str]]) -> set[Grant]:
+    return {(frozenset(actions), frozenset(resources)) for actions, resources in pairs}
+
+
+def _expected_grants(stage: SynthesizedStage) -> dict[str, set[Grant]]:
+    state, compute, config = stage.stage.state, stage.stage.compute, stage.config
+    queue, dlq, quarantine = stage.arn(state.queue), stage.arn(state.dlq), stage.arn(state.quarantine_queue)
+    table, jobs = stage.arn(state.state_table), stage.arn(state.jobs_table)
+    parameter = _parameter_arn(stage)
+    delivery_dlq = stage.arn(compute.delivery_dlq)
+    redrive_self = (
+        f"arn:AWS::Partition:lambda:{config.region}:{config.account}:function:{config.prefix}-redrive"
+    )
+    expected = {
+        "ingest": _grants(({"sqs:SendMessage"}, {queue}), ({"ssm:GetParameter"}, {parameter})),
+        "worker": _grants(
+            ({"dynamodb:PutItem", "dynamodb:UpdateItem"}, {table}),
+            ({"ssm:GetParameter"}, {parameter}),
+            ({"events:PutEvents"}, {stage.arn(compute.event_bus.bus)}),
+            ({"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"}, {queue}),
+        ),
+        "redrive": _grants(
+            (
+                {
+                    "sqs:ReceiveMessage",
+                    "sqs:DeleteMessage",
+                    "sqs:ChangeMessageVisibility",
+                    "sqs:GetQueueAttributes",
+                },
+                {dlq},
+            ),
+            ({"sqs:SendMessage"}, {queue, quarantine}),
+            ({"dynamodb:GetItem", "dynamodb:UpdateItem"}, {table}),
+            ({"dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem"}, {jobs}),
+            ({"lambda:InvokeFunction"}, {redrive_self}),
+            # The on-failure destination of the asynchronous job invocations (granted by CDK).
+            ({"sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"}, {delivery_dlq}),
+        ),
+        "reset": _grants(({"ssm:PutParameter"}, {parameter})),
+        "event-log": _grants(({"sqs:SendMessage"}, {delivery_dlq})),
+    }
+    for name, fn in _functions(stage).items():
+        expected[name] |= {
+            XRAY,
+            (frozenset({"logs:CreateLogStream", "logs:PutLogEvents"}), frozenset({stage.arn(fn.log_group)})),
+        }
+    if stage.config.fis_enabled:
+        bucket = f"{config.prefix}-fis-config-{config.account}-{config.region}"
+        expected["worker"] |= _grants(
+            ({"s3:GetObject"}, {f"arn:aws:s3:::{bucket}/FisConfigs/*"}),
+            ({"s3:ListBucket"}, {f"arn:aws:s3:::{bucket}"}),
+        )
+    return expected
+
+
+@pytest.mark.parametrize("function", ["ingest", "worker", "redrive", "reset", "event-log"])
+def test_each_role_holds_exactly_the_listed_calls_on_exactly_these_arns(
+    local: SynthesizedStage, dev: SynthesizedStage, function: str
+) -> None:
+    for stage in (local, dev):
+        role = _functions(stage)[function].role
+        assert stage.role_grants(role) == _expected_grants(stage)[function], (
+            f"{stage.config.env_name}/{function}"
+        )
+
+
+def test_with_a_cmk_the_roles_may_use_only_that_key(prod: SynthesizedStage) -> None:
+    key = prod.arn(prod.stage.state.key)  # type: ignore[arg-type]
+    for name, fn in _functions(prod).items():
+        grants = prod.role_grants(fn.role)
+        kms = {grant for grant in grants if any(action.startswith("kms:") for action in grant[0])}
+        # reset only writes a String parameter, which the stage key does not encrypt
+        assert bool(kms) == (name != "reset"), name
+        assert all(resources == {key} for _, resources in kms), name
+        assert grants - kms == _expected_grants(prod)[name], name
+    ingest_kms = {
+        g for g in prod.role_grants(prod.stage.compute.ingest.role) if "kms:GenerateDataKey" in g[0]
+    }
+    assert ingest_kms == _grants(({"kms:GenerateDataKey", "kms:Decrypt"}, {key}))
+
+
+def test_no_statement_anywhere_has_a_wildcard_action(any_stage: SynthesizedStage) -> None:
+    for template in any_stage.raw.values():
+        for resource in template["Resources"].values():
+            documents = [p["PolicyDocument"] for p in resource["Properties"].get("Policies", [])]
+            if resource["Type"] == "AWS::IAM::Policy":
+                documents.append(resource["Properties"]["PolicyDocument"])
+            for document in documents:
+                for statement in document["Statement"]:
+                    actions = (
+                        statement["Action"]
+                        if isinstance(statement["Action"], list)
+                        else [statement["Action"]]
+                    )
+                    assert not [a for a in actions if a == "*" or a.endswith(":*")], statement
+
+
+def test_the_only_resource_wildcard_is_xray(local: SynthesizedStage, dev: SynthesizedStage) -> None:
+    for stage in (local, dev):
+        for fn in _functions(stage).values():
+            wildcards = {grant for grant in stage.role_grants(fn.role) if "*" in grant[1]}
+            assert wildcards == {XRAY}
+
+
+def test_functions_share_runtime_layer_tracing_and_explicit_sizes(any_stage: SynthesizedStage) -> None:
+    config = any_stage.config
+    layer = powertools_layer_arn(
+        region=config.region, architecture=config.architecture, version=config.powertools_layer_version
+    )
+    handlers = {
+        names.Handler(fn["Properties"]["Handler"])
+        for fn in any_stage.resources("functions", "AWS::Lambda::Function").values()
+    }
+    assert handlers == {
+        names.Handler.INGEST,
+        names.Handler.WORKER,
+        names.Handler.REDRIVE,
+        names.Handler.RESET,
+        names.Handler.EVENT_LOG,
+    }
+    for kind in ("functions", "api"):
+        for fn in any_stage.resources(kind, "AWS::Lambda::Function").values():
+            props = fn["Properties"]
+            assert props["Runtime"] == "python3.13"
+            assert props["Layers"][0] == layer
+            assert props["TracingConfig"] == {"Mode": "Active"}
+            assert props["MemorySize"] == config.function_memory_mb
+            assert props["Timeout"] >= 1
+            assert props["Architectures"] == [config.architecture]
+            assert (
+                props["Environment"]["Variables"][names.EnvVar.POWERTOOLS_SERVICE_NAME.value]
+                == names.SERVICE_NAME
+            )
+            assert "LogGroup" in props["LoggingConfig"]
+
+
+def test_layer_arn_format_is_the_public_powertools_v3_layer() -> None:
+    assert (
+        powertools_layer_arn(region="eu-west-1", architecture="arm64", version=36)
+        == "arn:aws:lambda:eu-west-1:017000801446:layer:AWSLambdaPowertoolsPythonV3-python313-arm64:36"
+    )
+
+
+def test_each_function_logs_to_its_own_log_group_with_retention(any_stage: SynthesizedStage) -> None:
+    for fn in _functions(any_stage).values():
+        props = any_stage.raw["functions"]["Resources"][any_stage.logical_id(fn.function)]["Properties"]
+        assert props["LoggingConfig"]["LogGroup"] == {"Ref": any_stage.logical_id(fn.log_group)}
+        group = any_stage.raw["functions"]["Resources"][any_stage.logical_id(fn.log_group)]["Properties"]
+        assert group["LogGroupName"] == f"/aws/lambda/{fn.function_name}"
+        assert group["RetentionInDays"] == any_stage.config.log_retention_days
+
+
+def test_code_asset_holds_only_the_functions_package(dev: SynthesizedStage, synthesis: Synthesis) -> None:
+    props = dev.raw["functions"]["Resources"][dev.logical_id(dev.stage.compute.worker.function)]["Properties"]
+    asset_hash = props["Code"]["S3Key"].removesuffix(".zip")
+    asset = Path(synthesis.outdir) / f"asset.{asset_hash}"
+    assert asset.is_dir()
+    top_level = {p.name for p in asset.iterdir()}
+    assert top_level == {"functions"}
+    assert (asset / "functions" / "common" / "names.py").is_file()
+    assert not list(asset.rglob("__pycache__"))
+
+    def files(root: Path) -> set[str]:
+        return {
+            str(p.relative_to(root))
+            for p in root.rglob("*")
+            if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
+        }
+
+    # Nothing of the package is lost to the exclude list (which names the other top-level entries).
+    assert files(asset) == {f"functions/{name}" for name in files(REPO_ROOT / "functions")}
+
+
+def test_worker_event_source_reports_partial_batch_failures(any_stage: SynthesizedStage) -> None:
+    config = any_stage.config
+    any_stage.templates["functions"].has_resource_properties(
+        "AWS::Lambda::EventSourceMapping",
+        {
+            "EventSourceArn": any_stage.raw["functions"]["Resources"][
+                any_stage.logical_id(any_stage.stage.compute.event_source)
+            ]["Properties"]["EventSourceArn"],
+            "FunctionName": {"Ref": any_stage.logical_id(any_stage.stage.compute.worker.function)},
+            "BatchSize": config.batch_size,
+            "MaximumBatchingWindowInSeconds": config.max_batching_window_seconds,
+            "FunctionResponseTypes": ["ReportBatchItemFailures"],
+            "ScalingConfig": {"MaximumConcurrency": config.worker_max_concurrency},
+        },
+    )
+    mapping = any_stage.raw["functions"]["Resources"][
+        any_stage.logical_id(any_stage.stage.compute.event_source)
+    ]
+    assert any_stage.ref(mapping["Properties"]["EventSourceArn"]) == any_stage.arn(
+        any_stage.stage.state.queue
+    )
+
+
+def test_worker_environment_carries_the_guardrails(any_stage: SynthesizedStage) -> None:
+    worker = any_stage.raw["functions"]["Resources"][
+        any_stage.logical_id(any_stage.stage.compute.worker.function)
+    ]
+    env = worker["Properties"]["Environment"]["Variables"]
+    config = any_stage.config
+    assert env[names.EnvVar.FAILURE_MODE_PARAMETER.value] == names.FAILURE_MODE_PARAMETER
+    assert env[names.EnvVar.FAILURE_INJECTION_ENABLED.value] == str(config.failure_injection_enabled).lower()
+    assert env[names.EnvVar.FAILURE_MODE_MAX_TTL_SECONDS.value] == str(config.failure_mode_max_ttl_seconds)
+    assert any_stage.ref(env[names.EnvVar.TABLE_NAME.value]) == any_stage.logical_id(
+        any_stage.stage.state.state_table
+    )
+
+
+def test_prod_functions_ignore_failure_modes(prod: SynthesizedStage) -> None:
+    for fn in prod.resources("functions", "AWS::Lambda::Function").values():
+        env = fn["Properties"]["Environment"]["Variables"]
+        if names.EnvVar.FAILURE_INJECTION_ENABLED.value in env:
+            assert env[names.EnvVar.FAILURE_INJECTION_ENABLED.value] == "false"
+
+
+def test_redrive_environment_and_async_job_configuration(dev: SynthesizedStage) -> None:
+    redrive = dev.raw["functions"]["Resources"][dev.logical_id(dev.stage.compute.redrive.function)][
+        "Properties"
+    ]
+    env = redrive["Environment"]["Variables"]
+    assert env[names.EnvVar.MAX_REDRIVES_PER_MESSAGE.value] == str(dev.config.max_redrives_per_message)
+    assert env[names.EnvVar.REDRIVE_MAX_MESSAGES_PER_SECOND.value] == str(
+        dev.config.redrive_max_messages_per_second
+    )
+    assert dev.ref(env[names.EnvVar.QUARANTINE_QUEUE_URL.value]) == dev.logical_id(
+        dev.stage.state.quarantine_queue
+    )
+    assert redrive["FunctionName"] == f"{dev.config.prefix}-redrive"
+    invoke_config = next(iter(dev.resources("functions", "AWS::Lambda::EventInvokeConfig").values()))[
+        "Properties"
+    ]
+    assert invoke_config["MaximumRetryAttempts"] == 0
+    destination = invoke_config["DestinationConfig"]["OnFailure"]["Destination"]
+    assert dev.ref(destination) == dev.arn(dev.stage.compute.delivery_dlq)

@@ -1,0 +1,181 @@
+"""Alarms, dashboard, log metric filters and Logs Insights query definitions."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from app.stacks.observability_stack import query_files
+from functions.common import names
+
+from .conftest import ALARM_EMAIL, WEBHOOK_URL, SynthesizedStage
+
+# slug -> (namespace, metric, statistic, dimension owner, threshold config attribute, runbook)
+ALARMS: dict[str, tuple[str, str, str, str, str, str]] = {
+    "dlq-depth": ("AWS/SQS", "ApproximateNumberOfMessagesVisible", "Maximum", "dlq",
+                  "dlq_visible_threshold", "poison-pill"),
+    "dlq-age": ("AWS/SQS", "ApproximateAgeOfOldestMessage", "Maximum", "dlq",
+                "dlq_age_seconds", "poison-pill"),
+    "main-queue-age": ("AWS/SQS", "ApproximateAgeOfOldestMessage", "Maximum", "queue",
+                       "main_queue_age_seconds", "backlog"),
+    "main-queue-visible": ("AWS/SQS", "ApproximateNumberOfMessagesVisible", "Maximum", "queue",
+                           "main_queue_visible_threshold", "backlog"),
+    "worker-errors": ("AWS/Lambda", "Errors", "Sum", "worker", "lambda_errors_threshold",
+                      "timeout-vs-visibility"),
+    "worker-throttles": ("AWS/Lambda", "Throttles", "Sum", "worker", "lambda_throttles_threshold",
+                         "throttling"),
+    "ingest-errors": ("AWS/Lambda", "Errors", "Sum", "ingest", "lambda_errors_threshold", "poison-pill"),
+    "ingest-throttles": ("AWS/Lambda", "Throttles", "Sum", "ingest", "lambda_throttles_threshold",
+                         "throttling"),
+    "redrive-quarantined": (names.METRICS_NAMESPACE, names.MetricName.REDRIVE_QUARANTINED.value, "Sum",
+                            "service", "quarantine_threshold", "redrive-quarantine"),
+}  # fmt: skip
+
+
+def _alarms(stage: SynthesizedStage) -> dict[str, dict[str, Any]]:
+    return {
+        alarm["Properties"]["AlarmName"]: alarm["Properties"]
+        for alarm in stage.resources("observability", "AWS::CloudWatch::Alarm").values()
+    }
+
+
+def _dimension(stage: SynthesizedStage, owner: str) -> tuple[str, str]:
+    state, compute = stage.stage.state, stage.stage.compute
+    owners = {
+        "dlq": ("QueueName", f"{stage.logical_id(state.dlq)}.QueueName"),
+        "queue": ("QueueName", f"{stage.logical_id(state.queue)}.QueueName"),
+        "worker": ("FunctionName", stage.logical_id(compute.worker.function)),
+        "ingest": ("FunctionName", stage.logical_id(compute.ingest.function)),
+        "service": ("service", names.SERVICE_NAME),
+    }
+    return owners[owner]
+
+
+@pytest.mark.parametrize("slug", sorted(ALARMS))
+def test_alarm_metric_threshold_period_actions_and_runbook(any_stage: SynthesizedStage, slug: str) -> None:
+    namespace, metric, statistic, owner, threshold_attr, runbook = ALARMS[slug]
+    config = any_stage.config
+    alarm = _alarms(any_stage)[f"{config.prefix}-{slug}"]
+    assert (alarm["Namespace"], alarm["MetricName"], alarm["Statistic"]) == (namespace, metric, statistic)
+    (dimension,) = alarm["Dimensions"]
+    assert (dimension["Name"], any_stage.ref(dimension["Value"])) == _dimension(any_stage, owner)
+    assert alarm["Threshold"] == getattr(config.alarms, threshold_attr)
+    assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
+    assert alarm["Period"] == config.alarms.period_seconds
+    assert alarm["EvaluationPeriods"] == config.alarms.evaluation_periods
+    assert alarm["DatapointsToAlarm"] == config.alarms.evaluation_periods
+    assert alarm["TreatMissingData"] == "notBreaching"
+    topic = any_stage.logical_id(any_stage.stage.observability.alarm_topic)
+    assert alarm["AlarmActions"] == [{"Ref": topic}]
+    assert alarm["OKActions"] == [{"Ref": topic}]
+    assert f"{config.repo_url}/blob/main/ops/runbooks/{runbook}.md" in alarm["AlarmDescription"]
+
+
+def test_every_runbook_an_alarm_links_exists() -> None:
+    runbooks = Path(__file__).resolve().parents[2] / "ops" / "runbooks"
+    for *_, runbook in ALARMS.values():
+        assert (runbooks / f"{runbook}.md").is_file(), runbook
+
+
+def test_the_stage_has_exactly_the_specified_alarms(any_stage: SynthesizedStage) -> None:
+    assert set(_alarms(any_stage)) == {f"{any_stage.config.prefix}-{slug}" for slug in ALARMS}
+
+
+def test_local_alarms_use_ten_second_periods(local: SynthesizedStage) -> None:
+    assert {alarm["Period"] for alarm in _alarms(local).values()} == {10}
+
+
+def test_dev_dlq_alarm_fires_after_five_minutes_of_messages(dev: SynthesizedStage) -> None:
+    alarm = _alarms(dev)["ingestion-dev-dlq-depth"]
+    assert (alarm["Period"] * alarm["EvaluationPeriods"], alarm["Threshold"]) == (300, 0)
+
+
+def test_alarm_topic_notifies_email_and_webhook(any_stage: SynthesizedStage) -> None:
+    subscriptions = {
+        (s["Properties"]["Protocol"], s["Properties"]["Endpoint"])
+        for s in any_stage.resources("observability", "AWS::SNS::Subscription").values()
+    }
+    assert subscriptions == {("email", ALARM_EMAIL), ("https", WEBHOOK_URL)}
+
+
+def _dashboard_body(stage: SynthesizedStage) -> str:
+    (dashboard,) = stage.resources("observability", "AWS::CloudWatch::Dashboard").values()
+    body = dashboard["Properties"]["DashboardBody"]
+    return body if isinstance(body, str) else json.dumps(body)
+
+
+def test_dashboard_has_the_specified_widgets(any_stage: SynthesizedStage) -> None:
+    body = _dashboard_body(any_stage)
+    for metric in (
+        "ApproximateNumberOfMessagesVisible",
+        "ApproximateNumberOfMessagesNotVisible",
+        "ApproximateAgeOfOldestMessage",
+        "Invocations",
+        "Errors",
+        "Throttles",
+        "Duration",
+        "MatchedEvents",
+        names.MetricName.ERRORS_BY_TYPE.value,
+        names.MetricName.PROCESSED_TRUE.value,
+        names.MetricName.REDRIVE_QUARANTINED.value,
+        *(metric.value for metric in names.DeliveryMetricName),
+    ):
+        assert f'\\"{metric}\\"' in body or f'"{metric}"' in body, metric
+    assert '\\"stat\\":\\"p95\\"' in body
+    for detail in names.DetailType:
+        assert detail.value in body
+    for queue in ("main", "DLQ", "quarantine"):
+        assert f"Queue {queue}: visible / not visible / age of oldest" in body
+    assert "alarm" in body
+
+
+def test_metric_filters_count_errors_by_type_and_processed_records(any_stage: SynthesizedStage) -> None:
+    filters = list(any_stage.resources("observability", "AWS::Logs::MetricFilter").values())
+    compute = any_stage.stage.compute
+    by_metric: dict[str, set[str]] = {}
+    for metric_filter in filters:
+        props = metric_filter["Properties"]
+        (transformation,) = props["MetricTransformations"]
+        assert transformation["MetricNamespace"] == names.METRICS_NAMESPACE
+        by_metric.setdefault(transformation["MetricName"], set()).add(any_stage.ref(props["LogGroupName"]))
+        if transformation["MetricName"] == names.MetricName.ERRORS_BY_TYPE.value:
+            assert props["FilterPattern"] == '{ $.errorType = "*" }'
+            assert transformation["Dimensions"] == [{"Key": "errorType", "Value": "$.errorType"}]
+        else:
+            assert props["FilterPattern"] == "{ $.processed IS TRUE }"
+    assert by_metric == {
+        names.MetricName.ERRORS_BY_TYPE.value: {
+            any_stage.logical_id(fn.log_group) for fn in (compute.ingest, compute.worker, compute.redrive)
+        },
+        names.MetricName.PROCESSED_TRUE.value: {any_stage.logical_id(compute.worker.log_group)},
+    }
+
+
+def test_one_query_definition_per_insights_query_file(any_stage: SynthesizedStage) -> None:
+    definitions = {
+        d["Properties"]["Name"]: d["Properties"]
+        for d in any_stage.resources("observability", "AWS::Logs::QueryDefinition").values()
+    }
+    # The local cloud's engine cannot create AWS::Logs::QueryDefinition (queryDefinitionsEnabled false).
+    files = query_files() if any_stage.config.query_definitions_enabled else []
+    assert set(definitions) == {f"{any_stage.config.prefix}/{path.stem}" for path in files}
+    for path in files:
+        definition = definitions[f"{any_stage.config.prefix}/{path.stem}"]
+        assert definition["QueryString"] == path.read_text(encoding="utf-8").strip()
+        assert len(definition["LogGroupNames"]) == 5
+
+
+def test_queries_are_deployed_outside_the_local_cloud(local: SynthesizedStage, dev: SynthesizedStage) -> None:
+    assert not local.config.query_definitions_enabled
+    assert dev.config.query_definitions_enabled
+
+
+def test_query_files_are_the_txt_files_of_the_folder(tmp_path: Path) -> None:
+    assert query_files(tmp_path / "missing") == []
+    (tmp_path / "b-errors.txt").write_text("fields @timestamp")
+    (tmp_path / "a-latency.txt").write_text("stats avg(latencyMs)")
+    (tmp_path / "notes.md").write_text("not a query")
+    assert [p.name for p in query_files(tmp_path)] == ["a-latency.txt", "b-errors.txt"]

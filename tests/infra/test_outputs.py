@@ -1,0 +1,46 @@
+"""Stage outputs: every names.Output the contract lists, keyed by its value, exposed by the stage."""
+
+from __future__ import annotations
+
+from functions.common import names
+
+from .conftest import SynthesizedStage
+
+
+def test_stage_exposes_every_output_keyed_by_name(any_stage: SynthesizedStage) -> None:
+    assert set(any_stage.stage.outputs) == set(names.Output)
+    declared = {key for template in any_stage.raw.values() for key in template.get("Outputs", {})}
+    for output in names.Output:
+        assert output.value in declared, output
+
+
+def test_outputs_point_at_the_right_resources(dev: SynthesizedStage) -> None:
+    state, compute, api = dev.stage.state, dev.stage.compute, dev.stage.api
+    outputs = {
+        key: value["Value"]
+        for template in dev.raw.values()
+        for key, value in template.get("Outputs", {}).items()
+    }
+    assert dev.ref(outputs[names.Output.QUEUE_URL.value]) == dev.logical_id(state.queue)
+    assert dev.ref(outputs[names.Output.DLQ_URL.value]) == dev.logical_id(state.dlq)
+    assert dev.ref(outputs[names.Output.QUARANTINE_QUEUE_URL.value]) == dev.logical_id(state.quarantine_queue)
+    assert dev.ref(outputs[names.Output.TABLE_NAME.value]) == dev.logical_id(state.state_table)
+    assert dev.ref(outputs[names.Output.API_URL.value]) == f"{dev.logical_id(api.api)}.ApiEndpoint"
+    assert outputs[names.Output.AUTH_MODE.value] == "apiKey"
+    assert dev.ref(outputs[names.Output.WORKER_FUNCTION_NAME.value]) == dev.logical_id(
+        compute.worker.function
+    )
+    assert dev.ref(outputs[names.Output.EVENT_AUDIT_QUEUE_URL.value]) == dev.logical_id(
+        compute.event_bus.audit_queue
+    )
+
+
+def test_stack_names_are_deterministic(any_stage: SynthesizedStage) -> None:
+    stage = any_stage.stage
+    prefix = any_stage.config.prefix
+    assert [s.stack_name for s in (stage.state, stage.compute, stage.api, stage.observability)] == [
+        f"{prefix}-queues",
+        f"{prefix}-functions",
+        f"{prefix}-api",
+        f"{prefix}-observability",
+    ]
