@@ -159,3 +159,27 @@ class Output(str, Enum):
     GAMEDAY_ROLE_ARN = "GamedayRoleArn"
     DASHBOARD_NAME = "DashboardName"
     AUTH_MODE = "AuthMode"
+
+
+# --- AWS FIS experiment templates (tag Name = "<stage prefix>-<slug>"; `lab gameday --injector fis`) --
+FIS_TEMPLATE_NAME_TAG = "Name"
+
+
+class FisExperiment(str, Enum):
+    """Slugs of the stage's FIS experiment templates, one per drill that FIS can drive."""
+
+    SLOW_DOWNSTREAM = "worker-delay-beyond-timeout"
+    RANDOM_FAIL_P30 = "worker-invocation-error-30"
+
+
+# --- Added by the functions work (helper-1) ----------------------------------------------------
+class DeliveryMetricName(str, Enum):
+    """Delivery failures of the worker and the redrive (namespace METRICS_NAMESPACE, EMF)."""
+
+    # EventBridge entries still rejected after one retry: a lost event must be visible.
+    EVENTS_NOT_PUBLISHED = "EventsNotPublished"
+    REDRIVE_SEND_FAILED = "RedriveSendFailed"
+
+
+# Key of the asynchronous self-invocation event that runs a redrive job: {"redriveJobId": "<id>"}.
+REDRIVE_JOB_EVENT_KEY = LogField.REDRIVE_JOB_ID.value

@@ -1,0 +1,79 @@
+"""POST /events: the HTTP API's ingest function (wiring only; the logic is in service.py)."""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from functions.common.clients import client, failure_mode_reader_from_env
+from functions.common.config import env_int, env_str
+from functions.common.names import EnvVar, MetricName
+from functions.common.observability import bind_request_id, count, fields, logger, metrics, tracer
+from functions.ingest.service import DEFAULT_MAX_BODY_BYTES, IngestRejected, IngestService, PublishFailed
+
+app = APIGatewayHttpResolver()
+
+
+@cache
+def service() -> IngestService:
+    """Built on the first request, once per container: importing needs no AWS and no env vars."""
+    return IngestService(
+        sqs_client=client("sqs"),
+        queue_url=env_str(EnvVar.QUEUE_URL),
+        failure_modes=failure_mode_reader_from_env(),
+        max_body_bytes=env_int(EnvVar.MAX_BODY_BYTES, DEFAULT_MAX_BODY_BYTES, minimum=2),
+    )
+
+
+def _json(status: int, body: dict[str, Any]) -> Response[str]:
+    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=json.dumps(body))
+
+
+@app.post("/events")
+def post_event() -> Response[str]:
+    event = app.current_event
+    accepted = service().accept(
+        body=event.body, is_base64_encoded=bool(event.is_base64_encoded), headers=event.headers
+    )
+    count(MetricName.EVENTS_ACCEPTED)
+    logger.info(
+        "event accepted",
+        extra={
+            **fields(IDEMPOTENCY_KEY=accepted.idempotency_key),
+            "messageId": accepted.message_id,
+            "duplicateMessageId": accepted.duplicate_message_id,
+            "errorTypeCandidate": accepted.error_type_candidate,
+        },
+    )
+    body = {"idempotencyKey": accepted.idempotency_key, "messageId": accepted.message_id}
+    if accepted.duplicate_message_id:
+        body["duplicateMessageId"] = accepted.duplicate_message_id
+    return _json(202, body)
+
+
+@app.exception_handler(IngestRejected)
+def rejected(error: IngestRejected) -> Response[str]:
+    count(MetricName.EVENTS_REJECTED)
+    logger.info("event rejected", extra={"status": error.status, "code": error.code, "reason": error.message})
+    return _json(error.status, {"error": error.code, "message": error.message})
+
+
+@app.exception_handler(PublishFailed)
+def publish_failed(error: PublishFailed) -> Response[str]:
+    logger.exception("queue did not accept the event")
+    return _json(
+        503, {"error": "unavailable", "message": "the event was not queued; retry with the same body"}
+    )
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    bind_request_id(context.aws_request_id)
+    return app.resolve(event, context)

@@ -1,0 +1,187 @@
+"""Accept one POST /events request: decode, validate, stamp the idempotency key, publish to SQS.
+
+The event schema and the strictness rules are in functions.common.payload. Size limit: the
+smallest hop is an SQS message (or an EventBridge entry): 262,144 bytes (256 KiB) including the
+message attributes. MAX_BODY_BYTES defaults to 256,000 bytes, which leaves 6,144 bytes for the
+attributes that ingest (key, submittedAt, errorTypeCandidate) and redrive (redriveCount,
+redriveJobId) add; both the request body and the canonical message body must fit it.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from functions.common.canonical import idempotency_key_for, is_valid_client_key
+from functions.common.failure_mode import FailureModeReader
+from functions.common.names import ErrorType, FailureMode, MessageAttribute
+from functions.common.payload import (
+    MalformedJsonError,
+    SchemaError,
+    canonical_body,
+    parse_strict_json,
+    validate_event,
+)
+from functions.common.state_table import iso
+
+DEFAULT_MAX_BODY_BYTES = 256_000
+SQS_MESSAGE_LIMIT_BYTES = 262_144
+IDEMPOTENCY_KEY_HEADER = "idempotency-key"
+NO_ERROR_CANDIDATE = "none"
+
+# The errorType the worker will give a message submitted while a mode is on: a hint that lets an
+# operator tell drill traffic from genuine failures in the DLQ.
+ERROR_TYPE_CANDIDATE_BY_MODE = {
+    FailureMode.POISON_PAYLOAD: ErrorType.SCHEMA_VALIDATION.value,
+    FailureMode.SLOW_DOWNSTREAM: ErrorType.TIMEOUT.value,
+    FailureMode.RANDOM_FAIL_P30: ErrorType.TRANSIENT.value,
+}
+
+
+class IngestRejected(Exception):
+    """A request this service refuses: mapped to a 4xx JSON response by the handler."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+class PublishFailed(Exception):
+    """SQS did not take the message (an infrastructure problem, not the client's)."""
+
+
+@dataclass(frozen=True)
+class ParsedEvent:
+    payload: dict[str, Any]
+    message_body: str
+    idempotency_key: str
+    client_supplied_key: bool
+
+
+@dataclass(frozen=True)
+class Accepted:
+    idempotency_key: str
+    message_id: str
+    duplicate_message_id: str | None
+    error_type_candidate: str
+
+
+def _is_json_media_type(content_type: str | None) -> bool:
+    if not content_type:
+        return False
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    return media_type == "application/json" or (
+        media_type.startswith("application/") and media_type.endswith("+json")
+    )
+
+
+def _body_bytes(body: str | None, is_base64_encoded: bool) -> bytes:
+    if not body:
+        raise IngestRejected(400, "empty_body", "request body is empty")
+    if not is_base64_encoded:
+        return body.encode("utf-8")
+    try:
+        return base64.b64decode(body, validate=True)
+    except (binascii.Error, ValueError):
+        raise IngestRejected(400, "invalid_base64", "body is flagged base64 but does not decode") from None
+
+
+def parse_request(
+    *, body: str | None, is_base64_encoded: bool, headers: Mapping[str, str], max_body_bytes: int
+) -> ParsedEvent:
+    lowered = {name.lower(): value for name, value in headers.items()}
+    if not _is_json_media_type(lowered.get("content-type")):
+        raise IngestRejected(415, "unsupported_media_type", "content-type must be application/json")
+    raw = _body_bytes(body, is_base64_encoded)
+    if len(raw) > max_body_bytes:
+        raise IngestRejected(
+            413, "payload_too_large", f"body is {len(raw)} bytes; the limit is {max_body_bytes}"
+        )
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise IngestRejected(400, "invalid_utf8", "body is not valid UTF-8") from None
+    try:
+        value = parse_strict_json(text)
+        message_body = canonical_body(value)
+    except MalformedJsonError as error:
+        raise IngestRejected(400, "malformed_json", str(error)) from None
+    try:
+        order = validate_event(value)
+    except SchemaError as error:
+        raise IngestRejected(422, "schema_violation", str(error)) from None
+    if len(message_body.encode("utf-8")) > max_body_bytes:
+        raise IngestRejected(413, "payload_too_large", f"canonical body exceeds {max_body_bytes} bytes")
+    header_key = lowered.get(IDEMPOTENCY_KEY_HEADER)
+    client_key = order.client_key or header_key
+    if order.client_key and header_key and order.client_key != header_key:
+        raise IngestRejected(
+            400, "invalid_idempotency_key", "Idempotency-Key header and body idempotencyKey differ"
+        )
+    if client_key is not None and not is_valid_client_key(client_key):
+        raise IngestRejected(
+            400, "invalid_idempotency_key", "idempotencyKey must match ^[A-Za-z0-9_.:-]{8,128}$"
+        )
+    key = client_key or idempotency_key_for(value)
+    return ParsedEvent(
+        payload=value, message_body=message_body, idempotency_key=key, client_supplied_key=bool(client_key)
+    )
+
+
+class IngestService:
+    def __init__(
+        self,
+        *,
+        sqs_client: Any,
+        queue_url: str,
+        failure_modes: FailureModeReader,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._sqs = sqs_client
+        self._queue_url = queue_url
+        self._failure_modes = failure_modes
+        self._max_body_bytes = max_body_bytes
+        self._clock = clock
+
+    def accept(self, *, body: str | None, is_base64_encoded: bool, headers: Mapping[str, str]) -> Accepted:
+        parsed = parse_request(
+            body=body,
+            is_base64_encoded=is_base64_encoded,
+            headers=headers,
+            max_body_bytes=self._max_body_bytes,
+        )
+        mode = self._failure_modes.current().mode
+        candidate = ERROR_TYPE_CANDIDATE_BY_MODE.get(mode, NO_ERROR_CANDIDATE)
+        message_id = self._send(parsed, candidate)
+        duplicate_id = None
+        if mode is FailureMode.DUPLICATE_SUBMIT:
+            # A client retry storm in miniature: the same key twice, so the worker must dedupe.
+            duplicate_id = self._send(parsed, candidate)
+        return Accepted(parsed.idempotency_key, message_id, duplicate_id, candidate)
+
+    def _send(self, parsed: ParsedEvent, candidate: str) -> str:
+        attributes = {
+            MessageAttribute.IDEMPOTENCY_KEY.value: parsed.idempotency_key,
+            MessageAttribute.SUBMITTED_AT.value: iso(self._clock()),
+            MessageAttribute.ERROR_TYPE_CANDIDATE.value: candidate,
+        }
+        try:
+            response = self._sqs.send_message(
+                QueueUrl=self._queue_url,
+                MessageBody=parsed.message_body,
+                MessageAttributes={
+                    name: {"DataType": "String", "StringValue": value} for name, value in attributes.items()
+                },
+            )
+        except (ClientError, BotoCoreError) as error:
+            raise PublishFailed(str(error)) from error
+        return str(response["MessageId"])

@@ -1,0 +1,192 @@
+"""The worker's per-record state machine (ARCHITECTURE.md, data flow step 3) and its failure modes."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+from functions.common.canonical import sha256_hex
+from functions.common.failure_mode import FailureModeReader
+from functions.common.names import (
+    DetailType,
+    ErrorType,
+    FailureMode,
+    MessageAttribute,
+    MetricName,
+    RecordStatus,
+)
+from functions.common.observability import count, fields, logger, milliseconds
+from functions.common.payload import MalformedJsonError, SchemaError, parse_strict_json, validate_event
+from functions.common.state_table import AlreadySucceeded, HeldByAnother, StateTable, iso
+from functions.worker.events import EventBatch
+
+RANDOM_FAILURE_PROBABILITY = 0.3
+# How far past the invocation's deadline slow_downstream sleeps: the runtime kills it first.
+SLOW_DOWNSTREAM_OVERSHOOT_SECONDS = 1.0
+
+
+class ProcessingError(Exception):
+    error_type = ErrorType.UNEXPECTED
+
+
+class SchemaValidationError(ProcessingError):
+    error_type = ErrorType.SCHEMA_VALIDATION
+
+
+class TransientDownstreamError(ProcessingError):
+    error_type = ErrorType.TRANSIENT
+
+
+class DownstreamTimeoutError(ProcessingError):
+    error_type = ErrorType.TIMEOUT
+
+
+class InflightElsewhereError(Exception):
+    """Another delivery holds the key's lease (or took it over): retry later, never a silent success."""
+
+
+class RecordProcessor:
+    def __init__(
+        self,
+        *,
+        state: StateTable,
+        failure_modes: FailureModeReader,
+        events: EventBatch,
+        remaining_ms: Callable[[], int],
+        rng: random.Random | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._state = state
+        self._failure_modes = failure_modes
+        self._events = events
+        self._remaining_ms = remaining_ms
+        self._rng = rng or random.Random()  # noqa: S311 - fault injection, not cryptography
+        self._sleep = sleep
+        self._clock = clock
+
+    def process(self, record: SQSRecord) -> None:
+        """Settle one record; raising makes it a batch item failure (back after the visibility timeout)."""
+        started = self._clock()
+        key = idempotency_key_of(record)
+        begin = self._state.begin(
+            key, checksum=sha256_hex(record.body), now=started, lease_seconds=self._remaining_ms() / 1000
+        )
+        if isinstance(begin, AlreadySucceeded):
+            count(MetricName.DUPLICATES_DETECTED)
+            logger.info(
+                "duplicate of a processed key",
+                extra={**fields(IDEMPOTENCY_KEY=key, DUPLICATE=True), "messageId": record.message_id},
+            )
+            return
+        if isinstance(begin, HeldByAnother):
+            count(MetricName.INFLIGHT_CONFLICTS)
+            logger.info(
+                "key in flight elsewhere",
+                extra={
+                    **fields(IDEMPOTENCY_KEY=key),
+                    "messageId": record.message_id,
+                    "status": begin.item.get("status"),
+                },
+            )
+            raise InflightElsewhereError(key)
+        attempts = begin.attempts
+        try:
+            self._run(record, key, attempts)
+        except Exception as error:
+            failure = error if isinstance(error, ProcessingError) else ProcessingError(repr(error))
+            self._record_failure(record, key, attempts, failure, started)
+            raise
+        finished = self._clock()
+        if not self._state.succeed(key, attempts=attempts, now=finished):
+            count(MetricName.INFLIGHT_CONFLICTS)
+            raise InflightElsewhereError(f"{key}: lease taken over before completion")
+        latency_ms = round((finished - started) * 1000, 1)
+        count(MetricName.RECORDS_PROCESSED)
+        milliseconds(MetricName.PROCESSING_LATENCY, latency_ms)
+        logger.info(
+            "record processed",
+            extra={
+                **fields(IDEMPOTENCY_KEY=key, PROCESSED=True, LATENCY_MS=latency_ms),
+                "messageId": record.message_id,
+                "attempts": attempts,
+            },
+        )
+        self._events.add(
+            DetailType.SUCCESS,
+            {
+                "idempotencyKey": key,
+                "messageId": record.message_id,
+                "status": RecordStatus.SUCCEEDED.value,
+                "attempts": attempts,
+                "processedAt": iso(finished),
+            },
+        )
+
+    def _run(self, record: SQSRecord, key: str, attempts: int) -> None:
+        mode = self._failure_modes.current().mode
+        if mode is FailureMode.POISON_PAYLOAD:
+            raise SchemaValidationError("failure mode poison_payload: payload rejected")
+        try:
+            validate_event(parse_strict_json(record.body))
+        except (MalformedJsonError, SchemaError) as error:
+            raise SchemaValidationError(str(error)) from None
+        if mode is FailureMode.SLOW_DOWNSTREAM:
+            # The runtime kills the invocation during this sleep, so no outcome is ever written;
+            # the errorType annotation (status stays INFLIGHT) lets the redrive filter find these.
+            self._state.annotate_error(key, attempts=attempts, error_type=ErrorType.TIMEOUT.value)
+            # Records settled earlier in this batch must not lose their events with the invocation.
+            self._events.publish()
+            self._sleep(self._remaining_ms() / 1000 + SLOW_DOWNSTREAM_OVERSHOOT_SECONDS)
+            raise DownstreamTimeoutError(
+                "failure mode slow_downstream: downstream call outlived the invocation"
+            )
+        if mode is FailureMode.RANDOM_FAIL_P30 and self._rng.random() < RANDOM_FAILURE_PROBABILITY:
+            raise TransientDownstreamError("failure mode random_fail_p30: transient downstream failure")
+
+    def _record_failure(
+        self, record: SQSRecord, key: str, attempts: int, error: ProcessingError, started: float
+    ) -> None:
+        now = self._clock()
+        error_type = error.error_type.value
+        recorded = self._state.fail(
+            key, attempts=attempts, error_type=error_type, message=str(error), now=now
+        )
+        count(MetricName.RECORDS_FAILED)
+        logger.warning(
+            "record failed",
+            extra={
+                **fields(
+                    IDEMPOTENCY_KEY=key,
+                    ERROR_TYPE=error_type,
+                    PROCESSED=False,
+                    LATENCY_MS=round((now - started) * 1000, 1),
+                ),
+                "messageId": record.message_id,
+                "attempts": attempts,
+                "reason": str(error),
+                "stateRecorded": recorded,
+            },
+        )
+        self._events.add(
+            DetailType.FAILURE,
+            {
+                "idempotencyKey": key,
+                "messageId": record.message_id,
+                "status": RecordStatus.FAILED.value,
+                "errorType": error_type,
+                "attempts": attempts,
+                "processedAt": iso(now),
+            },
+        )
+
+
+def idempotency_key_of(record: SQSRecord) -> str:
+    """The ingest's key attribute; for a message from elsewhere, the hash of its body."""
+    # Powertools' __getitem__ answers None for a missing name (its .get returns the raw dict).
+    attribute = record.message_attributes[MessageAttribute.IDEMPOTENCY_KEY.value]
+    value = attribute.string_value if attribute is not None else None
+    return value or sha256_hex(record.body)

@@ -1,0 +1,361 @@
+"""The worker's state machine, failure modes and event publishing, through the real handler and moto."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from sqs_events import sqs_event
+
+from functions.common.canonical import idempotency_key_for, sha256_hex
+from functions.common.failure_mode import FailureModeReader, ParameterWithMetadataProvider
+from functions.common.names import (
+    FAILURE_MODE_PARAMETER,
+    DetailType,
+    ErrorType,
+    MessageAttribute,
+    RecordStatus,
+)
+from functions.common.state_table import StateTable
+from functions.worker import handler
+from functions.worker.events import EventBatch
+from functions.worker.processor import (
+    RANDOM_FAILURE_PROBABILITY,
+    DownstreamTimeoutError,
+    InflightElsewhereError,
+    RecordProcessor,
+)
+
+
+def send(stage: Any, payload: Any) -> str:
+    """Send as the ingest does (key attribute); a non-JSON body goes without one. Returns the key."""
+    if isinstance(payload, str):
+        stage.sqs.send_message(QueueUrl=stage.queue_url, MessageBody=payload)
+        return sha256_hex(payload)
+    key = idempotency_key_for(payload)
+    stage.sqs.send_message(
+        QueueUrl=stage.queue_url,
+        MessageBody=json.dumps(payload),
+        MessageAttributes={
+            MessageAttribute.IDEMPOTENCY_KEY.value: {"DataType": "String", "StringValue": key}
+        },
+    )
+    return key
+
+
+def order(n: int) -> dict[str, Any]:
+    return {"orderId": f"order-{n}", "amount": n}
+
+
+@pytest.fixture
+def run_worker(stage: Any, lambda_context: Any) -> Iterator[Any]:
+    handler.dependencies.cache_clear()
+
+    def run() -> tuple[list[str], list[dict[str, Any]]]:
+        messages = stage.receive_all(stage.queue_url)
+        response = handler.lambda_handler(sqs_event(messages), lambda_context)
+        return [failure["itemIdentifier"] for failure in response["batchItemFailures"]], messages
+
+    yield run
+    handler.dependencies.cache_clear()
+
+
+def test_a_clean_batch_succeeds_with_one_event_per_record(run_worker: Any, stage: Any) -> None:
+    keys = [send(stage, order(n)) for n in range(3)]
+    before = time.time()
+
+    failures, _ = run_worker()
+
+    assert failures == []
+    for key in keys:
+        item = stage.state(key)
+        assert item["status"] == RecordStatus.SUCCEEDED.value
+        assert item["attempts"] == 1
+        assert "inflightUntil" not in item
+        assert before + 3 * 86400 - 5 <= item["expiresAt"] <= time.time() + 3 * 86400 + 5
+    events = stage.captured_events()
+    assert sorted(e["detail"]["idempotencyKey"] for e in events) == sorted(keys)
+    assert {e["detail-type"] for e in events} == {DetailType.SUCCESS.value}
+
+
+def test_partial_batch_failures_are_exactly_the_failed_records(run_worker: Any, stage: Any) -> None:
+    good = [send(stage, order(n)) for n in range(4)]
+    bad_payloads = [{"orderId": "", "amount": 1}, "not json at all", {"amount": -1}]
+    bad = [send(stage, payload) for payload in bad_payloads]
+    bad_bodies = {payload if isinstance(payload, str) else json.dumps(payload) for payload in bad_payloads}
+
+    failures, messages = run_worker()
+
+    assert len(messages) == 7
+    assert sorted(failures) == sorted(m["MessageId"] for m in messages if m["Body"] in bad_bodies)
+    for key in good:
+        assert stage.state(key)["status"] == RecordStatus.SUCCEEDED.value
+    for key in bad:
+        item = stage.state(key)
+        assert (item["status"], item["errorType"]) == (
+            RecordStatus.FAILED.value,
+            ErrorType.SCHEMA_VALIDATION.value,
+        )
+    events = stage.captured_events()
+    failure_events = [e for e in events if e["detail-type"] == DetailType.FAILURE.value]
+    assert len(failure_events) == 3
+    assert {e["detail"]["errorType"] for e in failure_events} == {ErrorType.SCHEMA_VALIDATION.value}
+
+
+def test_duplicate_of_succeeded_key_is_a_success_without_write_or_event(run_worker: Any, stage: Any) -> None:
+    key = send(stage, order(1))
+    run_worker()
+    first = stage.state(key)
+    stage.captured_events()
+
+    send(stage, order(1))
+    failures, _ = run_worker()
+
+    assert failures == []
+    assert stage.state(key) == first
+    assert stage.captured_events() == []
+
+
+def test_key_inflight_elsewhere_is_a_batch_item_failure(run_worker: Any, stage: Any) -> None:
+    key = send(stage, order(7))
+    stage.dynamodb.put_item(
+        TableName=stage.table_name,
+        Item={
+            "idempotencyKey": {"S": key},
+            "status": {"S": "INFLIGHT"},
+            "attempts": {"N": "1"},
+            "inflightUntil": {"N": str(int(time.time()) + 300)},
+        },
+    )
+
+    failures, messages = run_worker()
+
+    assert failures == [messages[0]["MessageId"]]
+    assert stage.state(key)["status"] == "INFLIGHT"
+    assert stage.captured_events() == []
+
+
+def test_stale_inflight_is_taken_over(run_worker: Any, stage: Any) -> None:
+    key = send(stage, order(8))
+    stage.dynamodb.put_item(
+        TableName=stage.table_name,
+        Item={
+            "idempotencyKey": {"S": key},
+            "status": {"S": "INFLIGHT"},
+            "attempts": {"N": "1"},
+            "firstSeenAt": {"S": "2026-01-01T00:00:00.000Z"},
+            "inflightUntil": {"N": str(int(time.time()) - 10)},
+        },
+    )
+
+    failures, _ = run_worker()
+
+    assert failures == []
+    item = stage.state(key)
+    assert (item["status"], item["attempts"], item["firstSeenAt"]) == (
+        "SUCCEEDED",
+        2,
+        "2026-01-01T00:00:00.000Z",
+    )
+
+
+def test_failed_record_is_retried_and_keeps_its_redrive_count(run_worker: Any, stage: Any) -> None:
+    key = send(stage, order(9))
+    stage.dynamodb.put_item(
+        TableName=stage.table_name,
+        Item={
+            "idempotencyKey": {"S": key},
+            "status": {"S": "FAILED"},
+            "errorType": {"S": ErrorType.TRANSIENT.value},
+            "attempts": {"N": "3"},
+            "redriveCount": {"N": "1"},
+        },
+    )
+
+    failures, _ = run_worker()
+
+    assert failures == []
+    item = stage.state(key)
+    assert (item["status"], item["attempts"], item["redriveCount"]) == ("SUCCEEDED", 4, 1)
+    assert "errorType" not in item
+
+
+def test_poison_payload_fails_every_record(run_worker: Any, stage: Any) -> None:
+    stage.set_failure_mode("poison_payload")
+    keys = [send(stage, order(n)) for n in range(3)]
+
+    failures, messages = run_worker()
+
+    assert sorted(failures) == sorted(m["MessageId"] for m in messages)
+    for key in keys:
+        assert stage.state(key)["errorType"] == ErrorType.SCHEMA_VALIDATION.value
+
+
+def test_expired_failure_mode_is_ignored(run_worker: Any, stage: Any) -> None:
+    stage.set_failure_mode(
+        json.dumps({"mode": "poison_payload", "expiresAt": time.time() - 1, "setBy": "test"})
+    )
+    send(stage, order(1))
+    failures, _ = run_worker()
+    assert failures == []
+
+
+def test_disabled_injection_ignores_the_mode(
+    run_worker: Any, stage: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAILURE_INJECTION_ENABLED", "false")
+    stage.set_failure_mode("poison_payload")
+    send(stage, order(1))
+    failures, _ = run_worker()
+    assert failures == []
+
+
+def _processor(
+    stage: Any,
+    events: EventBatch,
+    rng: random.Random | None = None,
+    sleep: Any = time.sleep,
+    remaining_ms: int = 30_000,
+) -> RecordProcessor:
+    reader = FailureModeReader(
+        ParameterWithMetadataProvider(stage.ssm),
+        parameter_name=FAILURE_MODE_PARAMETER,
+        enabled=True,
+        cache_seconds=0,
+    )
+    return RecordProcessor(
+        state=StateTable(stage.dynamodb, stage.table_name, ttl_days=1),
+        failure_modes=reader,
+        events=events,
+        remaining_ms=lambda: remaining_ms,
+        rng=rng,
+        sleep=sleep,
+    )
+
+
+def test_random_fail_p30_fails_exactly_the_seeded_draws(stage: Any, lambda_context: Any) -> None:
+    stage.set_failure_mode("random_fail_p30")
+    for n in range(20):
+        send(stage, order(n))
+    messages = stage.receive_all(stage.queue_url)
+    draws = random.Random(42)
+    expected = [m["MessageId"] for m in messages if draws.random() < RANDOM_FAILURE_PROBABILITY]
+    events = EventBatch(stage.events, stage.bus_name)
+
+    response = process_partial_response(
+        event=sqs_event(messages),
+        record_handler=_processor(stage, events, random.Random(42)).process,
+        processor=BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False),
+        context=lambda_context,
+    )
+
+    assert [f["itemIdentifier"] for f in response["batchItemFailures"]] == expected
+    assert 0 < len(expected) < 20
+    assert len(events) == 20
+
+
+class FakeEventsClient:
+    def __init__(self, reject_first_time: set[str], reject_always: set[str]) -> None:
+        self.calls: list[list[dict[str, Any]]] = []
+        self._seen: set[str] = set()
+        self._reject_first = reject_first_time
+        self._reject_always = reject_always
+
+    def put_events(self, Entries: list[dict[str, Any]]) -> dict[str, Any]:
+        self.calls.append(Entries)
+        results = []
+        for entry in Entries:
+            key = json.loads(entry["Detail"])["idempotencyKey"]
+            rejected = key in self._reject_always or (key in self._reject_first and key not in self._seen)
+            self._seen.add(key)
+            results.append(
+                {"ErrorCode": "ThrottlingException", "ErrorMessage": "slow down"}
+                if rejected
+                else {"EventId": key}
+            )
+        return {"FailedEntryCount": sum("ErrorCode" in r for r in results), "Entries": results}
+
+
+def test_put_events_chunks_of_ten_with_one_retry_of_failed_entries() -> None:
+    client = FakeEventsClient(reject_first_time={"k3", "k15"}, reject_always={"k21"})
+    batch = EventBatch(client, "bus")
+    for n in range(23):
+        batch.add(DetailType.SUCCESS, {"idempotencyKey": f"k{n}"})
+
+    outcome = batch.publish()
+
+    sizes = [len(call) for call in client.calls]
+    assert sizes == [10, 1, 10, 1, 3, 1]
+    assert all(size <= 10 for size in sizes)
+    assert (outcome.sent, outcome.lost) == (22, 1)
+    assert len(batch) == 0
+
+
+def test_put_events_transport_error_is_logged_not_raised() -> None:
+    class Broken:
+        def put_events(self, Entries: list[dict[str, Any]]) -> dict[str, Any]:
+            from botocore.exceptions import EndpointConnectionError
+
+            raise EndpointConnectionError(endpoint_url="https://events")
+
+    batch = EventBatch(Broken(), "bus")
+    batch.add(DetailType.FAILURE, {"idempotencyKey": "k"})
+    assert batch.publish().lost == 1
+
+
+def test_slow_downstream_sleeps_past_the_deadline_after_flushing_events(
+    stage: Any, lambda_context: Any
+) -> None:
+    first = send(stage, order(1))
+    slow = send(stage, order(2))
+    messages = stage.receive_all(stage.queue_url)
+    events = EventBatch(stage.events, stage.bus_name)
+    naps: list[float] = []
+
+    def sleep_until_killed(seconds: float) -> None:
+        # What is true when the runtime kills the invocation during this sleep:
+        item = stage.state(slow)
+        assert (item["status"], item["errorType"]) == ("INFLIGHT", ErrorType.TIMEOUT.value)
+        assert [e["detail"]["idempotencyKey"] for e in stage.captured_events()] == [first]
+        naps.append(seconds)
+
+    processor = _processor(stage, events, sleep=sleep_until_killed, remaining_ms=4_000)
+    processor.process(SQSRecord(sqs_event(messages[:1])["Records"][0]))
+    stage.set_failure_mode("slow_downstream")
+    with pytest.raises(DownstreamTimeoutError):
+        processor.process(SQSRecord(sqs_event(messages[1:])["Records"][0]))
+
+    assert naps == [5.0]
+
+
+def test_a_lease_taken_over_mid_processing_is_not_overwritten(stage: Any) -> None:
+    key = send(stage, order(1))
+    messages = stage.receive_all(stage.queue_url)
+    events = EventBatch(stage.events, stage.bus_name)
+    processor = _processor(stage, events)
+
+    class TakeoverDuringProcessing(FailureModeReader):
+        def current(self) -> Any:
+            # Another delivery takes the (expired) lease while this one is still working.
+            stage.dynamodb.update_item(
+                TableName=stage.table_name,
+                Key={"idempotencyKey": {"S": key}},
+                UpdateExpression="SET attempts = :n",
+                ExpressionAttributeValues={":n": {"N": "2"}},
+            )
+            return super().current()
+
+    processor._failure_modes = TakeoverDuringProcessing(
+        None, parameter_name=FAILURE_MODE_PARAMETER, enabled=False
+    )
+    with pytest.raises(InflightElsewhereError):
+        processor.process(SQSRecord(sqs_event(messages)["Records"][0]))
+
+    assert (stage.state(key)["status"], stage.state(key)["attempts"]) == ("INFLIGHT", 2)
+    assert len(events) == 0
