@@ -45,3 +45,32 @@ check: lint typecheck test ## what CI runs
 
 synth: $(STAMP) ## synthesize the app into cdk.out
 	$(PY) -m app
+
+.PHONY: loadtest
+loadtest: $(STAMP) ## Locust (throughput + duplicate submit) on the local cloud for 30 s, then the gate
+	$(PY) -m loadtest --target local --users 4 --spawn-rate 4 --run-time 30s
+
+.PHONY: gameday
+gameday: $(STAMP) ## one automated drill on the local lab (make gameday DRILL=poison-pill; see `lab gameday -h`)
+	$(VENV)/bin/lab gameday $(or $(DRILL),poison-pill)
+
+# --- Local cloud (lab/local): the real stage on an embedded AWS on 127.0.0.1 ---------------------
+NPM_STAMP := node_modules/.installed
+
+$(NPM_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
+
+.PHONY: lab lab-down lab-status bench
+lab: $(STAMP) $(NPM_STAMP) ## start the local cloud, deploy the stage, send sample events, leave it running
+	$(PY) -m lab.local up
+	$(PY) -m lab.local demo
+
+lab-down: $(STAMP) ## stop the local cloud (engine, agent) started by `make lab`
+	$(PY) -m lab.local down
+
+lab-status: $(STAMP) ## engine, agent and alarm states of the local cloud
+	$(PY) -m lab.local status
+
+bench: $(STAMP) $(NPM_STAMP) ## local figures: end-to-end events/s, ingest p50/p95 (Locust), drain rate, raw SendMessage rate
+	$(PY) -m lab.local.bench

@@ -20,7 +20,6 @@ from app.constructs.nag import suppress
 from app.stacks.functions_stack import FunctionsStack
 from functions.common import names
 
-API_KEY_HEADER = "x-api-key"
 ROUTES: tuple[tuple[apigw.HttpMethod, str, str], ...] = (
     (apigw.HttpMethod.POST, "/events", "ingest"),
     (apigw.HttpMethod.GET, "/redrive/preview", "redrive"),
@@ -81,7 +80,12 @@ class ApiStack(Stack):
                     apigw.CorsHttpMethod.POST,
                     apigw.CorsHttpMethod.OPTIONS,
                 ],
-                allow_headers=["content-type", "authorization", API_KEY_HEADER],
+                allow_headers=[
+                    "content-type",
+                    "authorization",
+                    names.API_KEY_HEADER,
+                    names.IDEMPOTENCY_KEY_HEADER,
+                ],
                 max_age=Duration.hours(1),
             ),
         )
@@ -171,6 +175,6 @@ class ApiStack(Stack):
             "ApiKeyAuthorizer",
             self.authorizer_function.function,
             response_types=[authorizers.HttpLambdaResponseType.SIMPLE],
-            identity_source=[f"$request.header.{API_KEY_HEADER}"],
+            identity_source=[f"$request.header.{names.API_KEY_HEADER}"],
             results_cache_ttl=Duration.minutes(5),
         )

@@ -96,7 +96,8 @@ class FunctionsStack(Stack):
             extra_layers=[fis_target.layer] if fis_target else (),
             reserved_concurrency=config.worker_reserved_concurrency,
         )
-        self.worker.allow(["dynamodb:PutItem", "dynamodb:UpdateItem"], [state.state_table.table_arn])
+        # The worker claims and settles records with conditional UpdateItem only (no PutItem, no GetItem).
+        self.worker.allow(["dynamodb:UpdateItem"], [state.state_table.table_arn])
         self.worker.allow(["ssm:GetParameter"], [parameter_arn])
         self.worker.allow(["events:PutEvents"], [self.event_bus.bus.event_bus_arn])
         # What the SQS event source mapping itself calls with the worker's role.

@@ -21,10 +21,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.common.clients import client
 from functions.common.config import env_str
-from functions.common.names import EnvVar
+from functions.common.names import API_KEY_HEADER, EnvVar
 from functions.common.observability import bind_request_id, logger, tracer
 
-API_KEY_HEADER = "x-api-key"
 # Rotation takes effect within this many seconds without a cold start.
 SECRET_CACHE_SECONDS = 300
 

@@ -7,7 +7,7 @@ This module must stay dependency-free (standard library only): it is imported on
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 SERVICE_NAME = "ingestion-lab"
 
@@ -17,8 +17,12 @@ FAILURE_MODE_PARAMETER = "/ingestion/failure_mode"
 # Secrets Manager, not in an SSM SecureString: CloudFormation cannot create SecureString
 # parameters, while it can generate a secret, so the stage stays deployable by `cdk deploy` alone.
 
+# --- HTTP headers the API accepts (the authorizer, the ingest and the API's CORS all use them) --
+API_KEY_HEADER = "x-api-key"
+IDEMPOTENCY_KEY_HEADER = "idempotency-key"
 
-class FailureMode(str, Enum):
+
+class FailureMode(StrEnum):
     """Values of /ingestion/failure_mode that the break/fix lab understands."""
 
     NONE = "none"
@@ -29,7 +33,7 @@ class FailureMode(str, Enum):
 
 
 # --- Environment variables (set by app/, read by functions/) -----------------------------------
-class EnvVar(str, Enum):
+class EnvVar(StrEnum):
     QUEUE_URL = "QUEUE_URL"
     DLQ_URL = "DLQ_URL"
     TABLE_NAME = "TABLE_NAME"
@@ -37,7 +41,7 @@ class EnvVar(str, Enum):
     EVENT_BUS_NAME = "EVENT_BUS_NAME"
     FAILURE_MODE_PARAMETER = "FAILURE_MODE_PARAMETER"
     FAILURE_MODE_CACHE_SECONDS = "FAILURE_MODE_CACHE_SECONDS"
-    API_KEY_SECRET_ARN = "API_KEY_SECRET_ARN"
+    API_KEY_SECRET_ARN = "API_KEY_SECRET_ARN"  # noqa: S105 - an env var name, not a secret
     TTL_DAYS = "TTL_DAYS"
     ENV_NAME = "ENV_NAME"
     MAX_BODY_BYTES = "MAX_BODY_BYTES"
@@ -56,7 +60,7 @@ class EnvVar(str, Enum):
 
 
 # --- Lambda handlers (import path is the same in tests and in Lambda) ------------------------
-class Handler(str, Enum):
+class Handler(StrEnum):
     INGEST = "functions.ingest.handler.lambda_handler"
     WORKER = "functions.worker.handler.lambda_handler"
     REDRIVE = "functions.redrive.handler.lambda_handler"
@@ -66,7 +70,7 @@ class Handler(str, Enum):
 
 
 # --- SQS message attributes written by ingest and redrive ------------------------------------
-class MessageAttribute(str, Enum):
+class MessageAttribute(StrEnum):
     IDEMPOTENCY_KEY = "idempotencyKey"
     SUBMITTED_AT = "submittedAt"
     ERROR_TYPE_CANDIDATE = "errorTypeCandidate"
@@ -81,7 +85,7 @@ REDRIVE_JOBS_PARTITION_KEY = "jobId"
 REDRIVE_JOBS_TTL_ATTRIBUTE = "expiresAt"
 
 
-class RecordStatus(str, Enum):
+class RecordStatus(StrEnum):
     INFLIGHT = "INFLIGHT"
     SUCCEEDED = "SUCCEEDED"
     FAILED = "FAILED"
@@ -89,7 +93,7 @@ class RecordStatus(str, Enum):
 
 
 # --- Error types (errorType in logs, state records, events and the redrive filter) -----------
-class ErrorType(str, Enum):
+class ErrorType(StrEnum):
     SCHEMA_VALIDATION = "SchemaValidationError"
     TRANSIENT = "TransientDownstreamError"
     TIMEOUT = "DownstreamTimeoutError"
@@ -100,7 +104,7 @@ class ErrorType(str, Enum):
 EVENT_SOURCE = "ingestion.lab"
 
 
-class DetailType(str, Enum):
+class DetailType(StrEnum):
     SUCCESS = "IngestionSuccess"
     FAILURE = "IngestionFailure"
 
@@ -109,7 +113,7 @@ class DetailType(str, Enum):
 METRICS_NAMESPACE = "IngestionLab"
 
 
-class MetricName(str, Enum):
+class MetricName(StrEnum):
     EVENTS_ACCEPTED = "EventsAccepted"
     EVENTS_REJECTED = "EventsRejected"
     RECORDS_PROCESSED = "RecordsProcessed"
@@ -125,7 +129,7 @@ class MetricName(str, Enum):
 
 
 # --- Structured log fields (metric filters and Logs Insights queries match on these) ---------
-class LogField(str, Enum):
+class LogField(StrEnum):
     REQUEST_ID = "requestId"
     IDEMPOTENCY_KEY = "idempotencyKey"
     ERROR_TYPE = "errorType"
@@ -136,7 +140,7 @@ class LogField(str, Enum):
 
 
 # --- Stage outputs (CfnOutput keys: the lab CLI, pipeline steps and tests read these) ---------
-class Output(str, Enum):
+class Output(StrEnum):
     API_URL = "ApiUrl"
     API_ID = "ApiId"
     QUEUE_URL = "QueueUrl"
@@ -165,7 +169,7 @@ class Output(str, Enum):
 FIS_TEMPLATE_NAME_TAG = "Name"
 
 
-class FisExperiment(str, Enum):
+class FisExperiment(StrEnum):
     """Slugs of the stage's FIS experiment templates, one per drill that FIS can drive."""
 
     SLOW_DOWNSTREAM = "worker-delay-beyond-timeout"
@@ -173,7 +177,7 @@ class FisExperiment(str, Enum):
 
 
 # --- Added by the functions work (helper-1) ----------------------------------------------------
-class DeliveryMetricName(str, Enum):
+class DeliveryMetricName(StrEnum):
     """Delivery failures of the worker and the redrive (namespace METRICS_NAMESPACE, EMF)."""
 
     # EventBridge entries still rejected after one retry: a lost event must be visible.
@@ -183,3 +187,14 @@ class DeliveryMetricName(str, Enum):
 
 # Key of the asynchronous self-invocation event that runs a redrive job: {"redriveJobId": "<id>"}.
 REDRIVE_JOB_EVENT_KEY = LogField.REDRIVE_JOB_ID.value
+
+
+class EventDetailField(StrEnum):
+    """Fields of the detail of IngestionSuccess / IngestionFailure events (drills count on them)."""
+
+    IDEMPOTENCY_KEY = "idempotencyKey"
+    MESSAGE_ID = "messageId"
+    STATUS = "status"
+    ERROR_TYPE = "errorType"
+    ATTEMPTS = "attempts"
+    PROCESSED_AT = "processedAt"

@@ -20,7 +20,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from functions.common.canonical import idempotency_key_for, is_valid_client_key
 from functions.common.failure_mode import FailureModeReader
-from functions.common.names import ErrorType, FailureMode, MessageAttribute
+from functions.common.names import IDEMPOTENCY_KEY_HEADER, ErrorType, FailureMode, MessageAttribute
 from functions.common.payload import (
     MalformedJsonError,
     SchemaError,
@@ -32,7 +32,6 @@ from functions.common.state_table import iso
 
 DEFAULT_MAX_BODY_BYTES = 256_000
 SQS_MESSAGE_LIMIT_BYTES = 262_144
-IDEMPOTENCY_KEY_HEADER = "idempotency-key"
 NO_ERROR_CANDIDATE = "none"
 
 # The errorType the worker will give a message submitted while a mode is on: a hint that lets an

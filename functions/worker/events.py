@@ -8,10 +8,15 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from functions.common.names import EVENT_SOURCE, DeliveryMetricName, DetailType
+from functions.common.names import EVENT_SOURCE, DeliveryMetricName, DetailType, EventDetailField
 from functions.common.observability import count, logger
 
 PUT_EVENTS_MAX_ENTRIES = 10
+
+
+def event_detail(**values: Any) -> dict[str, Any]:
+    """Map EventDetailField member names to wire names: event_detail(STATUS="FAILED") -> {"status": ...}."""
+    return {EventDetailField[name].value: value for name, value in values.items()}
 
 
 @dataclass(frozen=True)

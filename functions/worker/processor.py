@@ -21,7 +21,7 @@ from functions.common.names import (
 from functions.common.observability import count, fields, logger, milliseconds
 from functions.common.payload import MalformedJsonError, SchemaError, parse_strict_json, validate_event
 from functions.common.state_table import AlreadySucceeded, HeldByAnother, StateTable, iso
-from functions.worker.events import EventBatch
+from functions.worker.events import EventBatch, event_detail
 
 RANDOM_FAILURE_PROBABILITY = 0.3
 # How far past the invocation's deadline slow_downstream sleeps: the runtime kills it first.
@@ -117,13 +117,13 @@ class RecordProcessor:
         )
         self._events.add(
             DetailType.SUCCESS,
-            {
-                "idempotencyKey": key,
-                "messageId": record.message_id,
-                "status": RecordStatus.SUCCEEDED.value,
-                "attempts": attempts,
-                "processedAt": iso(finished),
-            },
+            event_detail(
+                IDEMPOTENCY_KEY=key,
+                MESSAGE_ID=record.message_id,
+                STATUS=RecordStatus.SUCCEEDED.value,
+                ATTEMPTS=attempts,
+                PROCESSED_AT=iso(finished),
+            ),
         )
 
     def _run(self, record: SQSRecord, key: str, attempts: int) -> None:
@@ -173,14 +173,14 @@ class RecordProcessor:
         )
         self._events.add(
             DetailType.FAILURE,
-            {
-                "idempotencyKey": key,
-                "messageId": record.message_id,
-                "status": RecordStatus.FAILED.value,
-                "errorType": error_type,
-                "attempts": attempts,
-                "processedAt": iso(now),
-            },
+            event_detail(
+                IDEMPOTENCY_KEY=key,
+                MESSAGE_ID=record.message_id,
+                STATUS=RecordStatus.FAILED.value,
+                ERROR_TYPE=error_type,
+                ATTEMPTS=attempts,
+                PROCESSED_AT=iso(now),
+            ),
         )
 
 

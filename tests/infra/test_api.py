@@ -5,6 +5,7 @@ from __future__ import annotations
 from aws_cdk.assertions import Match
 
 from app.stacks.api_stack import ROUTES
+from functions.common import names
 
 from .conftest import SynthesizedStage
 
@@ -94,6 +95,13 @@ def test_cors_is_limited_to_the_configured_origins(any_stage: SynthesizedStage) 
                 {
                     "AllowOrigins": list(any_stage.config.cors_allowed_origins),
                     "AllowMethods": ["GET", "POST", "OPTIONS"],
+                    # Browsers may send the API key and a client idempotency key, nothing else custom.
+                    "AllowHeaders": [
+                        "content-type",
+                        "authorization",
+                        names.API_KEY_HEADER,
+                        names.IDEMPOTENCY_KEY_HEADER,
+                    ],
                 }
             )
         },

@@ -46,7 +46,7 @@ def _expected_grants(stage: SynthesizedStage) -> dict[str, set[Grant]]:
     expected = {
         "ingest": _grants(({"sqs:SendMessage"}, {queue}), ({"ssm:GetParameter"}, {parameter})),
         "worker": _grants(
-            ({"dynamodb:PutItem", "dynamodb:UpdateItem"}, {table}),
+            ({"dynamodb:UpdateItem"}, {table}),
             ({"ssm:GetParameter"}, {parameter}),
             ({"events:PutEvents"}, {stage.arn(compute.event_bus.bus)}),
             ({"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"}, {queue}),

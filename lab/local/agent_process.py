@@ -1,0 +1,79 @@
+"""Start and stop the metrics and alarm agent (lab.local.agent) as a background process."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import time
+
+from lab.local.engine import EngineInfo, aws_env, terminate_process_group
+from lab.local.paths import REPO_ROOT, StateDir
+
+AGENT_STARTUP_TIMEOUT_SECONDS = 20.0
+
+
+def _read_pid(state: StateDir) -> int | None:
+    try:
+        return int(state.agent_pid.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def agent_running(state: StateDir) -> bool:
+    pid = _read_pid(state)
+    if pid is None:
+        return False
+    try:
+        reaped, _ = os.waitpid(pid, os.WNOHANG)
+        if reaped == pid:
+            return False
+    except ChildProcessError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def start_agent(state: StateDir, info: EngineInfo) -> int:
+    """Start the agent for this state dir (restarted, so it reads the freshly deployed alarms)."""
+    stop_agent(state)
+    state.agent_status.unlink(missing_ok=True)
+    env = {**os.environ, **aws_env(info.endpoint_url)}
+    with state.agent_log.open("ab") as log:
+        process = subprocess.Popen(  # noqa: S603 - fixed argv: this interpreter and module
+            [sys.executable, "-m", "lab.local.agent", "--state-dir", str(state.root)],
+            env=env,
+            cwd=REPO_ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    state.agent_pid.write_text(f"{process.pid}\n")
+    deadline = time.monotonic() + AGENT_STARTUP_TIMEOUT_SECONDS
+    # The agent writes its status file after its first full cycle: then every alarm has been
+    # evaluated once and callers may rely on alarm states.
+    while not state.agent_status.exists():
+        if process.poll() is not None:
+            raise RuntimeError(
+                f"the metrics/alarm agent exited with {process.returncode}; see {state.agent_log}"
+            )
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the metrics/alarm agent did not report within 20 s; see {state.agent_log}")
+        time.sleep(0.1)
+    return process.pid
+
+
+def stop_agent(state: StateDir) -> bool:
+    pid = _read_pid(state)
+    running = agent_running(state)
+    if pid is not None and running:
+        terminate_process_group(pid, 5.0)
+        with contextlib.suppress(ChildProcessError):  # not our child: nothing to reap
+            os.waitpid(pid, 0)
+    state.agent_pid.unlink(missing_ok=True)
+    return running

@@ -1,0 +1,1 @@
+"""Load test for the ingestion API: a Locust file, a runner (`python -m loadtest`) and a threshold gate."""

@@ -1,0 +1,179 @@
+"""The delivery pipeline: git push -> synth + checks -> self-mutation -> dev + checks -> approval -> prod."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from aws_cdk import App, Environment, Stack, pipelines
+from aws_cdk import aws_codebuild as codebuild
+from aws_cdk import aws_codepipeline as codepipeline
+from aws_cdk import aws_iam as iam
+from constructs import Construct
+
+from app.config import StageConfig, load_stage_config
+from app.main import CDK_JSON, stage_context
+from app.stage import IngestionStage
+from pipeline.config import (
+    CONTEXT_KEY,
+    OVERRIDE_KEYS,
+    PipelineConfig,
+    PipelineConfigError,
+    load_pipeline_config,
+)
+from pipeline.nag import acknowledge_pipeline_findings
+from pipeline.steps import StageChecks
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+PACKAGE_JSON = REPO_ROOT / "package.json"
+DEFAULT_CLI_VERSION = "2.1148.1"
+PIPELINE_STACK_ID = "IngestionPipeline"
+CONTEXT_PARAMETER_ENV = "CDK_CONTEXT_PARAMETER"
+# The tiers that need no local cloud: the local tier's behaviours are checked again, against the
+# real stage, by the dev stage's post-deploy steps.
+DEVELOPER_CHECK = "make lint typecheck test-unit test-infra"
+SYNTH_COMMANDS = (
+    DEVELOPER_CHECK,
+    # The real account ids live in an SSM parameter of the pipeline account, never in git.
+    f'aws ssm get-parameter --name "${CONTEXT_PARAMETER_ENV}" --query Parameter.Value --output text'
+    " > cdk.context.json",
+    'PATH="$PWD/.venv/bin:$PATH" npx cdk synth',
+)
+
+
+def cdk_cli_version(package_json: Path = PACKAGE_JSON) -> str:
+    """The CDK CLI version pinned in package.json, so the pipeline deploys with the CLI developers use."""
+    try:
+        version = json.loads(package_json.read_text(encoding="utf-8"))["devDependencies"]["aws-cdk"]
+    except (OSError, KeyError, ValueError):
+        return DEFAULT_CLI_VERSION
+    return str(version).lstrip("^~=")
+
+
+class IngestionPipelineStack(Stack):
+    """The CodePipeline (V2) in the pipeline account; dev and prod are stages it deploys."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: PipelineConfig,
+        dev: StageConfig,
+        prod: StageConfig,
+        cli_version: str,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            scope,
+            construct_id,
+            env=Environment(account=config.account, region=config.region),
+            description="Ingestion lab: the CDK pipeline (dev -> approval -> prod)",
+            **kwargs,
+        )
+        self.config = config
+        source = pipelines.CodePipelineSource.connection(
+            config.repository, config.branch, connection_arn=config.connection_arn, trigger_on_push=True
+        )
+        synth = pipelines.ShellStep(
+            "Synth",
+            input=source,
+            install_commands=["npm ci"],
+            commands=list(SYNTH_COMMANDS),
+            env={CONTEXT_PARAMETER_ENV: config.context_parameter_name},
+            primary_output_directory="cdk.out",
+        )
+        self.pipeline = pipelines.CodePipeline(
+            self,
+            "Pipeline",
+            pipeline_name=config.pipeline_name,
+            pipeline_type=codepipeline.PipelineType.V2,
+            synth=synth,
+            self_mutation=True,
+            cross_account_keys=True,
+            enable_key_rotation=True,
+            cli_version=cli_version,
+            publish_assets_in_parallel=False,
+            code_build_defaults=pipelines.CodeBuildOptions(
+                build_environment=codebuild.BuildEnvironment(
+                    build_image=codebuild.LinuxBuildImage.STANDARD_7_0,
+                    compute_type=codebuild.ComputeType.SMALL,
+                ),
+                partial_build_spec=codebuild.BuildSpec.from_object(
+                    {"phases": {"install": {"runtime-versions": {"python": "3.11", "nodejs": "20"}}}}
+                ),
+            ),
+            synth_code_build_defaults=pipelines.CodeBuildOptions(
+                role_policy=[
+                    iam.PolicyStatement(
+                        sid="ReadSynthContext",
+                        actions=["ssm:GetParameter"],
+                        resources=[
+                            self.format_arn(
+                                service="ssm",
+                                resource="parameter",
+                                resource_name=config.context_parameter_name.lstrip("/"),
+                            )
+                        ],
+                    )
+                ]
+            ),
+        )
+
+        self.dev_stage = IngestionStage(self, "Dev", config=dev)
+        dev_checks = StageChecks(self, self.dev_stage, config)
+        smoke, load, gameday = dev_checks.smoke(), dev_checks.load(), dev_checks.gameday()
+        # One after the other: the gameday breaks the worker on purpose, which would fail the load
+        # test, and neither is worth running when the smoke test fails.
+        load.add_step_dependency(smoke)
+        gameday.add_step_dependency(load)
+        self.pipeline.add_stage(self.dev_stage, post=[smoke, load, gameday])
+
+        self.prod_stage = IngestionStage(self, "Prod", config=prod)
+        prod_checks = StageChecks(self, self.prod_stage, config)
+        prod_post = [prod_checks.smoke()]
+        if config.gameday_in_prod:
+            prod_gameday = prod_checks.gameday()
+            prod_gameday.add_step_dependency(prod_post[0])
+            prod_post.append(prod_gameday)
+        approval = pipelines.ManualApprovalStep(
+            "PromoteToProd",
+            comment="dev passed smoke, load and gameday checks: approve to deploy the same commit to prod",
+        )
+        self.pipeline.add_stage(self.prod_stage, pre=[approval], post=prod_post)
+
+        # Materialize the CodePipeline now so the cdk-nag acknowledgements can name its constructs.
+        self.pipeline.build_pipeline()
+        acknowledge_pipeline_findings(self, self.pipeline)
+
+
+def pipeline_context(app: App) -> dict[str, Any]:
+    """The stage and pipeline context: from the CDK CLI when it runs the app, else from cdk.json
+    (as app.main.stage_context does), plus any override keys given on the command line."""
+    context: dict[str, Any] = {**stage_context(app)}
+    section = app.node.try_get_context(CONTEXT_KEY)
+    if section is None:
+        section = json.loads(CDK_JSON.read_text(encoding="utf-8"))["context"].get(CONTEXT_KEY)
+    context[CONTEXT_KEY] = section
+    for key in OVERRIDE_KEYS:
+        if (value := app.node.try_get_context(key)) is not None:
+            context[key] = value
+    return context
+
+
+def build_pipeline(app: App) -> IngestionPipelineStack:
+    """Add the pipeline stack to `app` (see app/__main__.py), configured from the app's context."""
+    context = pipeline_context(app)
+    config = load_pipeline_config(context)
+    overrides = config.stage_overrides
+    dev = load_stage_config(context, "dev", **overrides["dev"])
+    prod = load_stage_config(context, "prod", **overrides["prod"])
+    if config.gameday_in_prod and not prod.failure_injection_enabled:
+        raise PipelineConfigError(
+            "pipeline.gamedayInProd: the prod stage refuses failure injection (failureInjectionEnabled "
+            "false), so its gameday could not inject the poison pill"
+        )
+    return IngestionPipelineStack(
+        app, PIPELINE_STACK_ID, config=config, dev=dev, prod=prod, cli_version=cdk_cli_version()
+    )

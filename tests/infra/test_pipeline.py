@@ -1,0 +1,489 @@
+"""The delivery pipeline as `python -m app` synthesizes it: source, self-mutation, stage order, post-deploy
+steps (commands, outputs, role), artifact key, and cdk-nag over the pipeline and the stages inside it."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aws_cdk import App, Validations
+from cfnlint.api import ManualArgs, lint
+
+from app.config import load_stage_config
+from app.constructs.gameday_role import gameday_role_name
+from app.main import build_app
+from functions.common import names
+from lab.cli import build_parser as lab_parser
+from loadtest.run import build_parser as loadtest_parser
+from pipeline import build_pipeline
+from pipeline.config import load_pipeline_config
+from pipeline.stack import PIPELINE_STACK_ID, IngestionPipelineStack, pipeline_context
+from pipeline.steps import GAMEDAY_OUTPUTS, LOAD_OUTPUTS, SMOKE_OUTPUTS
+
+from .test_nag_and_lint import CFN_LINT_IGNORED
+
+REPO = Path(__file__).resolve().parents[2]
+CDK_JSON = json.loads((REPO / "cdk.json").read_text())
+PIPELINE_CONTEXT = CDK_JSON["context"]["pipeline"]
+# CodePipeline rejects an action whose configuration value is longer than this.
+ACTION_CONFIGURATION_LIMIT = 1000
+IN_STAGE = "pipeline/scripts/in_stage.sh"
+
+
+@dataclass
+class PipelineSynthesis:
+    stack: IngestionPipelineStack
+    template: dict[str, Any]
+    outdir: Path
+    validation_error: str | None
+
+    @property
+    def resources(self) -> dict[str, dict[str, Any]]:
+        return dict(self.template["Resources"])
+
+    def of_type(self, resource_type: str) -> dict[str, dict[str, Any]]:
+        return {lid: r for lid, r in self.resources.items() if r["Type"] == resource_type}
+
+    @property
+    def pipeline(self) -> dict[str, Any]:
+        (resource,) = self.of_type("AWS::CodePipeline::Pipeline").values()
+        return dict(resource["Properties"])
+
+    def stage(self, name: str) -> list[dict[str, Any]]:
+        (stage,) = [s for s in self.pipeline["Stages"] if s["Name"] == name]
+        return list(stage["Actions"])
+
+    def action(self, stage: str, name: str) -> dict[str, Any]:
+        (action,) = [a for a in self.stage(stage) if a["Name"] == name]
+        return action
+
+    def project(self, action: dict[str, Any]) -> dict[str, Any]:
+        return dict(self.resources[action["Configuration"]["ProjectName"]["Ref"]]["Properties"])
+
+    def buildspec(self, action: dict[str, Any]) -> dict[str, Any]:
+        return dict(json.loads(self.project(action)["Source"]["BuildSpec"]))
+
+    def project_env(self, action: dict[str, Any]) -> dict[str, Any]:
+        return {
+            v["Name"]: v["Value"] for v in self.project(action)["Environment"].get("EnvironmentVariables", [])
+        }
+
+    def role_statements(self, action: dict[str, Any]) -> list[dict[str, Any]]:
+        role_id = self.project(action)["ServiceRole"]["Fn::GetAtt"][0]
+        return [
+            statement
+            for policy in self.of_type("AWS::IAM::Policy").values()
+            if {"Ref": role_id} in policy["Properties"]["Roles"]
+            for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+        ]
+
+    def nested_template(self, stage: str, kind: str) -> dict[str, Any]:
+        (path,) = (self.outdir / f"assembly-{PIPELINE_STACK_ID}-{stage}").glob(
+            f"*{stage}{kind}*.template.json"
+        )
+        return dict(json.loads(path.read_text()))
+
+
+@pytest.fixture(scope="module")
+def synthesized() -> Iterator[PipelineSynthesis]:
+    """The app exactly as app/__main__.py builds it, synthesized once for this module."""
+    with tempfile.TemporaryDirectory(prefix="pipeline-tests-") as outdir:
+        app = build_app(App(outdir=outdir))
+        stack = build_pipeline(app)
+        error: str | None = None
+        try:
+            app.synth()
+        except RuntimeError as exc:  # cdk-nag findings fail synthesis; the report is still written
+            error = str(exc)
+        template = json.loads((Path(outdir) / stack.template_file).read_text())
+        yield PipelineSynthesis(stack=stack, template=template, outdir=Path(outdir), validation_error=error)
+
+
+def joined(value: Any) -> str:
+    """A CloudFormation string value with the partition resolved to "aws"."""
+    if isinstance(value, str):
+        return value
+    if "Fn::Join" in value:
+        delimiter, parts = value["Fn::Join"]
+        return str(delimiter.join(joined(part) for part in parts))
+    if value == {"Ref": "AWS::Partition"}:
+        return "aws"
+    raise AssertionError(f"unexpected intrinsic {value}")
+
+
+def stage_config(env_name: str) -> Any:
+    config = load_pipeline_config(CDK_JSON["context"])
+    return load_stage_config(CDK_JSON["context"], env_name, **config.stage_overrides[env_name])
+
+
+def checks_role_arn(env_name: str) -> str:
+    config = stage_config(env_name)
+    return f"arn:aws:iam::{config.account}:role/{gameday_role_name(config)}"
+
+
+# --- Source, synth and self-mutation ----------------------------------------------------------
+
+
+def test_the_pipeline_is_a_v2_pipeline_in_the_pipeline_account(synthesized: PipelineSynthesis) -> None:
+    assert synthesized.pipeline["PipelineType"] == "V2"
+    assert synthesized.pipeline["Name"] == PIPELINE_CONTEXT["pipelineName"]
+    assert synthesized.stack.account == PIPELINE_CONTEXT["account"]
+    assert synthesized.stack.region == PIPELINE_CONTEXT["region"]
+
+
+def test_source_is_the_connection_and_branch_from_context_and_a_push_triggers_it(
+    synthesized: PipelineSynthesis,
+) -> None:
+    assert synthesized.pipeline["Stages"][0]["Name"] == "Source"
+    (source,) = synthesized.stage("Source")
+    assert source["ActionTypeId"] == {
+        "Category": "Source",
+        "Owner": "AWS",
+        "Provider": "CodeStarSourceConnection",
+        "Version": "1",
+    }
+    assert source["Configuration"]["ConnectionArn"] == PIPELINE_CONTEXT["connectionArn"]
+    assert source["Configuration"]["FullRepositoryId"] == PIPELINE_CONTEXT["repository"]
+    assert source["Configuration"]["BranchName"] == PIPELINE_CONTEXT["branch"]
+    assert source["Configuration"]["DetectChanges"] is True
+
+
+def test_synth_runs_the_developer_check_before_it_synthesizes(synthesized: PipelineSynthesis) -> None:
+    synth = synthesized.action("Build", "Synth")
+    spec = synthesized.buildspec(synth)
+    commands = spec["phases"]["build"]["commands"]
+    assert spec["phases"]["install"]["commands"] == ["npm ci"]  # the CLI pinned in package-lock.json
+    check = commands[0].split()
+    assert check[0] == "make"
+    makefile = (REPO / "Makefile").read_text()
+    for target in check[1:]:
+        assert f"\n{target}:" in makefile, f"make target {target} does not exist"
+    assert {"lint", "typecheck", "test-unit", "test-infra"} <= set(check[1:])
+    assert commands[-1].endswith("npx cdk synth")
+    assert spec["artifacts"]["base-directory"] == "cdk.out"
+    # The real account ids come from the SSM parameter, written where the CDK CLI reads context.
+    (fetch,) = [c for c in commands if "get-parameter" in c]
+    assert commands.index(fetch) < len(commands) - 1
+    assert fetch.endswith("> cdk.context.json")
+    assert synthesized.project_env(synth)["CDK_CONTEXT_PARAMETER"] == PIPELINE_CONTEXT["contextParameterName"]
+    ssm = [s for s in synthesized.role_statements(synth) if s["Action"] == "ssm:GetParameter"]
+    assert [joined(s["Resource"]) for s in ssm] == [
+        f"arn:aws:ssm:{PIPELINE_CONTEXT['region']}:{PIPELINE_CONTEXT['account']}:parameter"
+        f"{PIPELINE_CONTEXT['contextParameterName']}"
+    ]
+
+
+def test_self_mutation_deploys_the_pipeline_stack_with_the_cli_pinned_in_package_json(
+    synthesized: PipelineSynthesis,
+) -> None:
+    names_in_order = [stage["Name"] for stage in synthesized.pipeline["Stages"]]
+    assert (
+        names_in_order.index("Build") < names_in_order.index("UpdatePipeline") < names_in_order.index("Dev")
+    )
+    spec = synthesized.buildspec(synthesized.action("UpdatePipeline", "SelfMutate"))
+    cli_version = json.loads((REPO / "package.json").read_text())["devDependencies"]["aws-cdk"]
+    assert f"npm install -g aws-cdk@{cli_version}" in spec["phases"]["install"]["commands"]
+    (deploy,) = spec["phases"]["build"]["commands"]
+    assert f"deploy {PIPELINE_STACK_ID} " in deploy
+
+
+def test_the_artifact_key_rotates(synthesized: PipelineSynthesis) -> None:
+    store = synthesized.pipeline["ArtifactStore"]
+    key_id = store["EncryptionKey"]["Id"]["Fn::GetAtt"][0]
+    key = synthesized.resources[key_id]
+    assert key["Type"] == "AWS::KMS::Key"
+    assert key["Properties"]["EnableKeyRotation"] is True
+    bucket = synthesized.resources[store["Location"]["Ref"]]["Properties"]
+    (rule,) = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert rule["ServerSideEncryptionByDefault"]["KMSMasterKeyID"] == {"Fn::GetAtt": [key_id, "Arn"]}
+
+
+# --- Stages and approval ------------------------------------------------------------------------
+
+
+def deploy_actions(actions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [a for a in actions if a["ActionTypeId"]["Provider"] == "CloudFormation"]
+
+
+def test_dev_deploys_before_the_approval_and_prod_after_it(synthesized: PipelineSynthesis) -> None:
+    names_in_order = [stage["Name"] for stage in synthesized.pipeline["Stages"]]
+    assert names_in_order.index("Dev") < names_in_order.index("Prod")
+    dev, prod = synthesized.stage("Dev"), synthesized.stage("Prod")
+    dev_stacks = {a["Configuration"]["StackName"] for a in deploy_actions(dev)}
+    prod_stacks = {a["Configuration"]["StackName"] for a in deploy_actions(prod)}
+    kinds = ("queues", "functions", "api", "observability")
+    assert dev_stacks == {f"ingestion-dev-{kind}" for kind in kinds}
+    assert prod_stacks == {f"ingestion-prod-{kind}" for kind in kinds}
+    assert not [a for a in dev if a["ActionTypeId"]["Category"] == "Approval"]
+    (approval,) = [a for a in prod if a["ActionTypeId"]["Category"] == "Approval"]
+    assert approval["ActionTypeId"]["Provider"] == "Manual"
+    assert all(approval["RunOrder"] < a["RunOrder"] for a in deploy_actions(prod))
+    # Each stage deploys into its own account through that account's bootstrap roles.
+    for actions, env_name in ((dev, "dev"), (prod, "prod")):
+        account = stage_config(env_name).account
+        for action in deploy_actions(actions):
+            if "RoleArn" in action["Configuration"]:
+                assert f":iam::{account}:role/cdk-" in joined(action["Configuration"]["RoleArn"])
+
+
+def test_post_steps_run_after_their_stage_deploys_one_at_a_time(synthesized: PipelineSynthesis) -> None:
+    dev = synthesized.stage("Dev")
+    last_deploy = max(a["RunOrder"] for a in deploy_actions(dev))
+    order = {a["Name"]: a["RunOrder"] for a in dev}
+    assert last_deploy < order["Smoke"] < order["LoadTest"] < order["PoisonPillGameday"]
+    prod = synthesized.stage("Prod")
+    prod_steps = [a["Name"] for a in prod if a["ActionTypeId"]["Provider"] == "CodeBuild"]
+    assert prod_steps == ["Smoke"]  # gamedayInProd is false in cdk.json
+    assert max(a["RunOrder"] for a in deploy_actions(prod)) < synthesized.action("Prod", "Smoke")["RunOrder"]
+
+
+# --- Post-deploy steps ------------------------------------------------------------------------
+
+STEPS = [
+    ("Dev", "Smoke", SMOKE_OUTPUTS),
+    ("Dev", "LoadTest", LOAD_OUTPUTS),
+    ("Dev", "PoisonPillGameday", GAMEDAY_OUTPUTS),
+    ("Prod", "Smoke", SMOKE_OUTPUTS),
+]
+
+
+@pytest.mark.parametrize(("stage", "step", "outputs"), STEPS)
+def test_each_step_gets_the_stage_outputs_it_reads(
+    synthesized: PipelineSynthesis, stage: str, step: str, outputs: tuple[names.Output, ...]
+) -> None:
+    action = synthesized.action(stage, step)
+    configured = action["Configuration"]["EnvironmentVariables"]
+    assert len(configured) <= ACTION_CONFIGURATION_LIMIT
+    variables = {v["name"]: v["value"] for v in json.loads(configured)}
+    assert set(variables) == {output.value for output in outputs}
+    # Each value is the output variable of one of this stage's deploy actions.
+    namespaces = {a["Namespace"] for a in deploy_actions(synthesized.stage(stage)) if "Namespace" in a}
+    for name, value in variables.items():
+        namespace, _, output = value.removeprefix("#{").removesuffix("}").partition(".")
+        assert namespace in namespaces
+        assert output == name
+
+
+@pytest.mark.parametrize(("stage", "step", "outputs"), STEPS)
+def test_each_step_acts_in_its_stage_as_the_stage_checks_role_and_nothing_else(
+    synthesized: PipelineSynthesis, stage: str, step: str, outputs: tuple[names.Output, ...]
+) -> None:
+    action = synthesized.action(stage, step)
+    env_name = stage.lower()
+    env = synthesized.project_env(action)
+    assert joined(env["STAGE_ROLE_ARN"]) == checks_role_arn(env_name)
+    assert env["STAGE_REGION"] == stage_config(env_name).region
+    assume = [s for s in synthesized.role_statements(action) if "sts:AssumeRole" in _list(s["Action"])]
+    assert [joined(resource) for s in assume for resource in _list(s["Resource"])] == [
+        checks_role_arn(env_name)
+    ]
+    assert all("Condition" not in s for s in assume)
+
+
+def test_the_stage_deploys_the_checks_role_trusted_by_the_pipeline_account_only(
+    synthesized: PipelineSynthesis,
+) -> None:
+    for stage in ("Dev", "Prod"):
+        config = stage_config(stage.lower())
+        template = synthesized.nested_template(stage, "Observability")
+        roles = [
+            r["Properties"]
+            for r in template["Resources"].values()
+            if r["Type"] == "AWS::IAM::Role" and r["Properties"].get("RoleName") == gameday_role_name(config)
+        ]
+        assert len(roles) == 1, f"{stage} deploys no role named {gameday_role_name(config)}"
+        (statement,) = roles[0]["AssumeRolePolicyDocument"]["Statement"]
+        assert statement["Action"] == "sts:AssumeRole"
+        assert joined(statement["Principal"]["AWS"]) == f"arn:aws:iam::{PIPELINE_CONTEXT['account']}:root"
+
+
+def build_commands(synthesized: PipelineSynthesis, stage: str, step: str) -> list[str]:
+    return list(synthesized.buildspec(synthesized.action(stage, step))["phases"]["build"]["commands"])
+
+
+def test_smoke_runs_the_curl_script_inside_the_stage(synthesized: PipelineSynthesis) -> None:
+    for stage in ("Dev", "Prod"):
+        assert build_commands(synthesized, stage, "Smoke") == [f"{IN_STAGE} pipeline/scripts/smoke.sh"]
+    for script in ("in_stage.sh", "smoke.sh"):
+        assert os.access(REPO / "pipeline" / "scripts" / script, os.X_OK), f"{script} is not executable"
+    # The API credential for each stage's authMode.
+    dev_env = synthesized.project_env(synthesized.action("Dev", "Smoke"))
+    prod_env = synthesized.project_env(synthesized.action("Prod", "Smoke"))
+    assert stage_config("dev").auth_mode == "apiKey"
+    api = synthesized.nested_template("Dev", "Api")
+    (secret,) = [r for r in api["Resources"].values() if r["Type"] == "AWS::SecretsManager::Secret"]
+    assert dev_env["API_KEY_SECRET_ID"] == secret["Properties"]["Name"]
+    assert stage_config("prod").auth_mode == "jwt"
+    assert prod_env["JWT_SECRET_ID"] == PIPELINE_CONTEXT["jwtTokenSecretName"]
+    (read_token,) = [
+        s
+        for s in synthesized.role_statements(synthesized.action("Prod", "Smoke"))
+        if s["Action"] == "secretsmanager:GetSecretValue"
+    ]
+    assert joined(read_token["Resource"]) == (
+        f"arn:aws:secretsmanager:{PIPELINE_CONTEXT['region']}:{PIPELINE_CONTEXT['account']}:secret:"
+        f"{PIPELINE_CONTEXT['jwtTokenSecretName']}-??????"
+    )
+
+
+def test_load_step_runs_locust_and_the_gate_with_the_context_settings(synthesized: PipelineSynthesis) -> None:
+    (command,) = build_commands(synthesized, "Dev", "LoadTest")
+    argv = shlex.split(command)
+    assert argv[:4] == [IN_STAGE, "python", "-m", "loadtest"]
+    # The runner's own parser accepts the step's arguments (a renamed flag fails here, not in AWS).
+    args = loadtest_parser().parse_args(argv[4:])
+    load = PIPELINE_CONTEXT["load"]
+    assert args.target == "env"
+    assert args.users == load["users"]
+    assert args.spawn_rate == load["spawnRate"]
+    assert args.run_time == load["runTime"]
+    assert args.rps_per_user == load["rpsPerUser"]
+    assert args.duplicate_pool_size == load["duplicatePoolSize"]
+    assert args.max_failure_ratio == load["maxFailureRatio"]
+    assert args.max_p95_ms == load["maxP95Ms"]
+    assert args.min_requests == load["minRequests"]
+    assert args.verify_timeout == load["verifyTimeoutSeconds"]
+    assert args.count_events is True  # the duplicate-submit check counts success events too
+    assert args.skip_verify is False
+
+
+def test_gameday_step_runs_the_poison_pill_gameday_and_always_resets_the_failure_mode(
+    synthesized: PipelineSynthesis,
+) -> None:
+    spec = synthesized.buildspec(synthesized.action("Dev", "PoisonPillGameday"))
+    (command,) = spec["phases"]["build"]["commands"]
+    argv = shlex.split(command)
+    assert argv[:4] == [IN_STAGE, "python", "-m", "lab.cli"]
+    args = lab_parser().parse_args(argv[4:])
+    assert (args.command, args.name, args.target) == ("gameday", "poison-pill", "env")
+    (reset,) = spec["phases"]["build"]["finally"]
+    argv = shlex.split(reset)
+    assert argv[:4] == [IN_STAGE, "aws", "ssm", "put-parameter"]
+    assert argv[argv.index("--name") + 1] == names.FAILURE_MODE_PARAMETER
+    assert argv[argv.index("--value") + 1] == names.FailureMode.NONE.value
+
+
+# --- cdk-nag ----------------------------------------------------------------------------------
+
+
+def test_cdk_nag_finds_nothing_unacknowledged_in_the_pipeline_or_its_stages(
+    synthesized: PipelineSynthesis,
+) -> None:
+    report = json.loads((synthesized.outdir / "validation-report.json").read_text())
+    findings = [
+        f"{violation['ruleName']} at {construct['constructPath']}"
+        for plugin in report["pluginReports"]
+        for violation in plugin["violations"]
+        for construct in violation["violatingConstructs"]
+        if construct["constructPath"].startswith(f"{PIPELINE_STACK_ID}/")
+    ]
+    assert findings == []
+
+
+def test_every_acknowledgement_in_the_pipeline_stack_has_a_reason(synthesized: PipelineSynthesis) -> None:
+    acknowledgements = {
+        rule: reason
+        for construct in synthesized.stack.node.find_all()
+        for entry in construct.node.metadata
+        if entry.type == Validations.ACKNOWLEDGED_RULES_METADATA_KEY
+        for rule, reason in entry.data.items()
+    }
+    assert acknowledgements, "the pipeline stack acknowledges nothing: were the findings fixed?"
+    short = {rule: reason for rule, reason in acknowledgements.items() if len(reason.split()) < 6}
+    assert short == {}
+
+
+def test_the_app_synthesizes_the_pipeline_next_to_the_standalone_stages(
+    synthesized: PipelineSynthesis,
+) -> None:
+    manifest = json.loads((synthesized.outdir / "manifest.json").read_text())
+    nested = {name for name, a in manifest["artifacts"].items() if a["type"] == "cdk:cloud-assembly"}
+    assert {f"assembly-{PIPELINE_STACK_ID}-Dev", f"assembly-{PIPELINE_STACK_ID}-Prod"} <= nested
+    assert PIPELINE_STACK_ID in manifest["artifacts"]
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+# --- Context ------------------------------------------------------------------------------------
+
+
+def test_context_on_the_command_line_overrides_cdk_json() -> None:
+    app = App(
+        context={"pipelineAccount": "444444444444", "devAccount": "555555555555", "gamedayInProd": "false"}
+    )
+    context = pipeline_context(app)
+    config = load_pipeline_config(context)
+    assert config.account == "444444444444"
+    assert config.stage_overrides["dev"] == {"account": "555555555555", "pipelineAccount": "444444444444"}
+    assert config.stage_overrides["prod"] == {"pipelineAccount": "444444444444"}
+
+
+# --- Bootstrap execution policy -----------------------------------------------------------------
+
+# CloudFormation resource namespace -> IAM service prefix, for every service the stages deploy.
+SERVICE_PREFIXES = {
+    "ApiGatewayV2": "apigateway",
+    "CloudWatch": "cloudwatch",
+    "DynamoDB": "dynamodb",
+    "Events": "events",
+    "FIS": "fis",
+    "IAM": "iam",
+    "KMS": "kms",
+    "Lambda": "lambda",
+    "Logs": "logs",
+    "S3": "s3",
+    "SNS": "sns",
+    "SQS": "sqs",
+    "SSM": "ssm",
+    "SecretsManager": "secretsmanager",
+}
+
+
+def test_the_bootstrap_execution_policy_covers_what_the_stages_deploy(synthesized: PipelineSynthesis) -> None:
+    policy = json.loads((REPO / "pipeline" / "bootstrap" / "cfn-execution-policy.json").read_text())
+    allowed = {action.split(":")[0] for s in policy["Statement"] for action in _list(s["Action"])}
+    (roles_statement,) = [s for s in policy["Statement"] if any(a.startswith("iam:") for a in s["Action"])]
+    role_prefix = roles_statement["Resource"].rsplit("/", 1)[1].rstrip("*")
+    for stage in ("Dev", "Prod"):
+        assembly = synthesized.outdir / f"assembly-{PIPELINE_STACK_ID}-{stage}"
+        manifest = json.loads((assembly / "manifest.json").read_text())
+        for artifact in manifest["artifacts"].values():
+            if artifact["type"] != "aws:cloudformation:stack":
+                continue
+            template_file = artifact["properties"]["templateFile"]
+            template = json.loads((assembly / template_file).read_text())
+            for resource in template["Resources"].values():
+                namespace, service, _ = resource["Type"].split("::")
+                if namespace == "AWS" and service != "CDK":
+                    assert service in SERVICE_PREFIXES, f"{resource['Type']}: add its service to the policy"
+                    assert SERVICE_PREFIXES[service] in allowed, f"{template_file}: {resource['Type']}"
+                if resource["Type"] == "AWS::IAM::Role":
+                    # Unnamed roles get "<stack name>-<logical id>-<suffix>" from CloudFormation.
+                    name = resource["Properties"].get("RoleName", artifact["properties"]["stackName"])
+                    assert name.startswith(role_prefix), (
+                        f"{template_file}: role {name} is outside {role_prefix}*"
+                    )
+
+
+# CDK Pipelines writes each deploy action's RoleArn as Fn::Join with an empty delimiter; the
+# pipeline-action rule (E3703) reports that style choice of generated code, and only that is dropped.
+JOIN_STYLE = "Prefer using Fn::Sub over Fn::Join with an empty delimiter"
+
+
+def test_cfn_lint_finds_nothing_in_the_pipeline_template(synthesized: PipelineSynthesis) -> None:
+    config = ManualArgs(regions=[PIPELINE_CONTEXT["region"]], ignore_checks=list(CFN_LINT_IGNORED))
+    problems = [
+        f"{match.rule.id} {match.message}"
+        for match in lint((synthesized.outdir / synthesized.stack.template_file).read_text(), config=config)
+        if match.message != JOIN_STYLE
+    ]
+    assert problems == []

@@ -1,0 +1,165 @@
+"""Session fixtures of the local tier: one engine on a free port, and the deployed IngestionLocal stage.
+
+Everything runs under a temporary state dir (never the developer's .lab) and is stopped at the end.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import textwrap
+import time
+import uuid
+import zipfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from lab.local import lifecycle
+from lab.local.engine import EngineInfo, aws_env
+from lab.local.paths import ACCOUNT_ID, REGION, StateDir
+from lab.target import Target
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every test of this folder runs against the local cloud: mark it so `-m "not local"` skips it."""
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.local)
+
+
+@dataclass(frozen=True)
+class LocalEngine:
+    """A running engine of this test session and boto3 clients bound to it."""
+
+    state: StateDir
+    info: EngineInfo
+
+    @property
+    def endpoint_url(self) -> str:
+        return self.info.endpoint_url
+
+    def client(self, service: str) -> Any:
+        env = aws_env(self.endpoint_url)
+        return boto3.client(
+            service,
+            endpoint_url=self.endpoint_url,
+            region_name=REGION,
+            aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+        )
+
+
+@pytest.fixture(scope="session")
+def local_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalEngine]:
+    state = StateDir(tmp_path_factory.mktemp("lab-state"))
+    # IAM enforcement on whatever LAB_AUTH the shell holds: the tests rely on it.
+    info = lifecycle.start(state, auth=True)
+    try:
+        yield LocalEngine(state=state, info=info)
+    finally:
+        lifecycle.down(state)
+
+
+@pytest.fixture(scope="session")
+def local_target(local_engine: LocalEngine) -> Target:
+    """The IngestionLocal stage deployed once per session into the session's engine (agent running)."""
+    return lifecycle.up(local_engine.state, sample_events=0)
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def name() -> Callable[[str], str]:
+    """Unique resource names, so tests sharing the session engine never collide."""
+    return unique
+
+
+FunctionFactory = Callable[..., str]
+
+
+@pytest.fixture
+def make_function(local_engine: LocalEngine) -> FunctionFactory:
+    """Create a Python function from inline source; returns its name. Role policy optional."""
+    iam = local_engine.client("iam")
+    lam = local_engine.client("lambda")
+
+    def create(
+        source: str,
+        *,
+        timeout: int = 10,
+        environment: dict[str, str] | None = None,
+        policy: dict[str, Any] | None = None,
+        log_group: str | None = None,
+    ) -> str:
+        function_name = unique("fn")
+        role_name = f"{function_name}-role"
+        role = iam.create_role(
+            RoleName=role_name,
+            AssumeRolePolicyDocument=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"Service": "lambda.amazonaws.com"},
+                            "Action": "sts:AssumeRole",
+                        }
+                    ],
+                }
+            ),
+        )["Role"]
+        if policy is not None:
+            iam.put_role_policy(RoleName=role_name, PolicyName="inline", PolicyDocument=json.dumps(policy))
+        archive = io.BytesIO()
+        with zipfile.ZipFile(archive, "w") as zf:
+            zf.writestr("handler.py", textwrap.dedent(source))
+        kwargs: dict[str, Any] = {}
+        if log_group:
+            kwargs["LoggingConfig"] = {"LogFormat": "Text", "LogGroup": log_group}
+        lam.create_function(
+            FunctionName=function_name,
+            Runtime="python3.11",
+            Role=role["Arn"],
+            Handler="handler.lambda_handler",
+            Code={"ZipFile": archive.getvalue()},
+            Timeout=timeout,
+            Environment={"Variables": environment or {}},
+            **kwargs,
+        )
+        return str(function_name)
+
+    return create
+
+
+def queue_arn(queue_name: str) -> str:
+    return f"arn:aws:sqs:{REGION}:{ACCOUNT_ID}:{queue_name}"
+
+
+def wait_for(predicate: Callable[[], Any], *, timeout: float, interval: float = 0.25, what: str = "") -> Any:
+    """Poll until predicate() is truthy; return its value or fail the test naming what was awaited."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what or predicate}")
+        time.sleep(interval)
+
+
+@pytest.fixture
+def wait() -> Callable[..., Any]:
+    return wait_for
+
+
+@pytest.fixture
+def arn_of_queue() -> Callable[[str], str]:
+    return queue_arn

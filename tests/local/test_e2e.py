@@ -1,0 +1,167 @@
+"""End to end on the deployed IngestionLocal stage: the API, the worker, the DLQ, its alarm and the
+redrive, with the real functions running under their execution roles."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from functions.common.failure_mode import encode_failure_mode
+from functions.common.names import (
+    FAILURE_MODE_PARAMETER,
+    STATE_TABLE_PARTITION_KEY,
+    FailureMode,
+    Output,
+    RecordStatus,
+)
+from lab.target import Target
+
+
+def call(
+    target: Target, method: str, path: str, body: Any = None, raw: bytes | None = None
+) -> tuple[int, Any]:
+    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+    request = urllib.request.Request(
+        f"{target.api_url}{path}",
+        data=data,
+        method=method,
+        headers={"content-type": "application/json", **target.api_headers()},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=15) as response:
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"null")
+
+
+def state_item(target: Target, key: str) -> dict[str, Any] | None:
+    item = target.client("dynamodb").get_item(
+        TableName=target.output(Output.TABLE_NAME),
+        Key={STATE_TABLE_PARTITION_KEY: {"S": key}},
+        ConsistentRead=True,
+    )
+    return item.get("Item")
+
+
+def status_of(target: Target, key: str) -> str | None:
+    item = state_item(target, key)
+    return item["status"]["S"] if item else None
+
+
+def queue_depth(target: Target, output: Output) -> int:
+    attributes = target.client("sqs").get_queue_attributes(
+        QueueUrl=target.output(output),
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    return int(attributes["ApproximateNumberOfMessages"]) + int(
+        attributes["ApproximateNumberOfMessagesNotVisible"]
+    )
+
+
+def alarm_state(target: Target, slug: str) -> str:
+    name = f"{target.output(Output.QUEUE_NAME).removesuffix('-events')}-{slug}"
+    return str(
+        target.client("cloudwatch").describe_alarms(AlarmNames=[name])["MetricAlarms"][0]["StateValue"]
+    )
+
+
+@pytest.fixture
+def poison_mode(local_target: Target) -> Iterator[None]:
+    ssm = local_target.client("ssm")
+    value = encode_failure_mode(
+        FailureMode.POISON_PAYLOAD, set_by="tests/local", now=time.time(), ttl_seconds=240
+    )
+    ssm.put_parameter(Name=FAILURE_MODE_PARAMETER, Value=value, Type="String", Overwrite=True)
+    try:
+        yield
+    finally:
+        none = encode_failure_mode(FailureMode.NONE, set_by="tests/local", now=time.time(), ttl_seconds=None)
+        ssm.put_parameter(Name=FAILURE_MODE_PARAMETER, Value=none, Type="String", Overwrite=True)
+
+
+def test_deployed_functions_carry_their_code(local_target):
+    lam = local_target.client("lambda")
+    for output in (Output.INGEST_FUNCTION_NAME, Output.WORKER_FUNCTION_NAME, Output.REDRIVE_FUNCTION_NAME):
+        assert lam.get_function(FunctionName=local_target.output(output))["Configuration"]["CodeSize"] > 0
+
+
+def test_outputs_file_points_every_client_at_the_lab(local_target):
+    assert local_target.api_url.startswith(f"{local_target.endpoint_url}/_aws/execute-api/")
+    assert local_target.endpoint_url.startswith("http://127.0.0.1:")
+    assert local_target.output(Output.QUEUE_URL).endswith(f"/{local_target.output(Output.QUEUE_NAME)}")
+
+
+def test_posted_event_is_recorded_succeeded(local_target, wait):
+    status, body = call(
+        local_target, "POST", "/events", {"orderId": f"e2e-{uuid.uuid4().hex}", "amount": 42.5}
+    )
+
+    assert status == 202
+    key = body["idempotencyKey"]
+    wait(
+        lambda: status_of(local_target, key) == RecordStatus.SUCCEEDED.value,
+        timeout=30,
+        what=f"{key} SUCCEEDED",
+    )
+
+
+def test_bad_input_is_rejected_with_4xx_and_never_queued(local_target):
+    key = f"e2e-bad-{uuid.uuid4().hex}"
+
+    missing_amount = call(local_target, "POST", "/events", {"orderId": "1", "idempotencyKey": key})
+    malformed = call(local_target, "POST", "/events", raw=b'{"orderId": "1", "orderId": "2", "amount": 1}')
+    not_json = call(local_target, "POST", "/events", raw=b"not json")
+
+    for status, body in (missing_amount, malformed, not_json):
+        assert 400 <= status < 500, body
+        assert "idempotencyKey" not in (body or {})
+    # Had ingest queued it, the worker would have recorded the client key (FAILED: schema).
+    time.sleep(3)
+    assert state_item(local_target, key) is None
+
+
+@pytest.mark.usefixtures("poison_mode")
+def test_poison_message_reaches_dlq_alarms_and_redrive_moves_it_back(local_target, wait):
+    dlq_before = queue_depth(local_target, Output.DLQ_URL)
+    status, body = call(
+        local_target, "POST", "/events", {"orderId": f"poison-{uuid.uuid4().hex}", "amount": 1}
+    )
+    assert status == 202
+    key = body["idempotencyKey"]
+
+    # maxReceiveCount failed receives (visibility timeout apart), then the DLQ and its alarm.
+    wait(
+        lambda: queue_depth(local_target, Output.DLQ_URL) > dlq_before,
+        timeout=120,
+        what="the DLQ to receive it",
+    )
+    assert status_of(local_target, key) == RecordStatus.FAILED.value
+    wait(lambda: alarm_state(local_target, "dlq-depth") == "ALARM", timeout=45, what="the DLQ depth alarm")
+
+    ssm = local_target.client("ssm")
+    none = encode_failure_mode(FailureMode.NONE, set_by="tests/local", now=time.time(), ttl_seconds=None)
+    ssm.put_parameter(Name=FAILURE_MODE_PARAMETER, Value=none, Type="String", Overwrite=True)
+    time.sleep(2)  # the worker caches the mode for failureModeCacheSeconds (1 s locally)
+    status, job = call(local_target, "POST", "/redrive/start", {"maxMessages": 100})
+    assert status == 202, job
+
+    def finished() -> dict[str, Any] | None:
+        _, current = call(local_target, "GET", f"/redrive/status?jobId={job['jobId']}")
+        return current if current.get("status") in ("SUCCEEDED", "FAILED", "CANCELLED") else None
+
+    final = wait(finished, timeout=60, what="the redrive job to finish")
+    assert final["status"] == "SUCCEEDED", final
+    wait(
+        lambda: status_of(local_target, key) == RecordStatus.SUCCEEDED.value,
+        timeout=60,
+        what="the redriven event",
+    )
+    wait(lambda: queue_depth(local_target, Output.DLQ_URL) == 0, timeout=30, what="the DLQ to drain")
+    wait(lambda: alarm_state(local_target, "dlq-depth") == "OK", timeout=45, what="the DLQ alarm back to OK")

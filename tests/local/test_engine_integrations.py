@@ -1,0 +1,225 @@
+"""Engine conformance: API Gateway v2, EventBridge/SNS, Secrets Manager, CloudFormation and DynamoDB
+behaviours the stage relies on, one test each."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import urllib.request
+from typing import Any
+
+import pytest
+
+ECHO_SOURCE = """
+import json
+
+def lambda_handler(event, context):
+    return {
+        "statusCode": 200,
+        "headers": {"content-type": "application/json"},
+        "body": json.dumps({
+            "version": event.get("version"),
+            "routeKey": event.get("routeKey"),
+            "method": event["requestContext"]["http"]["method"],
+            "path": event["rawPath"],
+            "query": event.get("queryStringParameters"),
+            "isBase64Encoded": event.get("isBase64Encoded"),
+            "body": event.get("body"),
+        }),
+    }
+"""
+
+
+def _post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return response.status, json.loads(response.read())
+
+
+def test_http_api_sends_payload_v2_and_base64_encodes_non_json_bodies(local_engine, make_function):
+    lam = local_engine.client("lambda")
+    apis = local_engine.client("apigatewayv2")
+    function = make_function(ECHO_SOURCE)
+    function_arn = lam.get_function(FunctionName=function)["Configuration"]["FunctionArn"]
+    api_id = apis.create_api(Name=function, ProtocolType="HTTP")["ApiId"]
+    integration = apis.create_integration(
+        ApiId=api_id, IntegrationType="AWS_PROXY", IntegrationUri=function_arn, PayloadFormatVersion="2.0"
+    )
+    apis.create_route(
+        ApiId=api_id, RouteKey="POST /events", Target=f"integrations/{integration['IntegrationId']}"
+    )
+    apis.create_stage(ApiId=api_id, StageName="$default", AutoDeploy=True)
+    url = f"{local_engine.endpoint_url}/_aws/execute-api/{api_id}/events?x=1"
+
+    status, as_json = _post(url, b'{"a": 1}', {"content-type": "application/json"})
+    assert status == 200
+    assert as_json == {
+        "version": "2.0",
+        "routeKey": "POST /events",
+        "method": "POST",
+        "path": "/events",
+        "query": {"x": "1"},
+        "isBase64Encoded": False,
+        "body": '{"a": 1}',
+    }
+
+    _, as_bytes = _post(url, b"\x00raw bytes", {"content-type": "application/octet-stream"})
+    assert as_bytes["isBase64Encoded"] is True
+    assert base64.b64decode(as_bytes["body"]) == b"\x00raw bytes"
+
+
+def _service_may(service: str, action: str, resource: str) -> str:
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Effect": "Allow", "Principal": {"Service": service}, "Action": action, "Resource": resource}
+            ],
+        }
+    )
+
+
+def test_eventbridge_rule_delivers_to_sns_and_raw_sqs_subscription(local_engine, name, arn_of_queue, wait):
+    events = local_engine.client("events")
+    sns = local_engine.client("sns")
+    sqs = local_engine.client("sqs")
+    bus = name("bus")
+    events.create_event_bus(Name=bus)
+    topic_arn = sns.create_topic(Name=name("topic"))["TopicArn"]
+    queue_name = name("audit")
+    queue_url = sqs.create_queue(QueueName=queue_name)["QueueUrl"]
+    # The resource policies CDK writes for these two hops (the engine enforces them, as AWS does).
+    sns.set_topic_attributes(
+        TopicArn=topic_arn, AttributeName="Policy",
+        AttributeValue=_service_may("events.amazonaws.com", "sns:Publish", topic_arn),
+    )  # fmt: skip
+    sqs.set_queue_attributes(
+        QueueUrl=queue_url,
+        Attributes={"Policy": _service_may("sns.amazonaws.com", "sqs:SendMessage", arn_of_queue(queue_name))},
+    )
+    sns.subscribe(
+        TopicArn=topic_arn, Protocol="sqs", Endpoint=arn_of_queue(queue_name),
+        Attributes={"RawMessageDelivery": "true"},
+    )  # fmt: skip
+    events.put_rule(
+        Name="failures", EventBusName=bus,
+        EventPattern=json.dumps({"source": ["ingestion.lab"], "detail-type": ["IngestionFailure"]}),
+    )  # fmt: skip
+    events.put_targets(Rule="failures", EventBusName=bus, Targets=[{"Id": "topic", "Arn": topic_arn}])
+
+    entries = [
+        {
+            "Source": "ingestion.lab",
+            "DetailType": detail_type,
+            "Detail": json.dumps({"n": n}),
+            "EventBusName": bus,
+        }
+        for n, detail_type in enumerate(["IngestionSuccess", "IngestionFailure"])
+    ]
+    assert events.put_events(Entries=entries)["FailedEntryCount"] == 0
+
+    messages = wait(
+        lambda: sqs.receive_message(QueueUrl=queue_url, WaitTimeSeconds=1).get("Messages"),
+        timeout=10,
+        what="the failure event on the audit queue",
+    )
+    delivered = json.loads(messages[0]["Body"])  # raw delivery: the EventBridge event itself
+    assert delivered["detail-type"] == "IngestionFailure"
+    assert delivered["detail"] == {"n": 1}
+    time.sleep(1)
+    assert sqs.receive_message(QueueUrl=queue_url, WaitTimeSeconds=1).get("Messages") is None
+
+
+def _deploy(cfn: Any, stack: str, template: dict[str, Any]) -> dict[str, str]:
+    cfn.create_stack(StackName=stack, TemplateBody=json.dumps(template))
+    cfn.get_waiter("stack_create_complete").wait(
+        StackName=stack, WaiterConfig={"Delay": 1, "MaxAttempts": 60}
+    )
+    described = cfn.describe_stacks(StackName=stack)["Stacks"][0]
+    return {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
+
+
+def test_cloudformation_exports_are_imported_by_another_stack(local_engine, name):
+    cfn = local_engine.client("cloudformation")
+    sqs = local_engine.client("sqs")
+    export = name("QueueArn")
+    queue_name = name("exported")
+    producer = {
+        "Resources": {"Queue": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": queue_name}}},
+        "Outputs": {"QueueArn": {"Value": {"Fn::GetAtt": ["Queue", "Arn"]}, "Export": {"Name": export}}},
+    }
+    consumer = {
+        "Resources": {
+            "Dlq": {
+                "Type": "AWS::SQS::Queue",
+                "Properties": {
+                    "RedrivePolicy": {
+                        "deadLetterTargetArn": {"Fn::ImportValue": export},
+                        "maxReceiveCount": 3,
+                    }
+                },
+            }
+        },
+        "Outputs": {"Url": {"Value": {"Ref": "Dlq"}}},
+    }
+
+    produced = _deploy(cfn, name("producer"), producer)
+    consumed = _deploy(cfn, name("consumer"), consumer)
+
+    assert produced["QueueArn"].endswith(f":{queue_name}")
+    policy = sqs.get_queue_attributes(QueueUrl=consumed["Url"], AttributeNames=["RedrivePolicy"])[
+        "Attributes"
+    ]
+    assert json.loads(policy["RedrivePolicy"])["deadLetterTargetArn"] == produced["QueueArn"]
+    exports = {e["Name"]: e["Value"] for e in cfn.list_exports()["Exports"]}
+    assert exports[export] == produced["QueueArn"]
+
+
+def test_cloudformation_generated_secret_is_readable(local_engine, name):
+    cfn = local_engine.client("cloudformation")
+    secrets = local_engine.client("secretsmanager")
+    template = {
+        "Resources": {
+            "ApiKey": {
+                "Type": "AWS::SecretsManager::Secret",
+                "Properties": {
+                    "GenerateSecretString": {"PasswordLength": 40},
+                },
+            }
+        },
+        "Outputs": {"Arn": {"Value": {"Ref": "ApiKey"}}},
+    }
+
+    outputs = _deploy(cfn, name("secret"), template)
+
+    value = secrets.get_secret_value(SecretId=outputs["Arn"])["SecretString"]
+    assert len(value) == 40
+    assert value == secrets.get_secret_value(SecretId=outputs["Arn"])["SecretString"]
+
+
+def test_dynamodb_failed_condition_returns_the_existing_item(local_engine, name):
+    """The worker's conditional PutItem uses ReturnValuesOnConditionCheckFailure=ALL_OLD instead of
+    a GetItem: the engine must return the item that blocked the write."""
+    ddb = local_engine.client("dynamodb")
+    table = name("state")
+    ddb.create_table(
+        TableName=table,
+        KeySchema=[{"AttributeName": "idempotencyKey", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "idempotencyKey", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    item = {"idempotencyKey": {"S": "k"}, "status": {"S": "SUCCEEDED"}}
+    ddb.put_item(TableName=table, Item=item)
+
+    with pytest.raises(ddb.exceptions.ConditionalCheckFailedException) as raised:
+        ddb.put_item(
+            TableName=table,
+            Item={"idempotencyKey": {"S": "k"}, "status": {"S": "INFLIGHT"}},
+            ConditionExpression="attribute_not_exists(idempotencyKey) OR #s = :failed",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues={":failed": {"S": "FAILED"}},
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+        )
+
+    assert raised.value.response["Item"] == item

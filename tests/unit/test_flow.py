@@ -1,0 +1,109 @@
+"""Ingest -> queue -> worker -> state and events in one process: duplicates, poison then redrive."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from http_events import JSON_HEADERS, http_event
+from sqs_events import sqs_event
+
+from functions.common.names import DetailType, ErrorType, RecordStatus
+from functions.ingest import handler as ingest
+from functions.redrive.jobs import JobStore, RedriveJobs
+from functions.redrive.mover import DlqMover, Pacer
+from functions.redrive.params import RedriveParams
+from functions.reset import handler as reset
+from functions.worker import handler as worker
+
+
+@pytest.fixture(autouse=True)
+def _fresh_dependencies() -> Any:
+    for cached in (ingest.service, worker.dependencies, reset.ssm_client):
+        cached.cache_clear()
+    yield
+    for cached in (ingest.service, worker.dependencies, reset.ssm_client):
+        cached.cache_clear()
+
+
+def post(payload: dict[str, Any], context: Any) -> dict[str, Any]:
+    event = http_event("POST", "/events", body=json.dumps(payload), headers=JSON_HEADERS)
+    response = ingest.lambda_handler(event, context)
+    assert response["statusCode"] == 202, response
+    return json.loads(response["body"])
+
+
+def drain_through_worker(stage: Any, context: Any) -> list[str]:
+    messages = stage.receive_all(stage.queue_url)
+    response = worker.lambda_handler(sqs_event(messages), context)
+    failed = {failure["itemIdentifier"] for failure in response["batchItemFailures"]}
+    for message in messages:
+        if message["MessageId"] not in failed:
+            # What the event source mapping does with the successes of a partial batch response.
+            stage.sqs.delete_message(QueueUrl=stage.queue_url, ReceiptHandle=message["ReceiptHandle"])
+        else:
+            # The visibility timeout elapsing, without the wait.
+            stage.sqs.change_message_visibility(
+                QueueUrl=stage.queue_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
+            )
+    return sorted(failed)
+
+
+def test_duplicate_submit_gives_one_record_and_one_success_event_per_key(
+    stage: Any, lambda_context: Any
+) -> None:
+    stage.set_failure_mode("duplicate_submit")
+    keys = {post({"orderId": f"o-{n}", "amount": n}, lambda_context)["idempotencyKey"] for n in range(4)}
+    assert stage.depth(stage.queue_url) == 8
+
+    assert drain_through_worker(stage, lambda_context) == []
+
+    assert stage.depth(stage.queue_url) == 0
+    success = [e for e in stage.captured_events() if e["detail-type"] == DetailType.SUCCESS.value]
+    assert sorted(e["detail"]["idempotencyKey"] for e in success) == sorted(keys)
+    assert {stage.state(key)["attempts"] for key in keys} == {1}
+
+
+def test_poison_then_reset_then_redrive_recovers(stage: Any, lambda_context: Any) -> None:
+    stage.set_failure_mode("poison_payload")
+    key = post({"orderId": "p-1", "amount": 1}, lambda_context)["idempotencyKey"]
+    [failed_id] = drain_through_worker(stage, lambda_context)
+    assert stage.state(key)["errorType"] == ErrorType.SCHEMA_VALIDATION.value
+    # maxReceiveCount reached: the message sits in the DLQ (moved by hand, as SQS would).
+    [message] = stage.receive_all(stage.queue_url)
+    assert message["MessageId"] == failed_id
+    stage.sqs.send_message(
+        QueueUrl=stage.dlq_url,
+        MessageBody=message["Body"],
+        MessageAttributes={
+            name: {"DataType": value["DataType"], "StringValue": value["StringValue"]}
+            for name, value in message["MessageAttributes"].items()
+        },
+    )
+    stage.sqs.delete_message(QueueUrl=stage.queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+    reset.lambda_handler({}, lambda_context)
+
+    mover = DlqMover(
+        sqs=stage.sqs,
+        state=worker.dependencies().state,
+        dlq_url=stage.dlq_url,
+        queue_url=stage.queue_url,
+        quarantine_url=stage.quarantine_url,
+        max_redrives_per_message=3,
+        wait_seconds=0,
+    )
+    jobs = RedriveJobs(
+        store=JobStore(stage.dynamodb, stage.jobs_table_name, ttl_days=1),
+        mover=mover,
+        start_async=lambda job_id: None,
+        pacer_factory=lambda: Pacer(100),
+    )
+    job = jobs.start(RedriveParams(max_messages=10, filter_error_type=ErrorType.SCHEMA_VALIDATION.value))
+    assert jobs.run(job["jobId"], lambda: 600_000)["counters"]["moved"] == 1
+
+    assert drain_through_worker(stage, lambda_context) == []
+    item = stage.state(key)
+    assert (item["status"], item["attempts"], item["redriveCount"]) == (RecordStatus.SUCCEEDED.value, 2, 1)
+    assert stage.depth(stage.dlq_url) == 0

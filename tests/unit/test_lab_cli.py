@@ -1,0 +1,146 @@
+"""The `lab` command line: parsing, exit statuses and JSON output, against moto via --target env."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from functions.common.names import FAILURE_MODE_PARAMETER, STATE_TABLE_PARTITION_KEY, Output
+from lab import cli
+
+
+@pytest.fixture
+def env_target(stage: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Outputs as environment variables (what a pipeline step gets), AWS calls answered by moto."""
+    outputs = {
+        Output.API_URL: "http://127.0.0.1:9",
+        Output.QUEUE_URL: stage.queue_url,
+        Output.DLQ_URL: stage.dlq_url,
+        Output.QUARANTINE_QUEUE_URL: stage.quarantine_url,
+        Output.TABLE_NAME: stage.table_name,
+        Output.EVENT_AUDIT_QUEUE_URL: stage.event_capture_url,
+    }
+    for key, value in outputs.items():
+        monkeypatch.setenv(key.value, value)
+    return stage
+
+
+def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    code = cli.main(argv)
+    return code, capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--json", "--target", "env", "status"],
+        ["status", "--json", "--target", "env"],
+        ["--target", "env", "status", "--json"],
+    ],
+)
+def test_global_options_work_before_or_after_the_command(argv: list[str]) -> None:
+    args = cli.build_parser().parse_args(argv)
+    assert (args.json, args.target, args.command) == (True, "env", "status")
+
+
+def test_failure_mode_set_get_reset(env_target: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = run(
+        ["--target", "env", "--json", "failure-mode", "set", "poison_payload", "--ttl", "60"], capsys
+    )
+    assert code == 0
+    state = json.loads(out)
+    assert (state["mode"], state["effective"]) == ("poison_payload", "poison_payload")
+    stored = json.loads(env_target.ssm.get_parameter(Name=FAILURE_MODE_PARAMETER)["Parameter"]["Value"])
+    assert 0 < stored["expiresAt"] - stored.get("setAt", stored["expiresAt"] - 60) <= 60
+    code, out = run(["--target", "env", "failure-mode", "get"], capsys)
+    assert code == 0
+    assert "effective 'poison_payload'" in out
+    code, out = run(["--target", "env", "failure-mode", "reset"], capsys)
+    assert (code, "effective 'none'" in out) == (0, True)
+
+
+def test_failure_mode_set_refuses_unknown_modes_and_long_ttls(
+    env_target: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as unknown:
+        cli.main(["--target", "env", "failure-mode", "set", "melt"])
+    assert unknown.value.code == 2
+    code, out = run(["--target", "env", "failure-mode", "set", "poison_payload", "--ttl", "86400"], capsys)
+    assert code == 2
+    assert "TTL" in out
+    assert env_target.ssm.get_parameter(Name=FAILURE_MODE_PARAMETER)["Parameter"]["Value"] == "none"
+
+
+def test_status_json(env_target: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    env_target.sqs.send_message(QueueUrl=env_target.dlq_url, MessageBody="x")
+    code, out = run(["--target", "env", "--json", "status"], capsys)
+    assert code == 0
+    data = json.loads(out)
+    assert data["queues"]["dlq"]["visible"] == 1
+    assert data["failureMode"]["effective"] == "none"
+
+
+def test_status_human(env_target: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = run(["--target", "env", "status"], capsys)
+    assert code == 0
+    assert "queues:" in out
+    assert "records: none" in out
+
+
+def test_verify_exit_status_follows_the_invariants(
+    env_target: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for key in ("k-1", "k-2"):
+        env_target.dynamodb.put_item(
+            TableName=env_target.table_name,
+            Item={STATE_TABLE_PARTITION_KEY: {"S": key}, "status": {"S": "SUCCEEDED"}},
+        )
+    keys = tmp_path / "keys.txt"
+    keys.write_text("k-1\nk-2\n")
+    code, out = run(
+        ["--target", "env", "--json", "verify", "--keys-file", str(keys), "--timeout", "1"], capsys
+    )
+    assert code == 0
+    assert json.loads(out)["ok"] is True
+    keys.write_text("k-1\nk-3\n")
+    code, out = run(["--target", "env", "verify", "--keys-file", str(keys), "--timeout", "1"], capsys)
+    assert code == 1
+    assert "missing       k-3" in out
+    assert "FAIL: 1/2 SUCCEEDED" in out
+
+
+def test_an_unresolvable_target_exits_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv(Output.API_URL.value, raising=False)
+    code, out = run(["--target", "env", "status"], capsys)
+    assert code == 2
+    assert "ApiUrl" in out
+
+
+def test_gameday_fis_on_the_local_cloud_is_refused(
+    env_target: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    code, out = run(["--target", "env", "gameday", "slow-downstream", "--injector", "fis"], capsys)
+    assert code == 2
+    assert "FIS is AWS-only" in out
+    monkeypatch.delenv("AWS_ENDPOINT_URL")
+    assert env_target.ssm.get_parameter(Name=FAILURE_MODE_PARAMETER)["Parameter"]["Value"] == "none"
+
+
+def test_redrive_start_requires_valid_error_types() -> None:
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["redrive", "start", "--error-type", "Whatever"])
+    args = cli.build_parser().parse_args(
+        ["redrive", "start", "--error-type", "SchemaValidationError", "--wait"]
+    )
+    assert (args.action, args.error_type, args.wait, args.jitter) == (
+        "start",
+        "SchemaValidationError",
+        True,
+        5,
+    )
