@@ -83,6 +83,10 @@ class StageConfig:
     redrive_timeout_seconds: int = 300
     function_memory_mb: int = 256
     architecture: Architecture = "arm64"
+    # True: the layer ARN of the Powertools release pinned in requirements-runtime.txt, resolved at
+    # deploy time from the public SSM parameter. False (local cloud): the ARN built from
+    # powertools_layer_version.
+    powertools_layer_from_ssm: bool = True
     powertools_layer_version: int = 36
     log_retention_days: int = 30
     log_level: str = "INFO"
@@ -168,6 +172,7 @@ _KEYS: dict[str, str] = {
     "redriveTimeoutSeconds": "redrive_timeout_seconds",
     "functionMemoryMb": "function_memory_mb",
     "architecture": "architecture",
+    "powertoolsLayerFromSsm": "powertools_layer_from_ssm",
     "powertoolsLayerVersion": "powertools_layer_version",
     "logRetentionDays": "log_retention_days",
     "logLevel": "log_level",
@@ -241,6 +246,7 @@ _INT_RANGES: dict[str, tuple[int, int]] = {
     "alarms.quarantineThreshold": (0, 1_000_000),
 }
 _BOOL_KEYS = (
+    "powertoolsLayerFromSsm",
     "useKmsCmk",
     "deletionProtection",
     "failureInjectionEnabled",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from functools import cache
 from pathlib import Path
@@ -12,6 +13,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
+from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from app.config import StageConfig
@@ -19,6 +21,7 @@ from app.constructs.nag import suppress
 from functions.common import names
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+RUNTIME_REQUIREMENTS = REPO_ROOT / "requirements-runtime.txt"
 FUNCTIONS_PACKAGE = "functions"
 RUNTIME = lambda_.Runtime.PYTHON_3_13
 _POWERTOOLS_LAYER_ACCOUNT = "017000801446"
@@ -63,6 +66,29 @@ def powertools_layer_arn(*, region: str, architecture: str, version: int) -> str
         f"arn:aws:lambda:{region}:{_POWERTOOLS_LAYER_ACCOUNT}:layer:"
         f"AWSLambdaPowertoolsPythonV3-{python}-{architecture}:{version}"
     )
+
+
+@cache
+def powertools_package_version() -> str:
+    """The aws-lambda-powertools version pinned in requirements-runtime.txt.
+
+    That pin is the one definition of the Powertools version: tests and the local engine install
+    it, and the deployed functions get the public layer published for that same release.
+    """
+    for line in RUNTIME_REQUIREMENTS.read_text().splitlines():
+        match = re.fullmatch(r"aws-lambda-powertools==(\S+)", line.strip())
+        if match:
+            return match.group(1)
+    raise ValueError(f"{RUNTIME_REQUIREMENTS.name} pins no aws-lambda-powertools==<version>")
+
+
+def powertools_layer_parameter(architecture: str) -> str:
+    """The public SSM parameter holding the layer ARN of the pinned Powertools release.
+
+    Powertools publishes /aws/service/powertools/python/<arch>/<python>/<version> in every region,
+    so the deployed layer matches requirements-runtime.txt without a hand-copied layer number.
+    """
+    return f"/aws/service/powertools/python/{architecture}/{RUNTIME.name}/{powertools_package_version()}"
 
 
 class LambdaFn(Construct):
@@ -128,7 +154,14 @@ class LambdaFn(Construct):
         powertools = lambda_.LayerVersion.from_layer_version_arn(
             self,
             "PowertoolsLayer",
-            powertools_layer_arn(
+            # On AWS the ARN is resolved at deploy time from the public parameter of the pinned
+            # release; the local cloud has no public parameters (and ignores layers), so it takes
+            # the ARN built from powertoolsLayerVersion.
+            ssm.StringParameter.value_for_string_parameter(
+                stack, powertools_layer_parameter(config.architecture)
+            )
+            if config.powertools_layer_from_ssm
+            else powertools_layer_arn(
                 region=stack.region, architecture=config.architecture, version=config.powertools_layer_version
             ),
         )
@@ -167,7 +200,8 @@ class LambdaFn(Construct):
             "X-Ray PutTraceSegments/PutTelemetryRecords support no resource-level permissions (Resource *)",
         )
         latest_reason = (
-            f"pinned to {RUNTIME.name}: the public Powertools v3 layer pinned by powertoolsLayerVersion is "
+            f"pinned to {RUNTIME.name}: the public Powertools v3 layer (the release pinned in "
+            "requirements-runtime.txt) is "
             "built per Python minor version; move both together"
         )
         suppress(self.function, "AwsSolutions-L1", latest_reason)

@@ -95,9 +95,12 @@ def test_worker_carries_the_fis_extension_in_dev_only(
     assert env[FIS_ENV_EXEC_WRAPPER] == FIS_EXEC_WRAPPER
     bucket = f"{dev.config.prefix}-fis-config-{dev.config.account}-{dev.config.region}"
     assert env[FIS_ENV_CONFIGURATION_LOCATION] == f"arn:aws:s3:::{bucket}/FisConfigs/"
-    (parameter_id,) = (p for p in dev.raw["functions"]["Parameters"] if p.startswith("SsmParameterValue"))
+    (parameter_id,) = (
+        logical_id
+        for logical_id, parameter in dev.raw["functions"]["Parameters"].items()
+        if parameter.get("Default") == extension_layer_parameter(dev.config.architecture)
+    )
     parameter = dev.raw["functions"]["Parameters"][parameter_id]
-    assert parameter["Default"] == extension_layer_parameter(dev.config.architecture)
     assert parameter["Type"] == "AWS::SSM::Parameter::Value<String>"
     assert {"Ref": parameter_id} in props["Layers"]
     dev.templates["functions"].has_resource_properties(

@@ -6,7 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from app.constructs.lambda_fn import REPO_ROOT, LambdaFn, powertools_layer_arn
+from app.constructs.lambda_fn import (
+    REPO_ROOT,
+    LambdaFn,
+    powertools_layer_arn,
+    powertools_layer_parameter,
+    powertools_package_version,
+)
 from functions.common import names
 
 from .conftest import Grant, Synthesis, SynthesizedStage
@@ -136,9 +142,20 @@ def test_the_only_resource_wildcard_is_xray(local: SynthesizedStage, dev: Synthe
 
 def test_functions_share_runtime_layer_tracing_and_explicit_sizes(any_stage: SynthesizedStage) -> None:
     config = any_stage.config
-    layer = powertools_layer_arn(
+    layer: object = powertools_layer_arn(
         region=config.region, architecture=config.architecture, version=config.powertools_layer_version
     )
+    if config.powertools_layer_from_ssm:
+        # The layer of the release pinned in requirements-runtime.txt, resolved from its public parameter.
+        parameters = {
+            logical_id: parameter
+            for kind in ("functions", "api")
+            for logical_id, parameter in any_stage.raw[kind].get("Parameters", {}).items()
+            if parameter.get("Default") == powertools_layer_parameter(config.architecture)
+        }
+        assert parameters, "no SSM-typed parameter for the Powertools layer"
+        assert all(p["Type"] == "AWS::SSM::Parameter::Value<String>" for p in parameters.values())
+        layer = {"Ref": next(iter(parameters))}
     handlers = {
         names.Handler(fn["Properties"]["Handler"])
         for fn in any_stage.resources("functions", "AWS::Lambda::Function").values()
@@ -164,6 +181,16 @@ def test_functions_share_runtime_layer_tracing_and_explicit_sizes(any_stage: Syn
                 == names.SERVICE_NAME
             )
             assert "LogGroup" in props["LoggingConfig"]
+
+
+def test_layer_parameter_names_the_release_pinned_for_the_runtime() -> None:
+    pinned = next(
+        line.split("==")[1].strip()
+        for line in (REPO_ROOT / "requirements-runtime.txt").read_text().splitlines()
+        if line.startswith("aws-lambda-powertools==")
+    )
+    assert powertools_package_version() == pinned
+    assert powertools_layer_parameter("arm64") == f"/aws/service/powertools/python/arm64/python3.13/{pinned}"
 
 
 def test_layer_arn_format_is_the_public_powertools_v3_layer() -> None:
