@@ -63,7 +63,7 @@ class Target:
             kwargs: dict[str, Any] = {"region_name": self.region}
             if self.endpoint_url:
                 kwargs["endpoint_url"] = self.endpoint_url
-            self._clients[service] = boto3.client(service, **kwargs)  # type: ignore[call-overload]
+            self._clients[service] = boto3.client(service, **kwargs)
         return self._clients[service]
 
     def api_headers(self) -> dict[str, str]:

@@ -182,7 +182,6 @@ class ObservabilityStack(Stack):
                 queues=[state.queue, state.dlq, state.quarantine_queue],
                 audit_queue=compute.event_bus.audit_queue,
                 state_table=state.state_table,
-                alarms=list(self.alarms.values()),
                 api_key_secret=api.api_key_secret,
                 key=state.key,
             )

@@ -235,12 +235,6 @@ def test_dev_load_step_passes_its_gate_as_the_checks_role(
     assert gate["verify"]["succeeded"] == gate["verify"]["expected"] > 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="role gap: lab.status.stage_alarms lists alarms (DescribeAlarms without AlarmNames), which the "
-    "checks role allows only on the stage's alarm ARNs (app/constructs/gameday_role.py)",
-)
 def test_dev_gameday_step_passes_as_the_checks_role_and_leaves_failure_mode_none(
     local_engine: LocalEngine, local_target: Target, stage_checks_role: str
 ) -> None:
