@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Sequence
+from typing import cast
 
-from aws_cdk import ArnFormat, Duration, Stack, pipelines
+from aws_cdk import ArnFormat, Duration, Stack, Token, pipelines
 from aws_cdk import aws_codebuild as codebuild
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from app.constructs.gameday_role import gameday_role_name
@@ -59,10 +61,16 @@ def stage_role_arn(scope: Construct, stage: IngestionStage) -> str:
     )
 
 
-def api_key_secret_id(stage: IngestionStage) -> str:
-    # The secret's name as the stage creates it (app/stacks/api_stack.py): a name resolves in the
-    # stage account without an output, and the checks role may read only that secret.
-    return f"{stage.config.prefix}/api-key"
+def api_key_secret_id(stage: IngestionStage) -> str | None:
+    """The name of the stage's API key secret (authMode apiKey), as the stage declares it: a name
+    resolves in the stage account without a cross-stage reference, and the checks role may read it."""
+    secret = stage.api.api_key_secret
+    if secret is None:
+        return None
+    name = cast(secretsmanager.CfnSecret, secret.node.default_child).name
+    if name is None or Token.is_unresolved(name):
+        raise ValueError(f"{secret.node.path} needs a literal secret_name for the pipeline's checks")
+    return name
 
 
 def load_test_command(settings: LoadTestSettings, env_name: str) -> str:
@@ -141,9 +149,10 @@ class StageChecks:
                 sid="AssumeStageChecksRole", actions=["sts:AssumeRole"], resources=[self.role_arn]
             )
         ]
-        if stage_config.auth_mode == "apiKey":
-            env[API_KEY_SECRET_ID_ENV] = api_key_secret_id(self.stage)
-        elif stage_config.auth_mode == "jwt":
+        api_key_secret = api_key_secret_id(self.stage)
+        if api_key_secret is not None:
+            env[API_KEY_SECRET_ID_ENV] = api_key_secret
+        if stage_config.auth_mode == "jwt":
             env[JWT_SECRET_ID_ENV] = self.config.jwt_token_secret_name
             statements.append(
                 iam.PolicyStatement(

@@ -232,7 +232,9 @@ def test_verify_keeps_events_a_caller_already_consumed(lab_target: Target, stage
     for key in ("e1", "e2"):
         put_record(stage, key, RecordStatus.SUCCEEDED.value)
         stage.sqs.send_message(QueueUrl=stage.event_capture_url, MessageBody=audit_event(key))
-    stage.sqs.send_message(QueueUrl=stage.event_capture_url, MessageBody=audit_event("e1", DetailType.FAILURE))
+    stage.sqs.send_message(
+        QueueUrl=stage.event_capture_url, MessageBody=audit_event("e1", DetailType.FAILURE)
+    )
     seen = audit.collect_events(lab_target, ["e1", "e2"])
     assert (seen.total(DetailType.SUCCESS), seen.total(DetailType.FAILURE)) == (2, 1)
     assert verify.verify_keys(lab_target, ["e1", "e2"], timeout_s=3, count_events=True).success_events == 0

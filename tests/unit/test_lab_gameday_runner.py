@@ -16,7 +16,7 @@ import pytest
 from functions.common.names import FAILURE_MODE_PARAMETER, FailureMode, Output
 from lab.failure_mode import StageGuardrails, read_failure_mode
 from lab.gamedays import InjectorError, run_gameday
-from lab.gamedays.drills import DRILLS, DrillSpec
+from lab.gamedays.drills import DRILLS, DrillSpec, stage_timing
 from lab.gamedays.injectors import SsmInjector
 from lab.gamedays.runner import DrillContext, DrillFailed
 from lab.target import Target
@@ -235,3 +235,29 @@ def test_a_fault_within_the_max_ttl_is_never_rewritten(lab_target: Target, stage
     ctx.wait_until("2.5 s to pass", lambda: time.monotonic() - started >= 2.5, interval_s=0.2)
     assert stage.ssm.get_parameter(Name=FAILURE_MODE_PARAMETER)["Parameter"]["Value"] == written
     assert read_failure_mode(lab_target, guardrails=ctx.guardrails).effective == "none"
+
+
+def test_default_budgets_scale_with_the_stages_queue_and_alarm_settings(
+    lab_target: Target, stage: Any
+) -> None:
+    boto3.client("cloudwatch", region_name=REGION).put_metric_alarm(
+        AlarmName="dlq-depth",
+        Namespace="AWS/SQS",
+        MetricName="ApproximateNumberOfMessagesVisible",
+        Dimensions=[{"Name": "QueueName", "Value": "ingest-dlq"}],
+        Statistic="Maximum",
+        Period=60,
+        EvaluationPeriods=5,
+        Threshold=0,
+        ComparisonOperator="GreaterThanThreshold",
+        AlarmActions=[lab_target.output(Output.ALARM_TOPIC_ARN)],
+    )
+    timing = stage_timing(lab_target)
+    # The miniature stage: visibility 180 s, maxReceiveCount 5 -> a message reaches the DLQ by 6 x 180 s.
+    assert (timing.dlq_trip_s, timing.alarm_s) == (1080, 300)
+    assert DRILLS["poison-pill"].budget_s(timing, max_redrives=3) == 1080 + 2 * 300 + 120
+    assert DRILLS["redrive-quarantine"].budget_s(timing, max_redrives=3) == 4 * 1080 + 120
+    assert (
+        DRILLS["duplicate-submit"].budget_s(timing, max_redrives=3)
+        == DRILLS["duplicate-submit"].default_timeout_s
+    )
