@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
+from functions.common import names
+
 CONTEXT_KEY = "ingestion"
 """The cdk.json context key holding {"defaults": {...}, "environments": {"<envName>": {...}}}."""
 
@@ -125,7 +127,7 @@ class StageConfig:
     @property
     def prefix(self) -> str:
         """Prefix of every physical name in the stage (one stage per account and region)."""
-        return f"ingestion-{self.env_name}"
+        return f"{names.RESOURCE_PREFIX}-{self.env_name}"
 
     @property
     def visibility_timeout_seconds(self) -> int:

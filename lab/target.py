@@ -3,7 +3,7 @@
 A Target is resolved once, from one of three sources, and every command, drill and load-test gate
 takes it as an argument, so the same code runs against 127.0.0.1 and against AWS:
 - the local cloud: .lab/outputs.json written by `lab up`;
-- a deployed stage: its CloudFormation stacks' outputs, found by stage name (stack name prefix),
+- a deployed stage: its CloudFormation stacks' outputs, found by envName (stacks ingestion-<env>-*),
   with the ordinary AWS credential chain;
 - environment variables named like the stage outputs (what a CDK Pipelines step gets through
   env_from_cfn_outputs), e.g. ApiUrl, QueueUrl, DlqUrl, TableName.
@@ -20,7 +20,7 @@ from typing import Any
 
 import boto3
 
-from functions.common.names import Output
+from functions.common.names import RESOURCE_PREFIX, Output
 
 LAB_STATE_DIR = Path(os.environ.get("LAB_STATE_DIR", Path(__file__).resolve().parent.parent / ".lab"))
 LOCAL_OUTPUTS_FILE = LAB_STATE_DIR / "outputs.json"
@@ -91,20 +91,21 @@ def load_local_target(outputs_file: Path = LOCAL_OUTPUTS_FILE) -> Target:
     )
 
 
-def load_stage_target(stage_name: str, region: str | None = None) -> Target:
-    """A deployed stage, by the name its stacks start with (e.g. IngestionDev)."""
+def load_stage_target(env_name: str, region: str | None = None, *, cfn: Any = None) -> Target:
+    """A deployed stage, by its envName (its stacks are named ingestion-<envName>-*)."""
+    prefix = f"{RESOURCE_PREFIX}-{env_name}-"
     session = boto3.session.Session(region_name=region)
-    cfn = session.client("cloudformation")
+    cfn = cfn or session.client("cloudformation")
     outputs: dict[str, str] = {}
     paginator = cfn.get_paginator("describe_stacks")
     for page in paginator.paginate():
         for stack in page["Stacks"]:
-            if stack["StackName"].startswith(f"{stage_name}-") or stack["StackName"] == stage_name:
+            if stack["StackName"].startswith(prefix):
                 for out in stack.get("Outputs", []):
                     outputs[out["OutputKey"]] = out["OutputValue"]
     if not outputs:
-        raise TargetError(f"no CloudFormation stack named {stage_name}-* with outputs in this account/region")
-    return _from_outputs(stage_name, outputs, session.region_name or "us-east-1")
+        raise TargetError(f"no CloudFormation stack named {prefix}* with outputs in this account/region")
+    return _from_outputs(env_name, outputs, session.region_name or "us-east-1")
 
 
 def load_env_target(environ: Mapping[str, str] = os.environ) -> Target:
@@ -132,7 +133,7 @@ def _from_outputs(name: str, outputs: dict[str, str], region: str, endpoint: str
 
 
 def resolve_target(spec: str | None = None) -> Target:
-    """`local` (default), `env`, or `stage:<StageName>` (e.g. stage:IngestionDev)."""
+    """`local` (default), `env`, or `stage:<envName>` (e.g. stage:dev, a stage deployed to AWS)."""
     spec = spec or os.environ.get("LAB_TARGET", "local")
     if spec == "local":
         return load_local_target()
@@ -140,4 +141,4 @@ def resolve_target(spec: str | None = None) -> Target:
         return load_env_target()
     if spec.startswith("stage:"):
         return load_stage_target(spec.split(":", 1)[1])
-    raise TargetError(f"unknown target {spec!r}: use local, env or stage:<StageName>")
+    raise TargetError(f"unknown target {spec!r}: use local, env or stage:<envName>")

@@ -10,6 +10,9 @@ from __future__ import annotations
 from enum import StrEnum
 
 SERVICE_NAME = "ingestion-lab"
+# Every physical name of a stage (stacks, functions, queues, alarms) starts with
+# f"{RESOURCE_PREFIX}-{envName}": the lab finds a deployed stage's stacks by it.
+RESOURCE_PREFIX = "ingestion"
 
 # --- SSM parameters -------------------------------------------------------------------------
 FAILURE_MODE_PARAMETER = "/ingestion/failure_mode"
