@@ -62,9 +62,17 @@ $(NPM_STAMP): package.json package-lock.json
 	touch $@
 
 .PHONY: lab lab-down lab-status bench
-lab: $(STAMP) $(NPM_STAMP) ## start the local cloud, deploy the stage, send sample events, leave it running
-	$(PY) -m lab.local up
+LAB_STATE_DIR ?= .lab
+lab: $(STAMP) $(NPM_STAMP) ## start the local cloud, deploy the stage, send sample events, run the poison-pill drill, leave it running
+	$(PY) -m lab.local up --no-summary
 	$(PY) -m lab.local demo
+	@# The drill runs once per deployment: a second `make lab` on the same deployment stays fast.
+	@if cmp -s $(LAB_STATE_DIR)/deploy.json $(LAB_STATE_DIR)/poison-pill.passed; then \
+	  echo "poison-pill drill already passed on this deployment (reports/); again: make gameday DRILL=poison-pill"; \
+	else \
+	  $(VENV)/bin/lab gameday poison-pill && cp $(LAB_STATE_DIR)/deploy.json $(LAB_STATE_DIR)/poison-pill.passed; \
+	fi
+	$(PY) -m lab.local summary
 
 lab-down: $(STAMP) ## stop the local cloud (engine, agent) started by `make lab`
 	$(PY) -m lab.local down

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -38,11 +39,12 @@ from lab.target import Target, TargetError, resolve_target
 from lab.verify import verify_keys
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+ALL_DRILLS = "all"
 Handler = Callable[[argparse.Namespace, "Output"], int]
 
 
 class Output:
-    """Human lines on stderr-free stdout, or one JSON document at the end with --json."""
+    """Readable lines on stdout, or with --json one JSON document on stdout (progress on stderr)."""
 
     def __init__(self, as_json: bool) -> None:
         self.as_json = as_json
@@ -173,10 +175,17 @@ def cmd_status(args: argparse.Namespace, out: Output) -> int:
     snapshot = stage_status(target)
     data = snapshot.to_dict()
     data["failureMode"] = read_failure_mode(target).to_dict()
+    local = lifecycle.status() if target.name == "local" else None
+    if local is not None:
+        data["localCloud"] = local.to_dict()
     if out.as_json:
         out.result(data)
         return EXIT_OK
     out.line(f"target {target.name}  api {target.api_url}")
+    if local is not None:
+        engine = "healthy" if local.engine_healthy else "NOT healthy"
+        agent = "running" if local.agent_running else "NOT running"
+        out.line(f"local cloud: engine {engine} at {local.endpoint_url}, metrics/alarm agent {agent}")
     out.line(read_failure_mode(target).describe())
     out.line("queues:")
     for label, queue in snapshot.queues.items():
@@ -232,24 +241,45 @@ def cmd_verify(args: argparse.Namespace, out: Output) -> int:
 
 def cmd_gameday(args: argparse.Namespace, out: Output) -> int:
     target = _target(args)
-    try:
-        result = run_gameday(
-            target,
-            args.name,
-            events=args.events,
-            timeout_s=args.timeout,
-            injector=args.injector,
-            report_dir=Path(args.report_dir) if args.report_dir else REPORTS_DIR,
-            printer=out.progress,
+    if args.name != ALL_DRILLS:
+        names = [args.name]
+    else:
+        # With FIS, "all" means every drill FIS can drive.
+        names = [name for name, spec in DRILLS.items() if args.injector != "fis" or spec.fis]
+    results = []
+    for name in names:
+        try:
+            result = run_gameday(
+                target,
+                name,
+                events=args.events,
+                timeout_s=args.timeout,
+                injector=args.injector,
+                report_dir=Path(args.report_dir) if args.report_dir else REPORTS_DIR,
+                printer=out.progress,
+            )
+        except InjectorError as error:
+            out.result({"ok": False, "error": str(error)}, f"refused: {error}")
+            return EXIT_USAGE
+        results.append(result)
+        if result.outcome == "interrupted":
+            break
+    if len(results) == 1 and len(names) == 1:
+        [result] = results
+        out.result(
+            {**result.report, "reportJson": str(result.json_path), "reportHtml": str(result.html_path)},
+            f"gameday {result.drill}: {result.outcome}" + (f" ({result.error})" if result.error else ""),
         )
-    except InjectorError as error:
-        out.result({"ok": False, "error": str(error)}, f"refused: {error}")
-        return EXIT_USAGE
-    out.result(
-        {**result.report, "reportJson": str(result.json_path), "reportHtml": str(result.html_path)},
-        f"gameday {result.drill}: {result.outcome}" + (f" ({result.error})" if result.error else ""),
-    )
-    return result.exit_code
+        return result.exit_code
+    summary = [
+        {"drill": r.drill, "outcome": r.outcome, "error": r.error, "seconds": r.report["elapsedSeconds"]}
+        for r in results
+    ]
+    lines = [
+        f"{r['outcome']:<12} {r['drill']:<20} {r['seconds']:>6.0f}s  {r['error'] or ''}" for r in summary
+    ]
+    out.result({"drills": summary}, "\n".join(lines))
+    return max(r.exit_code for r in results)
 
 
 def _target(args: argparse.Namespace) -> Target:
@@ -345,7 +375,9 @@ def _add_checks(add: AddCommand) -> None:
     verify.add_argument("--count-events", action="store_true", help="count IngestionSuccess events too")
 
     gameday = add("gameday", cmd_gameday, "run an automated drill; always restores failure_mode none")
-    gameday.add_argument("name", choices=list(DRILLS))
+    gameday.add_argument(
+        "name", choices=[*DRILLS, ALL_DRILLS], help=f"a drill, or {ALL_DRILLS} (one after another)"
+    )
     gameday.add_argument("--events", type=_positive, help="events to send (default per drill)")
     gameday.add_argument("--timeout", type=float, help="seconds for the whole drill (default per drill)")
     gameday.add_argument("--injector", choices=["ssm", "fis"], default="ssm", help="fis: AWS only")
@@ -357,7 +389,7 @@ def _common_options(*, suppress: bool) -> argparse.ArgumentParser:
     options.add_argument(
         "--target",
         default=argparse.SUPPRESS if suppress else None,
-        help="local (default, or $LAB_TARGET), env (outputs from environment variables) or stage:<StageName>",
+        help="local (default, or $LAB_TARGET), env (outputs from environment variables) or stage:<envName>",
     )
     options.add_argument(
         "--json", action="store_true", default=argparse.SUPPRESS if suppress else False, help="JSON on stdout"
@@ -381,6 +413,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         out.progress("interrupted")
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # `lab status | head`: the reader left; say nothing more (Python's documented recipe).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     except (TargetError, FailureModeError) as error:
         out.result({"ok": False, "error": str(error)}, f"error: {error}")
         return EXIT_USAGE

@@ -20,11 +20,13 @@ from typing import Any
 
 import boto3
 
-from functions.common.names import RESOURCE_PREFIX, Output
+from functions.common.names import API_KEY_HEADER, RESOURCE_PREFIX, Output
 
 LAB_STATE_DIR = Path(os.environ.get("LAB_STATE_DIR", Path(__file__).resolve().parent.parent / ".lab"))
 LOCAL_OUTPUTS_FILE = LAB_STATE_DIR / "outputs.json"
 API_KEY_ENV = "LAB_API_KEY"
+# authMode jwt: a token from the stage's issuer (the lab does not mint tokens).
+BEARER_TOKEN_ENV = "LAB_BEARER_TOKEN"  # noqa: S105 - the variable's name, not a token
 
 
 class TargetError(RuntimeError):
@@ -67,8 +69,12 @@ class Target:
         return self._clients[service]
 
     def api_headers(self) -> dict[str, str]:
-        """Headers every API call needs (x-api-key when the stage runs authMode apiKey)."""
-        return {"x-api-key": self.api_key} if self.api_key else {}
+        """Headers every API call needs: x-api-key (authMode apiKey) and/or a bearer token (jwt)."""
+        headers = {API_KEY_HEADER: self.api_key} if self.api_key else {}
+        token = os.environ.get(BEARER_TOKEN_ENV)
+        if token:
+            headers["authorization"] = f"Bearer {token}"
+        return headers
 
 
 def load_local_target(outputs_file: Path = LOCAL_OUTPUTS_FILE) -> Target:

@@ -255,7 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="Locust's final stats: <prefix>.json of locust --json-file",
     )
     parser.add_argument("--keys-file", required=True, type=Path, help="the keys file the Locust users wrote")
-    parser.add_argument("--target", default=None, help="local (default), env or stage:<StageName>")
+    parser.add_argument("--target", default=None, help="local (default), env or stage:<envName>")
     parser.add_argument("--report", type=Path, default=None, help="also write the gate's result as JSON here")
     add_threshold_arguments(parser)
     return parser

@@ -1,6 +1,6 @@
 """Run Locust headless against a target for a bounded time, then the gate (`python -m loadtest`).
 
-The target is the lab's (local cloud by default, `--target env` or `stage:<StageName>` for a
+The target is the lab's (local cloud by default, `--target env` or `stage:<envName>` for a
 deployed stage); the run writes its CSV stats, keys file and gate report under one folder.
 """
 
@@ -47,7 +47,7 @@ def _run_time(value: str) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m loadtest", description=__doc__)
-    parser.add_argument("--target", default=None, help="local (default), env or stage:<StageName>")
+    parser.add_argument("--target", default=None, help="local (default), env or stage:<envName>")
     parser.add_argument("--users", type=int, default=os.environ.get("LOADTEST_USERS", "4"))
     parser.add_argument("--spawn-rate", type=float, default=os.environ.get("LOADTEST_SPAWN_RATE", "4"))
     parser.add_argument(

@@ -1,4 +1,4 @@
-"""`python -m lab.local up|down|status|demo`: the local cloud's commands (used by the Makefile)."""
+"""`python -m lab.local up|down|status|demo|summary`: the local cloud's commands (used by the Makefile)."""
 
 from __future__ import annotations
 
@@ -43,7 +43,8 @@ def summary(state: StateDir) -> str:
         '-d \'{"orderId": "123", "amount": 42.5}\'',
         f"  aws dynamodb scan --table-name {outputs.get('TableName', '<table>')} --max-items 5",
         "  aws cloudwatch describe-alarms --query 'MetricAlarms[].[AlarmName,StateValue]' --output table",
-        "  python -m lab.local status        # engine, agent and alarm states",
+        "  .venv/bin/lab status              # queue depths, alarm states, records by status",
+        "  .venv/bin/lab gameday all         # every drill (reports/ holds the timelines and charts)",
         "  make lab-down                     # stop everything",
         "",
     ]
@@ -52,13 +53,19 @@ def summary(state: StateDir) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lab.local", description=__doc__)
-    parser.add_argument("command", choices=("up", "down", "status", "demo"))
+    parser.add_argument("command", choices=("up", "down", "status", "demo", "summary"))
+    parser.add_argument(
+        "--no-summary", action="store_true", help="`up` without the summary (`make lab` prints it last)"
+    )
     parser.add_argument("--samples", type=int, default=3, help="sample events sent by `demo` (default 3)")
     parser.add_argument("--port", type=int, default=None, help="engine port for `up` (default: a free one)")
     args = parser.parse_args(argv)
     state = StateDir.default()
     if args.command == "up":
         lifecycle.up(state, port=args.port)
+        if not args.no_summary:
+            print(summary(state))
+    elif args.command == "summary":
         print(summary(state))
     elif args.command == "down":
         stopped = lifecycle.down(state)

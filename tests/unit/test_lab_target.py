@@ -68,7 +68,16 @@ def test_env_target_requires_the_api_url() -> None:
         load_env_target({"TableName": "state"})
 
 
-def test_local_target_reads_the_outputs_file(tmp_path: Path) -> None:
+def test_api_headers_carry_the_api_key_and_a_bearer_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    target = load_env_target({"ApiUrl": "https://api.example"})
+    monkeypatch.delenv("LAB_BEARER_TOKEN", raising=False)
+    assert target.api_headers() == {}
+    monkeypatch.setenv("LAB_BEARER_TOKEN", "eyJ.token")
+    assert target.api_headers() == {"authorization": "Bearer eyJ.token"}
+
+
+def test_local_target_reads_the_outputs_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LAB_BEARER_TOKEN", raising=False)
     outputs = tmp_path / "outputs.json"
     with pytest.raises(TargetError, match="make lab"):
         load_local_target(outputs)
