@@ -48,8 +48,8 @@ def call_api(
 ) -> ApiResponse:
     """One API call; JSON in, JSON (or text) out. Retries only transport errors and 429/5xx-busy.
 
-    urllib rather than requests: the lab must run in a pipeline step that installs only boto3,
-    and one JSON request/response needs nothing more.
+    urllib rather than requests: requests is no dependency of ours (only Locust's), and one JSON
+    request and response need nothing more.
     """
     url = f"{target.api_url}/{path.lstrip('/')}"
     if query:

@@ -109,7 +109,8 @@ def verify_keys(
     success_events: int | None = None
     duplicates: dict[str, int] = {}
     if count_events:
-        remaining = max(5.0, deadline - time.monotonic())
+        # Events trail their records (bus -> topic -> queue): give them a few seconds at least.
+        remaining = max(min(5.0, timeout_s), deadline - time.monotonic())
         wait_for_events(target, unique, DetailType.SUCCESS, len(unique), timeout_s=remaining, counts=counts)
         per_key = counts.keys_with(DetailType.SUCCESS)
         success_events = sum(count for key, count in per_key.items() if key in records)

@@ -14,10 +14,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from functions.common.names import (
+    METRICS_NAMESPACE,
     DetailType,
     ErrorType,
     FailureMode,
     MessageAttribute,
+    MetricName,
     Output,
     RecordStatus,
 )
@@ -323,6 +325,7 @@ def slow_downstream(ctx: DrillContext) -> list[str]:
 def random_fail_p30(ctx: DrillContext) -> list[str]:
     """30% transient failures -> partial batch responses -> retries settle -> none lost or doubled."""
     require_empty_dlq(ctx)
+    counters = WorkerCounters(ctx) if ctx.injector.kind == "ssm" else None
     ctx.mark(
         "inject", **ctx.injector.inject(ctx, FailureMode.RANDOM_FAIL_P30, ttl_seconds=int(ctx.remaining()))
     )
@@ -367,9 +370,21 @@ def random_fail_p30(ctx: DrillContext) -> list[str]:
     final = records(ctx, keys)
     retried = sum(1 for r in final.values() if int(r.get("attempts", 0)) >= 2)
     ctx.mark("retries settled", retried_records=retried)
-    if ctx.injector.kind == "ssm":
+    if counters is not None:
         ctx.check(retried > 0, "no record needed a retry: the transient failures were not retried")
         claims.append(f"{retried} records succeeded on a retry")
+        # A batch that failed as a whole would bring its succeeded records back as duplicates;
+        # reporting only the failed items deletes them, so the worker sees no duplicate at all.
+        processed, duplicates = counters.wait_for_processed(len(keys))
+        ctx.mark("worker metrics", RecordsProcessed=processed, DuplicatesDetected=duplicates)
+        ctx.check(
+            duplicates == 0,
+            f"{duplicates:.0f} succeeded records came back (DuplicatesDetected): the worker failed whole "
+            "batches instead of reporting only the failed items",
+        )
+        claims.append(
+            f"no succeeded record came back (DuplicatesDetected 0, RecordsProcessed {processed:.0f})"
+        )
     verify_exactly_once(ctx, keys, what="no event lost or duplicated:")
     return [*claims, f"{len(keys)} events SUCCEEDED exactly once"]
 
@@ -377,6 +392,7 @@ def random_fail_p30(ctx: DrillContext) -> list[str]:
 def duplicate_submit(ctx: DrillContext) -> list[str]:
     """Every event queued twice -> exactly N records and N IngestionSuccess events."""
     before = table_count(ctx)
+    counters = WorkerCounters(ctx)
     ctx.mark(
         "inject", **ctx.injector.inject(ctx, FailureMode.DUPLICATE_SUBMIT, ttl_seconds=int(ctx.remaining()))
     )
@@ -395,6 +411,12 @@ def duplicate_submit(ctx: DrillContext) -> list[str]:
     verified = verify_exactly_once(ctx, keys, what=f"{len(keys)} unique payloads:")
     after = table_count(ctx)
     ctx.mark("table records added", before=before, after=after)
+    duplicates = counters.wait_for(MetricName.DUPLICATES_DETECTED, len(keys))
+    ctx.mark("worker detected the second copies", DuplicatesDetected=duplicates)
+    ctx.check(
+        duplicates == len(keys),
+        f"the worker should detect {len(keys)} duplicates (one per second copy), counted {duplicates:.0f}",
+    )
     ctx.check(
         after - before == len(keys),
         f"the table grew by {after - before} records for {len(keys)} unique payloads sent twice "
@@ -404,6 +426,7 @@ def duplicate_submit(ctx: DrillContext) -> list[str]:
         f"{doubled} events were queued twice by ingest",
         f"exactly {len(keys)} records, all SUCCEEDED (table grew by {after - before})",
         f"exactly {verified['success_events']} IngestionSuccess events",
+        f"the worker detected {duplicates:.0f} duplicate deliveries and wrote nothing for them",
     ]
 
 
@@ -553,6 +576,61 @@ def observe_worker_errors(ctx: DrillContext, what: str) -> str:
     total = ctx.wait_until(f"AWS/Lambda Errors of {worker} > 0", errors, interval_s=15)
     ctx.mark(what, lambda_errors=total)
     return f"{what}: {total:.0f} worker errors in AWS/Lambda metrics"
+
+
+class WorkerCounters:
+    """The worker's own EMF counters (RecordsProcessed, DuplicatesDetected) since the drill began.
+
+    Totals over one fixed window, read before and after, so the difference is what the drill
+    caused whatever the period alignment; summed over every dimension set the metric has.
+    """
+
+    def __init__(self, ctx: DrillContext, lookback: timedelta = timedelta(minutes=15)) -> None:
+        self._ctx = ctx
+        self._since = datetime.now(UTC) - lookback
+        self._baseline = {name: self._total(name) for name in self._names()}
+
+    @staticmethod
+    def _names() -> tuple[MetricName, MetricName]:
+        return MetricName.RECORDS_PROCESSED, MetricName.DUPLICATES_DETECTED
+
+    def _total(self, name: MetricName) -> float:
+        cloudwatch = self._ctx.target.client("cloudwatch")
+        metrics = cloudwatch.list_metrics(Namespace=METRICS_NAMESPACE, MetricName=name.value).get(
+            "Metrics", []
+        )
+        total = 0.0
+        for metric in metrics:
+            points = cloudwatch.get_metric_statistics(
+                Namespace=METRICS_NAMESPACE,
+                MetricName=name.value,
+                Dimensions=metric.get("Dimensions", []),
+                StartTime=self._since,
+                EndTime=datetime.now(UTC) + timedelta(minutes=1),
+                Period=60,
+                Statistics=["Sum"],
+            ).get("Datapoints", [])
+            total += sum(point["Sum"] for point in points)
+        return total
+
+    def delta(self, name: MetricName) -> float:
+        return self._total(name) - self._baseline[name]
+
+    def wait_for(self, name: MetricName, expected: int) -> float:
+        """The metric's increase once it reached `expected` (metrics trail the work by seconds)."""
+        value = self._ctx.wait_until(
+            f"the worker's {name.value} metric to count {expected}",
+            lambda: (delta := self.delta(name)) >= expected and delta,
+            timeout_s=min(180.0, self._ctx.remaining()),
+            interval_s=3,
+            describe=lambda: f"{name.value} +{self.delta(name):.0f}",
+        )
+        return float(value)
+
+    def wait_for_processed(self, expected: int) -> tuple[float, float]:
+        """(RecordsProcessed, DuplicatesDetected) once the metrics account for `expected` records."""
+        processed = self.wait_for(MetricName.RECORDS_PROCESSED, expected)
+        return processed, self.delta(MetricName.DUPLICATES_DETECTED)
 
 
 def table_count(ctx: DrillContext) -> int:

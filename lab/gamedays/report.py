@@ -1,7 +1,7 @@
 """A drill's report: JSON for machines, and one self-contained HTML page with an SVG chart.
 
-The chart is written by hand as SVG: a few polylines and rectangles do not justify a plotting
-library in the lab's dependencies (the pipeline's gameday step installs only the lab).
+The chart is written by hand as SVG: a few polylines and rectangles do not justify adding a
+plotting library to the pinned dependencies, and the page opens anywhere without network.
 """
 
 from __future__ import annotations

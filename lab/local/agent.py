@@ -63,9 +63,8 @@ class LogCursor:
 class Agent:
     """One cycle = publish queue metrics, publish log-derived metrics, evaluate alarms."""
 
-    def __init__(self, info: EngineInfo, state: StateDir) -> None:
+    def __init__(self, info: EngineInfo) -> None:
         self._info = info
-        self._state = state
         self._client = EngineClients(info)
         self._cursors: dict[str, LogCursor] = {}
         self._started_ms = int(time.time() * 1000)
@@ -230,7 +229,7 @@ def _write_status(path: Path, status: Mapping[str, Any]) -> None:
 
 def run(state: StateDir, interval: float) -> None:
     info = EngineInfo(**json.loads(state.engine_json.read_text()))
-    agent = Agent(info, state)
+    agent = Agent(info)
     stopping = False
 
     def stop(_signum: int, _frame: Any) -> None:

@@ -8,10 +8,11 @@ import subprocess
 import sys
 import time
 
-from lab.local.engine import EngineInfo, aws_env, terminate_process_group
+from lab.local.engine import EngineInfo, aws_env, process_runs, terminate_process_group
 from lab.local.paths import REPO_ROOT, StateDir
 
 AGENT_STARTUP_TIMEOUT_SECONDS = 20.0
+AGENT_MODULE = "lab.local.agent"
 
 
 def _read_pid(state: StateDir) -> int | None:
@@ -23,29 +24,19 @@ def _read_pid(state: StateDir) -> int | None:
 
 def agent_running(state: StateDir) -> bool:
     pid = _read_pid(state)
-    if pid is None:
-        return False
-    try:
-        reaped, _ = os.waitpid(pid, os.WNOHANG)
-        if reaped == pid:
-            return False
-    except ChildProcessError:
-        pass
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+    return pid is not None and process_runs(pid, AGENT_MODULE)
 
 
 def start_agent(state: StateDir, info: EngineInfo) -> int:
     """Start the agent for this state dir (restarted, so it reads the freshly deployed alarms)."""
     stop_agent(state)
     state.agent_status.unlink(missing_ok=True)
-    env = {**os.environ, **aws_env(info.endpoint_url)}
+    # Only the engine's test credentials: a session token or profile in the caller's environment
+    # would be sent along and rejected.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")} | aws_env(info.endpoint_url)
     with state.agent_log.open("ab") as log:
         process = subprocess.Popen(  # noqa: S603 - fixed argv: this interpreter and module
-            [sys.executable, "-m", "lab.local.agent", "--state-dir", str(state.root)],
+            [sys.executable, "-m", AGENT_MODULE, "--state-dir", str(state.root)],
             env=env,
             cwd=REPO_ROOT,
             stdout=log,

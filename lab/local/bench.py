@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
             drain, drain_seconds = drain_rate(target, args.backlog)
         finally:
             lifecycle.down(state)
-    auth = "on" if lifecycle._auth_default() else "off"
+    auth = "on" if lifecycle.auth_default() else "off"
     print(
         "\n".join(
             [

@@ -85,6 +85,12 @@ def synthesize(state: StateDir, info: EngineInfo) -> Path:
     return stage_assembly(state)
 
 
+def cdk_deploy(state: StateDir, info: EngineInfo) -> None:
+    """`cdk deploy` of the stage's stacks from the cloud assembly synthesized before (no re-synth)."""
+    args = ["deploy", "--app", str(state.cloud_assembly), f"{STAGE_NAME}/*", "--require-approval", "never"]
+    _run_cdk([*args, "--progress", "events"], info, state.root / "cdk.log")
+
+
 def stage_assembly(state: StateDir) -> Path:
     nested = state.cloud_assembly / f"assembly-{STAGE_NAME}"
     if not nested.is_dir():
@@ -175,23 +181,11 @@ def deploy_stage(state: StateDir, info: EngineInfo, *, force: bool = False, log=
         else:
             log(f"deploying {STAGE_NAME} ({', '.join(stacks)}) with the CDK CLI")
             state.deploy_json.unlink(missing_ok=True)
-            _run_cdk(
-                [
-                    "deploy",
-                    "--app",
-                    str(state.cloud_assembly),
-                    f"{STAGE_NAME}/*",
-                    "--require-approval",
-                    "never",
-                    "--progress",
-                    "events",
-                ],
-                info,
-                state.root / "cdk.log",
-            )
+            cdk_deploy(state, info)
             deployed = True
     stacks = list(current["stacks"])
     check_function_code(clients, stacks)
+    check_queue_mapping_permissions(clients, stacks)
     outputs = write_outputs(state, info, clients, stacks)
     state.deploy_json.write_text(json.dumps(current, indent=2) + "\n")
     log(f"{STAGE_NAME} ready in {time.monotonic() - started:.1f} s")
@@ -252,6 +246,38 @@ def check_function_code(clients: EngineClients, stacks: list[str]) -> list[str]:
     if empty:
         raise DeployError(f"deployed functions without code (CodeSize 0, asset missing): {', '.join(empty)}")
     return functions
+
+
+# What Lambda needs from the execution role to poll an SQS queue (AWS refuses to create or run
+# the mapping without them).
+SQS_MAPPING_ACTIONS = ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes")
+
+
+def check_queue_mapping_permissions(clients: EngineClients, stacks: list[str]) -> list[str]:
+    """The engine polls SQS for a mapping whatever the function's role allows; AWS does not. So
+    ask the engine's IAM simulator, with the role's own policies, what AWS would decide."""
+    cfn = clients("cloudformation")
+    lam = clients("lambda")
+    iam = clients("iam")
+    checked = []
+    for stack in stacks:
+        for mapping_id in _stack_resources(cfn, stack, "AWS::Lambda::EventSourceMapping"):
+            mapping = lam.get_event_source_mapping(UUID=mapping_id)
+            source = mapping.get("EventSourceArn", "")
+            if not source.startswith("arn:aws:sqs:"):
+                continue
+            role_arn = lam.get_function_configuration(FunctionName=mapping["FunctionArn"])["Role"]
+            results = iam.simulate_principal_policy(
+                PolicySourceArn=role_arn, ActionNames=list(SQS_MAPPING_ACTIONS), ResourceArns=[source]
+            )["EvaluationResults"]
+            denied = [r["EvalActionName"] for r in results if r["EvalDecision"] != "allowed"]
+            if denied:
+                raise DeployError(
+                    f"the SQS mapping of {mapping['FunctionArn']} cannot poll {source}: its role "
+                    f"{role_arn} lacks {', '.join(denied)} (AWS would not run this mapping)"
+                )
+            checked.append(mapping_id)
+    return checked
 
 
 def write_outputs(

@@ -132,7 +132,7 @@ def read_engine(state: StateDir) -> EngineInfo | None:
     if not state.engine_json.exists():
         return None
     info = EngineInfo(**json.loads(state.engine_json.read_text()))
-    return info if _alive(info.pid) else None
+    return info if process_runs(info.pid, ENGINE_LAUNCHER.name) else None
 
 
 def start_engine(state: StateDir, *, port: int | None = None, auth: bool = True) -> EngineInfo:
@@ -197,7 +197,7 @@ def stop_engine(state: StateDir) -> bool:
     if not state.engine_json.exists():
         return False
     info = EngineInfo(**json.loads(state.engine_json.read_text()))
-    was_running = _alive(info.pid)
+    was_running = process_runs(info.pid, ENGINE_LAUNCHER.name)
     if was_running:
         terminate_process_group(info.pid, STOP_TIMEOUT_SECONDS)
     state.engine_json.unlink()
@@ -221,6 +221,27 @@ def terminate_process_group(pid: int, timeout: float) -> None:
         os.killpg(pid, signal.SIGKILL)
     except ProcessLookupError:
         return
+
+
+def process_runs(pid: int, marker: str) -> bool:
+    """Is pid alive and still the process we started (its command line holds marker)? A pid
+    recorded by an earlier session may since belong to an unrelated process: never signal that."""
+    if not _alive(pid):
+        return False
+    try:
+        command = (
+            (Path("/proc") / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        )
+    except OSError:
+        # No procfs (macOS): ask ps.
+        result = subprocess.run(  # noqa: S603 - fixed argv
+            ["ps", "-p", str(pid), "-o", "command="],  # noqa: S607 - ps from PATH
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        command = result.stdout
+    return marker in command
 
 
 def _alive(pid: int) -> bool:

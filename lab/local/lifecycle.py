@@ -30,7 +30,8 @@ class LabStatus:
         return dict(self.__dict__)
 
 
-def _auth_default() -> bool:
+def auth_default() -> bool:
+    """IAM enforcement unless LAB_AUTH is 0/false/no (on by default)."""
     return os.environ.get("LAB_AUTH", "true").lower() not in ("0", "false", "no")
 
 
@@ -39,7 +40,7 @@ def start(
 ) -> engine.EngineInfo:
     """Start (or reuse) the engine only: what the engine conformance tests need."""
     state = (state or StateDir.default()).ensure()
-    return engine.start_engine(state, port=port, auth=_auth_default() if auth is None else auth)
+    return engine.start_engine(state, port=port, auth=auth_default() if auth is None else auth)
 
 
 def up(

@@ -66,6 +66,16 @@ def local_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalEngi
         lifecycle.down(state)
 
 
+@pytest.fixture(autouse=True)
+def _engine_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """boto3 clients of local tests (lab.target.Target's too) use the engine's test credentials,
+    whatever another tier's conftest put in the environment when one `pytest` run collects all."""
+    for key in ("AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+
+
 @pytest.fixture(scope="session")
 def local_target(local_engine: LocalEngine) -> Target:
     """The IngestionLocal stage deployed once per session into the session's engine (agent running)."""

@@ -4,6 +4,11 @@ so a grant missing from the template fails locally as it would on AWS."""
 from __future__ import annotations
 
 import json
+from typing import Any
+
+import pytest
+
+from lab.local.deploy import DeployError, EngineClients, check_queue_mapping_permissions
 
 PROBE_SOURCE = """
 import os
@@ -89,3 +94,74 @@ def test_sqs_batch_calls_are_authorized_by_their_single_message_actions(
 
     assert "FunctionError" not in response, response["Payload"].read()
     assert json.loads(response["Payload"].read()) == {"sent": 2, "deleted": 2}
+
+
+def _mapping_template(queue: str, actions: list[str]) -> dict[str, Any]:
+    statements = [{"Effect": "Allow", "Action": actions, "Resource": {"Fn::GetAtt": ["Queue", "Arn"]}}]
+    return {
+        "Resources": {
+            "Queue": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": queue}},
+            "Role": {
+                "Type": "AWS::IAM::Role",
+                "Properties": {
+                    "AssumeRolePolicyDocument": {
+                        "Version": "2012-10-17",
+                        "Statement": [
+                            {
+                                "Effect": "Allow",
+                                "Principal": {"Service": "lambda.amazonaws.com"},
+                                "Action": "sts:AssumeRole",
+                            }
+                        ],
+                    },
+                    "Policies": [
+                        {
+                            "PolicyName": "poll",
+                            "PolicyDocument": {"Version": "2012-10-17", "Statement": statements},
+                        }
+                    ],
+                },
+            },
+            "Function": {
+                "Type": "AWS::Lambda::Function",
+                "Properties": {
+                    "Runtime": "python3.11",
+                    "Handler": "index.handler",
+                    "Role": {"Fn::GetAtt": ["Role", "Arn"]},
+                    "Code": {"ZipFile": "def handler(event, context):\n    return None\n"},
+                },
+            },
+            "Mapping": {
+                "Type": "AWS::Lambda::EventSourceMapping",
+                "Properties": {
+                    "FunctionName": {"Ref": "Function"},
+                    "EventSourceArn": {"Fn::GetAtt": ["Queue", "Arn"]},
+                },
+            },
+        }
+    }
+
+
+def test_deploy_refuses_a_queue_mapping_whose_role_cannot_poll(local_engine, name):
+    """The engine's SQS mapping polls whatever the role allows; the lab's post-deploy check asks
+    the engine's IAM simulator instead, so a missing grant fails locally as on AWS."""
+    cfn = local_engine.client("cloudformation")
+    clients = EngineClients(local_engine.info)
+    complete = name("complete")
+    partial = name("partial")
+    for stack, actions in (
+        (complete, ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"]),
+        (partial, ["sqs:ReceiveMessage", "sqs:GetQueueAttributes"]),
+    ):
+        cfn.create_stack(
+            StackName=stack,
+            TemplateBody=json.dumps(_mapping_template(name("q"), actions)),
+            Capabilities=["CAPABILITY_IAM"],
+        )
+        cfn.get_waiter("stack_create_complete").wait(
+            StackName=stack, WaiterConfig={"Delay": 1, "MaxAttempts": 60}
+        )
+
+    assert len(check_queue_mapping_permissions(clients, [complete])) == 1
+    with pytest.raises(DeployError, match="lacks sqs:DeleteMessage"):
+        check_queue_mapping_permissions(clients, [partial])

@@ -11,6 +11,9 @@ from typing import Any
 
 import pytest
 
+from functions.common.names import EnvVar
+from lab.local import deploy
+
 ECHO_SOURCE = """
 import json
 
@@ -132,7 +135,7 @@ def test_eventbridge_rule_delivers_to_sns_and_raw_sqs_subscription(local_engine,
 
 
 def _deploy(cfn: Any, stack: str, template: dict[str, Any]) -> dict[str, str]:
-    cfn.create_stack(StackName=stack, TemplateBody=json.dumps(template))
+    cfn.create_stack(StackName=stack, TemplateBody=json.dumps(template), Capabilities=["CAPABILITY_IAM"])
     cfn.get_waiter("stack_create_complete").wait(
         StackName=stack, WaiterConfig={"Delay": 1, "MaxAttempts": 60}
     )
@@ -223,3 +226,104 @@ def test_dynamodb_failed_condition_returns_the_existing_item(local_engine, name)
         )
 
     assert raised.value.response["Item"] == item
+
+
+def test_eventbridge_rule_invokes_a_lambda_target(local_engine, make_function, name, arn_of_queue):
+    """The stage routes success/failure events to the event_log function as well."""
+    events = local_engine.client("events")
+    lam = local_engine.client("lambda")
+    sqs = local_engine.client("sqs")
+    queue_name = name("seen")
+    queue_url = sqs.create_queue(QueueName=queue_name)["QueueUrl"]
+    function = make_function(
+        """
+        import json, os, boto3
+
+        def lambda_handler(event, context):
+            boto3.client("sqs").send_message(QueueUrl=os.environ["OUT"], MessageBody=json.dumps(event))
+        """,
+        environment={"OUT": queue_url},
+        policy={
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": arn_of_queue(queue_name)}
+            ],
+        },
+    )
+    function_arn = lam.get_function(FunctionName=function)["Configuration"]["FunctionArn"]
+    bus = name("bus")
+    events.create_event_bus(Name=bus)
+    pattern = json.dumps({"source": ["ingestion.lab"]})
+    rule_arn = events.put_rule(Name="log", EventBusName=bus, EventPattern=pattern)["RuleArn"]
+    lam.add_permission(
+        FunctionName=function, StatementId="events", Action="lambda:InvokeFunction",
+        Principal="events.amazonaws.com", SourceArn=rule_arn,
+    )  # fmt: skip
+    events.put_targets(Rule="log", EventBusName=bus, Targets=[{"Id": "fn", "Arn": function_arn}])
+
+    events.put_events(
+        Entries=[
+            {
+                "Source": "ingestion.lab",
+                "DetailType": "IngestionSuccess",
+                "Detail": '{"n": 7}',
+                "EventBusName": bus,
+            }
+        ]
+    )
+
+    deadline = time.monotonic() + 15
+    received: list[dict[str, Any]] = []
+    while not received and time.monotonic() < deadline:
+        received = sqs.receive_message(QueueUrl=queue_url, WaitTimeSeconds=1).get("Messages", [])
+    assert received, "the rule did not invoke the function"
+    delivered = json.loads(received[0]["Body"])
+    assert (delivered["detail-type"], delivered["detail"]) == ("IngestionSuccess", {"n": 7})
+
+
+def test_api_key_of_an_api_key_stage_is_read_from_the_authorizer_secret(local_engine, name):
+    """outputs.json carries apiKey for authMode apiKey: the lab finds the secret through the
+    function that names it (API_KEY_SECRET_ARN) and reads it, as a deployed stage would be read."""
+    cfn = local_engine.client("cloudformation")
+    stack = name("authorizer")
+    template = {
+        "Resources": {
+            "ApiKey": {
+                "Type": "AWS::SecretsManager::Secret",
+                "Properties": {"GenerateSecretString": {"PasswordLength": 32}},
+            },
+            "Role": {
+                "Type": "AWS::IAM::Role",
+                "Properties": {
+                    "AssumeRolePolicyDocument": {
+                        "Version": "2012-10-17",
+                        "Statement": [
+                            {
+                                "Effect": "Allow",
+                                "Principal": {"Service": "lambda.amazonaws.com"},
+                                "Action": "sts:AssumeRole",
+                            }
+                        ],
+                    }
+                },
+            },
+            "Authorizer": {
+                "Type": "AWS::Lambda::Function",
+                "Properties": {
+                    "Runtime": "python3.11",
+                    "Handler": "index.handler",
+                    "Role": {"Fn::GetAtt": ["Role", "Arn"]},
+                    "Code": {"ZipFile": "def handler(event, context):\n    return None\n"},
+                    "Environment": {"Variables": {EnvVar.API_KEY_SECRET_ARN.value: {"Ref": "ApiKey"}}},
+                },
+            },
+        },
+        "Outputs": {"Arn": {"Value": {"Ref": "ApiKey"}}},
+    }
+    outputs = _deploy(cfn, stack, template)
+
+    api_key = deploy._api_key(deploy.EngineClients(local_engine.info), [stack])
+
+    secret = local_engine.client("secretsmanager").get_secret_value(SecretId=outputs["Arn"])["SecretString"]
+    assert api_key == secret
+    assert len(api_key) == 32

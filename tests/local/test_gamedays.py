@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 
-from functions.common.names import FailureMode
+from functions.common.names import FailureMode, Output
 from lab.environment import target_environment
-from lab.failure_mode import read_failure_mode
+from lab.failure_mode import read_failure_mode, reset_failure_mode
 from lab.gamedays import run_gameday
 from lab.send import RUNS_DIR_ENV
 from lab.status import queue_depth
@@ -28,12 +28,39 @@ from lab.target import Target
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LAB = [sys.executable, "-m", "lab.cli"]
+pytestmark = pytest.mark.usefixtures("quiet_stage")
 
 
 @pytest.fixture(autouse=True)
 def runs_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The drills' run files go to the test's folder, never the developer's .lab."""
     monkeypatch.setenv(RUNS_DIR_ENV, str(tmp_path / "runs"))
+
+
+def pending(target: Target, label: str) -> int:
+    depth = queue_depth(target, label, with_age=False)
+    assert depth is not None
+    return depth.visible + depth.in_flight + depth.delayed
+
+
+@pytest.fixture
+def quiet_stage(local_target: Target) -> None:
+    """Each drill starts from an idle stage: no fault on, main queue settled, DLQ empty.
+
+    Other tests of the session share the stage; a message they left in the DLQ would make a
+    drill's DLQ assertions ambiguous (the drill itself refuses to start then), so it is removed.
+    """
+    reset_failure_mode(local_target, set_by="test setup")
+    sqs = local_target.client("sqs")
+    dlq_url = local_target.output(Output.DLQ_URL)
+    deadline = time.monotonic() + 90
+    while pending(local_target, "main") or pending(local_target, "dlq"):
+        assert time.monotonic() < deadline, "the stage did not settle before the drill"
+        for message in sqs.receive_message(QueueUrl=dlq_url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get(
+            "Messages", []
+        ):
+            print(f"removing a message left in the DLQ by an earlier test: {message['MessageId']}")
+            sqs.delete_message(QueueUrl=dlq_url, ReceiptHandle=message["ReceiptHandle"])
 
 
 def run_drill(target: Target, name: str, tmp_path: Path, **kwargs: Any) -> dict[str, Any]:
@@ -77,6 +104,8 @@ def test_slow_downstream(local_target: Target, tmp_path: Path) -> None:
 def test_random_fail_p30(local_target: Target, tmp_path: Path) -> None:
     report = run_drill(local_target, "random-fail-p30", tmp_path, events=20, timeout_s=240)
     assert "partial batch observed" in labels(report)
+    metrics = next(e for e in report["timeline"] if e["label"] == "worker metrics")
+    assert metrics["details"]["DuplicatesDetected"] == 0
     assert report["assertions"][-1] == "20 events SUCCEEDED exactly once"
 
 
@@ -84,6 +113,8 @@ def test_duplicate_submit(local_target: Target, tmp_path: Path) -> None:
     report = run_drill(local_target, "duplicate-submit", tmp_path, events=10, timeout_s=120)
     duplicated = next(e for e in report["timeline"] if e["label"] == "ingest queued each event twice")
     assert duplicated["details"]["duplicated"] == 10
+    detected = next(e for e in report["timeline"] if e["label"] == "worker detected the second copies")
+    assert detected["details"]["DuplicatesDetected"] == 10
 
 
 def test_failure_mode_expiry(local_target: Target, tmp_path: Path) -> None:

@@ -10,6 +10,8 @@ import pytest
 
 from functions.common.names import FAILURE_MODE_PARAMETER, STATE_TABLE_PARTITION_KEY, Output
 from lab import cli
+from lab.gamedays import GamedayResult
+from lab.gamedays.drills import DRILLS
 
 
 @pytest.fixture
@@ -144,3 +146,60 @@ def test_redrive_start_requires_valid_error_types() -> None:
         True,
         5,
     )
+
+
+def test_env_prints_a_target_that_env_reads_back(
+    env_target: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("LAB_API_KEY", "k 1")
+    code, out = run(["--target", "env", "env"], capsys)
+    assert code == 0
+    lines = dict(line.removeprefix("export ").split("=", 1) for line in out.splitlines())
+    assert lines[Output.QUEUE_URL.value] == env_target.queue_url
+    assert lines["LAB_API_KEY"] == "'k 1'"  # shell-quoted
+    assert "AWS_ENDPOINT_URL" not in lines  # a deployed stage keeps the caller's own credentials
+    code, out = run(["--target", "env", "--json", "env"], capsys)
+    assert json.loads(out)[Output.TABLE_NAME.value] == env_target.table_name
+
+
+def fake_results(outcomes: dict[str, str], tmp_path: Path) -> Any:
+    calls: list[tuple[str, str]] = []
+
+    def fake_run_gameday(target: Any, name: str, *, injector: str, **_: Any) -> GamedayResult:
+        calls.append((name, injector))
+        outcome = outcomes.get(name, "passed")
+        report = {"elapsedSeconds": 1.0, "drill": name}
+        return GamedayResult(
+            name, outcome, None if outcome == "passed" else "boom", report, tmp_path, tmp_path
+        )
+
+    return calls, fake_run_gameday
+
+
+def test_gameday_all_runs_every_drill_and_exits_with_the_worst_outcome(
+    env_target: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    calls, fake = fake_results({"random-fail-p30": "failed"}, tmp_path)
+    monkeypatch.setattr(cli, "run_gameday", fake)
+    code, out = run(["--target", "env", "--json", "gameday", "all"], capsys)
+    assert code == 1
+    assert [name for name, _ in calls] == list(DRILLS)
+    summary = json.loads(out)["drills"]
+    assert [(d["drill"], d["outcome"]) for d in summary if d["outcome"] != "passed"] == [
+        ("random-fail-p30", "failed")
+    ]
+
+
+def test_gameday_all_stops_at_an_interruption_and_with_fis_runs_only_fis_drills(
+    env_target: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    calls, fake = fake_results({"slow-downstream": "interrupted"}, tmp_path)
+    monkeypatch.setattr(cli, "run_gameday", fake)
+    code, _ = run(["--target", "env", "gameday", "all"], capsys)
+    assert code == 130
+    assert [name for name, _ in calls] == ["poison-pill", "slow-downstream"]
+    fis_calls, fis_fake = fake_results({}, tmp_path)
+    monkeypatch.setattr(cli, "run_gameday", fis_fake)
+    code, _ = run(["--target", "env", "gameday", "all", "--injector", "fis"], capsys)
+    assert code == 0
+    assert fis_calls == [("slow-downstream", "fis"), ("random-fail-p30", "fis")]

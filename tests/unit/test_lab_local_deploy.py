@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from lab.local.deploy import DeployError, fingerprint, local_api_url, stage_stack_names
-from lab.local.engine import engine_requirements
+from lab.local.engine import engine_requirements, process_runs
 from lab.local.paths import RUNTIME_REQUIREMENTS
 
 
@@ -76,3 +78,15 @@ def test_fingerprint_changes_with_any_template_and_only_then(tmp_path):
     assert fingerprint(assembly) == first
     (tmp_path / "b.template.json").write_text('{"x": 2}')
     assert fingerprint(assembly) != first
+
+
+def test_a_recorded_pid_counts_only_while_it_is_still_our_process():
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        assert process_runs(child.pid, "time.sleep(30)")
+        # Same pid, another program: what a pid left in .lab/ by an earlier session may have become.
+        assert not process_runs(child.pid, "engine_main.py")
+    finally:
+        child.kill()
+        child.wait()
+    assert not process_runs(child.pid, "time.sleep(30)")

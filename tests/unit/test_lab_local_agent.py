@@ -1,0 +1,68 @@
+"""The metrics agent's log reading: each log event is turned into metrics exactly once."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lab.local.agent import Agent
+from lab.local.engine import EngineInfo
+
+
+class FakeLogs:
+    """filter_log_events over a list of events, honouring startTime (inclusive) and paging."""
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+        self.page_size = 2
+
+    def add(self, event_id: str, timestamp: int) -> None:
+        self.events.append({"eventId": event_id, "timestamp": timestamp, "message": event_id})
+
+    def filter_log_events(
+        self, logGroupName: str, startTime: int, nextToken: str | None = None
+    ) -> dict[str, Any]:
+        matching = [e for e in self.events if e["timestamp"] >= startTime]
+        offset = int(nextToken or 0)
+        page = matching[offset : offset + self.page_size]
+        result: dict[str, Any] = {"events": page}
+        if offset + self.page_size < len(matching):
+            result["nextToken"] = str(offset + self.page_size)
+        return result
+
+
+def agent() -> Agent:
+    instance = Agent(EngineInfo(pid=1, port=1, auth=True, started_at=0.0))
+    instance._started_ms = 1_000
+    return instance
+
+
+def ids(events: list[dict[str, Any]]) -> list[str]:
+    return [e["eventId"] for e in events]
+
+
+def test_events_before_the_agent_started_are_not_replayed():
+    logs = FakeLogs()
+    logs.add("old", 999)
+    logs.add("new", 1_000)
+    assert ids(agent()._new_events(logs, "g")) == ["new"]
+
+
+def test_each_event_is_returned_once_across_cycles_even_at_the_same_millisecond():
+    reader = agent()
+    logs = FakeLogs()
+    for event_id in ("a", "b", "c"):
+        logs.add(event_id, 1_500)
+    assert ids(reader._new_events(logs, "g")) == ["a", "b", "c"]  # three pages of two
+
+    logs.add("d", 1_500)  # same millisecond as the cursor
+    logs.add("e", 1_700)
+    assert ids(reader._new_events(logs, "g")) == ["d", "e"]
+    assert reader._new_events(logs, "g") == []
+
+
+def test_log_groups_have_cursors_of_their_own():
+    reader = agent()
+    logs = FakeLogs()
+    logs.add("x", 2_000)
+    assert ids(reader._new_events(logs, "one")) == ["x"]
+    assert ids(reader._new_events(logs, "two")) == ["x"]
