@@ -186,6 +186,9 @@ class DeliveryMetricName(StrEnum):
     # EventBridge entries still rejected after one retry: a lost event must be visible.
     EVENTS_NOT_PUBLISHED = "EventsNotPublished"
     REDRIVE_SEND_FAILED = "RedriveSendFailed"
+    # Success events re-sent from the state table's outbox after the invocation that settled the
+    # record died before publishing them.
+    EVENTS_REPUBLISHED = "EventsRepublished"
 
 
 # Key of the asynchronous self-invocation event that runs a redrive job: {"redriveJobId": "<id>"}.

@@ -4,10 +4,13 @@ Every write is a single conditional UpdateItem. The worker's first write is an U
 than the spec's PutItem: it creates the item when absent exactly like a conditional PutItem, but
 keeps attempts, firstSeenAt and the redrive's redriveCount across retries (a PutItem would erase
 them), and ReturnValuesOnConditionCheckFailure=ALL_OLD still replaces a separate GetItem.
+A SUCCEEDED item is also the outbox of its success event (eventDetail, eventPublished): see
+functions/worker/processor.py.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -59,6 +62,18 @@ class Acquired:
 @dataclass(frozen=True)
 class AlreadySucceeded:
     item: dict[str, Any]
+
+    def orphaned_event(self, now: float) -> dict[str, Any] | None:
+        """The success event still unpublished after its invocation's deadline (that invocation died)."""
+        # Before the deadline the settling invocation may still be about to publish: a duplicate
+        # delivered then stays silent, and if that invocation dies its own message comes back
+        # (visibility timeout > function timeout), after the deadline, and publishes.
+        if self.item.get("eventPublished") is not False or "eventDetail" not in self.item:
+            return None
+        if float(self.item.get("inflightUntil", 0)) >= now:
+            return None
+        detail: dict[str, Any] = json.loads(self.item["eventDetail"])
+        return detail
 
 
 @dataclass(frozen=True)
@@ -117,13 +132,18 @@ class StateTable:
             return HeldByAnother(old)
         return Acquired(int(plain_item(response["Attributes"])["attempts"]))
 
-    def succeed(self, idempotency_key: str, *, attempts: int, now: float) -> bool:
+    def succeed(self, idempotency_key: str, *, attempts: int, now: float, event: dict[str, Any]) -> bool:
+        """SUCCEEDED with its success event pending; inflightUntil stays: the publisher's deadline."""
         return self._finish(
             idempotency_key,
             attempts=attempts,
-            update="SET #status = :status, processedAt = :nowIso, updatedAt = :nowIso, #ttl = :ttl "
-            "REMOVE inflightUntil",
-            values={":status": {"S": RecordStatus.SUCCEEDED.value}},
+            update="SET #status = :status, processedAt = :nowIso, updatedAt = :nowIso, #ttl = :ttl, "
+            "eventPublished = :false, eventDetail = :event",
+            values={
+                ":status": {"S": RecordStatus.SUCCEEDED.value},
+                ":false": {"BOOL": False},
+                ":event": {"S": json.dumps(event, separators=(",", ":"))},
+            },
             now=now,
         )
 
@@ -145,20 +165,64 @@ class StateTable:
         self, idempotency_key: str, *, attempts: int, update: str, values: dict[str, Any], now: float
     ) -> bool:
         """Write the outcome only if this attempt still owns the lease (no stale worker wins)."""
+        return self._update_if(
+            idempotency_key,
+            update=update,
+            condition="#status = :inflight AND attempts = :attempts",
+            values={
+                **values,
+                ":inflight": {"S": RecordStatus.INFLIGHT.value},
+                ":attempts": {"N": str(attempts)},
+                ":nowIso": {"S": iso(now)},
+                ":ttl": {"N": str(int(now) + self._ttl_seconds)},
+            },
+            names={"#ttl": STATE_TABLE_TTL_ATTRIBUTE},
+        )
+
+    def claim_orphaned_event(self, idempotency_key: str, *, now: float, lease_seconds: float) -> bool:
+        """Become the publisher of an orphaned success event; False when another delivery already did."""
+        return self._update_if(
+            idempotency_key,
+            update="SET inflightUntil = :until",
+            condition="#status = :succeeded AND eventPublished = :false AND inflightUntil < :now",
+            values={
+                ":succeeded": {"S": RecordStatus.SUCCEEDED.value},
+                ":false": {"BOOL": False},
+                ":now": {"N": str(int(now))},
+                ":until": {"N": str(math.ceil(now + lease_seconds))},
+            },
+        )
+
+    def mark_event_published(self, idempotency_key: str) -> bool:
+        return self._update_if(
+            idempotency_key,
+            update="SET eventPublished = :true REMOVE inflightUntil, eventDetail",
+            condition="#status = :succeeded AND eventPublished = :false",
+            values={
+                ":succeeded": {"S": RecordStatus.SUCCEEDED.value},
+                ":true": {"BOOL": True},
+                ":false": {"BOOL": False},
+            },
+        )
+
+    def _update_if(
+        self,
+        idempotency_key: str,
+        *,
+        update: str,
+        condition: str,
+        values: dict[str, Any],
+        names: dict[str, str] | None = None,
+    ) -> bool:
+        """One conditional UpdateItem; False when the condition did not hold."""
         try:
             self._client.update_item(
                 TableName=self._table,
                 Key=self._key(idempotency_key),
                 UpdateExpression=update,
-                ConditionExpression="#status = :inflight AND attempts = :attempts",
-                ExpressionAttributeNames={"#status": "status", "#ttl": STATE_TABLE_TTL_ATTRIBUTE},
-                ExpressionAttributeValues={
-                    **values,
-                    ":inflight": {"S": RecordStatus.INFLIGHT.value},
-                    ":attempts": {"N": str(attempts)},
-                    ":nowIso": {"S": iso(now)},
-                    ":ttl": {"N": str(int(now) + self._ttl_seconds)},
-                },
+                ConditionExpression=condition,
+                ExpressionAttributeNames={"#status": "status", **(names or {})},
+                ExpressionAttributeValues=values,
             )
         except ClientError as error:
             if is_conditional_check_failure(error):
@@ -213,21 +277,13 @@ class StateTable:
 
     def annotate_error(self, idempotency_key: str, *, attempts: int, error_type: str) -> bool:
         """Name the error an attempt is about to die of, while it still holds the lease."""
-        try:
-            self._client.update_item(
-                TableName=self._table,
-                Key=self._key(idempotency_key),
-                UpdateExpression="SET errorType = :errorType",
-                ConditionExpression="#status = :inflight AND attempts = :attempts",
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues={
-                    ":errorType": {"S": error_type},
-                    ":inflight": {"S": RecordStatus.INFLIGHT.value},
-                    ":attempts": {"N": str(attempts)},
-                },
-            )
-        except ClientError as error:
-            if is_conditional_check_failure(error):
-                return False
-            raise
-        return True
+        return self._update_if(
+            idempotency_key,
+            update="SET errorType = :errorType",
+            condition="#status = :inflight AND attempts = :attempts",
+            values={
+                ":errorType": {"S": error_type},
+                ":inflight": {"S": RecordStatus.INFLIGHT.value},
+                ":attempts": {"N": str(attempts)},
+            },
+        )

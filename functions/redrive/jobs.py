@@ -104,7 +104,10 @@ class JobStore:
     ) -> dict[str, Any] | None:
         """Conditional status change; None when the job was not in an allowed status."""
         values = {"to": to.value, "now": iso(self._clock()), **(extra or {})}
-        sets = ["#status = :to", "updatedAt = :now", *(f"{name} = :{name}" for name in extra or {})]
+        # Every caller-supplied attribute goes through a #name placeholder: some are DynamoDB
+        # reserved words (error), which a bare name in the expression turns into a ValidationException.
+        names = {"#status": "status", **{f"#{name}": name for name in extra or {}}}
+        sets = ["#status = :to", "updatedAt = :now", *(f"#{name} = :{name}" for name in extra or {})]
         allowed = {f":from{index}": status.value for index, status in enumerate(sorted(allowed_from))}
         try:
             response = self._client.update_item(
@@ -112,7 +115,7 @@ class JobStore:
                 Key=self._key(job_id),
                 UpdateExpression="SET " + ", ".join(sets),
                 ConditionExpression=f"#status IN ({', '.join(allowed)})",
-                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeNames=names,
                 ExpressionAttributeValues=_values(
                     {f":{name}": value for name, value in values.items()} | allowed
                 ),

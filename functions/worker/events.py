@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,57 +27,98 @@ class PublishOutcome:
     lost: int
 
 
+@dataclass(frozen=True)
+class _Pending:
+    entry: dict[str, Any]
+    message_id: str
+    on_published: Callable[[], object] | None
+
+
 class EventBatch:
     """The events of one invocation; publish() never raises (records are already settled)."""
 
     def __init__(self, client: Any, bus_name: str) -> None:
         self._client = client
         self._bus_name = bus_name
-        self._entries: list[dict[str, Any]] = []
+        self._pending: list[_Pending] = []
+        self._unpublished: list[str] = []
 
-    def add(self, detail_type: DetailType, detail: dict[str, Any]) -> None:
-        self._entries.append(
-            {
-                "Source": EVENT_SOURCE,
-                "DetailType": detail_type.value,
-                "Detail": json.dumps(detail, separators=(",", ":")),
-                "EventBusName": self._bus_name,
-            }
-        )
+    def add(
+        self,
+        detail_type: DetailType,
+        detail: dict[str, Any],
+        *,
+        message_id: str,
+        on_published: Callable[[], object] | None = None,
+    ) -> None:
+        """Queue an event of the record message_id; on_published runs once EventBridge accepted it."""
+        entry = {
+            "Source": EVENT_SOURCE,
+            "DetailType": detail_type.value,
+            "Detail": json.dumps(detail, separators=(",", ":")),
+            "EventBusName": self._bus_name,
+        }
+        self._pending.append(_Pending(entry, message_id, on_published))
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self._pending)
+
+    @property
+    def unpublished_message_ids(self) -> list[str]:
+        """The records whose event EventBridge refused, over every publish() of this invocation."""
+        return list(self._unpublished)
 
     def publish(self) -> PublishOutcome:
-        entries, self._entries = self._entries, []
+        pending, self._pending = self._pending, []
         sent = lost = 0
-        for start in range(0, len(entries), PUT_EVENTS_MAX_ENTRIES):
-            chunk = entries[start : start + PUT_EVENTS_MAX_ENTRIES]
+        for start in range(0, len(pending), PUT_EVENTS_MAX_ENTRIES):
+            chunk = pending[start : start + PUT_EVENTS_MAX_ENTRIES]
             rejected = self._put(chunk)
             if rejected:
                 # One retry for throttled or internally failed entries, then the loss is made visible.
-                rejected = self._put([entry for entry, _ in rejected])
-            for entry, reason in rejected:
+                rejected = self._put([item for item, _ in rejected])
+            refused = {id(item) for item, _ in rejected}
+            for item, reason in rejected:
                 logger.error(
                     "event not published",
-                    extra={"detailType": entry["DetailType"], "detail": entry["Detail"], "reason": reason},
+                    extra={
+                        "detailType": item.entry["DetailType"],
+                        "detail": item.entry["Detail"],
+                        "reason": reason,
+                    },
                 )
+                self._unpublished.append(item.message_id)
+            _run_concurrently(
+                [item.on_published for item in chunk if id(item) not in refused and item.on_published]
+            )
             lost += len(rejected)
             sent += len(chunk) - len(rejected)
         if lost:
             count(DeliveryMetricName.EVENTS_NOT_PUBLISHED, lost)
         return PublishOutcome(sent=sent, lost=lost)
 
-    def _put(self, chunk: list[dict[str, Any]]) -> list[tuple[dict[str, Any], str]]:
+    def _put(self, chunk: list[_Pending]) -> list[tuple[_Pending, str]]:
         """The entries of the chunk that EventBridge did not accept, with the reason."""
         try:
-            response = self._client.put_events(Entries=chunk)
+            response = self._client.put_events(Entries=[item.entry for item in chunk])
         except (ClientError, BotoCoreError) as error:
-            return [(entry, str(error)) for entry in chunk]
+            return [(item, str(error)) for item in chunk]
         if not response.get("FailedEntryCount"):
             return []
         return [
-            (entry, f"{result.get('ErrorCode')}: {result.get('ErrorMessage')}")
-            for entry, result in zip(chunk, response["Entries"], strict=True)
+            (item, f"{result.get('ErrorCode')}: {result.get('ErrorMessage')}")
+            for item, result in zip(chunk, response["Entries"], strict=True)
             if "ErrorCode" in result
         ]
+
+
+def _run_concurrently(callbacks: list[Callable[[], object]]) -> None:
+    """The published-marks of one chunk at once: a kill between PutEvents and the last mark re-sends
+    the unmarked events, so the marks take one round trip instead of one per event."""
+    if len(callbacks) <= 1:
+        for callback in callbacks:
+            callback()
+        return
+    with ThreadPoolExecutor(max_workers=len(callbacks)) as pool:
+        for future in [pool.submit(callback) for callback in callbacks]:
+            future.result()

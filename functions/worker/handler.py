@@ -63,8 +63,20 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItem
         remaining_ms=context.get_remaining_time_in_millis,
     )
     try:
-        return process_partial_response(
+        response = process_partial_response(
             event=event, record_handler=records.process, processor=processor, context=context
         )
     finally:
         events.publish()
+    return with_unpublished_as_failures(response, events.unpublished_message_ids)
+
+
+def with_unpublished_as_failures(
+    response: PartialItemFailureResponse, unpublished_message_ids: list[str]
+) -> PartialItemFailureResponse:
+    """A record whose event EventBridge refused comes back, and its redelivery re-sends the event."""
+    failed = {failure["itemIdentifier"] for failure in response["batchItemFailures"]}
+    for message_id in dict.fromkeys(unpublished_message_ids):
+        if message_id not in failed:
+            response["batchItemFailures"].append({"itemIdentifier": message_id})
+    return response

@@ -1,16 +1,24 @@
-"""The worker's per-record state machine (ARCHITECTURE.md, data flow step 3) and its failure modes."""
+"""The worker's per-record state machine (ARCHITECTURE.md, data flow step 3) and its failure modes.
+
+Success events go through an outbox on the state item (eventDetail, eventPublished), so an invocation
+killed before PutEvents loses none: its redelivery re-sends the same event. Events are at-least-once
+(a crash between PutEvents and the mark re-sends one); consumers dedupe on idempotencyKey.
+"""
 
 from __future__ import annotations
 
 import random
 import time
 from collections.abc import Callable
+from functools import partial
 
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from botocore.exceptions import BotoCoreError, ClientError
 
 from functions.common.canonical import sha256_hex
 from functions.common.failure_mode import FailureModeReader
 from functions.common.names import (
+    DeliveryMetricName,
     DetailType,
     ErrorType,
     FailureMode,
@@ -76,11 +84,7 @@ class RecordProcessor:
             key, checksum=sha256_hex(record.body), now=started, lease_seconds=self._remaining_ms() / 1000
         )
         if isinstance(begin, AlreadySucceeded):
-            count(MetricName.DUPLICATES_DETECTED)
-            logger.info(
-                "duplicate of a processed key",
-                extra={**fields(IDEMPOTENCY_KEY=key, DUPLICATE=True), "messageId": record.message_id},
-            )
+            self._duplicate(record, key, begin, started)
             return
         if isinstance(begin, HeldByAnother):
             count(MetricName.INFLIGHT_CONFLICTS)
@@ -101,7 +105,14 @@ class RecordProcessor:
             self._record_failure(record, key, attempts, failure, started)
             raise
         finished = self._clock()
-        if not self._state.succeed(key, attempts=attempts, now=finished):
+        detail = event_detail(
+            IDEMPOTENCY_KEY=key,
+            MESSAGE_ID=record.message_id,
+            STATUS=RecordStatus.SUCCEEDED.value,
+            ATTEMPTS=attempts,
+            PROCESSED_AT=iso(finished),
+        )
+        if not self._state.succeed(key, attempts=attempts, now=finished, event=detail):
             count(MetricName.INFLIGHT_CONFLICTS)
             raise InflightElsewhereError(f"{key}: lease taken over before completion")
         latency_ms = round((finished - started) * 1000, 1)
@@ -117,14 +128,47 @@ class RecordProcessor:
         )
         self._events.add(
             DetailType.SUCCESS,
-            event_detail(
-                IDEMPOTENCY_KEY=key,
-                MESSAGE_ID=record.message_id,
-                STATUS=RecordStatus.SUCCEEDED.value,
-                ATTEMPTS=attempts,
-                PROCESSED_AT=iso(finished),
-            ),
+            detail,
+            message_id=record.message_id,
+            on_published=partial(self._mark_published, key),
         )
+
+    def _duplicate(self, record: SQSRecord, key: str, begin: AlreadySucceeded, now: float) -> None:
+        """A processed key: silent, unless its success event was orphaned by a killed invocation."""
+        count(MetricName.DUPLICATES_DETECTED)
+        orphaned = begin.orphaned_event(now)
+        # The claim (a conditional UpdateItem) lets one of concurrent redeliveries re-send it, not all.
+        if orphaned is not None and not self._state.claim_orphaned_event(
+            key, now=now, lease_seconds=self._remaining_ms() / 1000
+        ):
+            orphaned = None
+        logger.info(
+            "duplicate of a processed key",
+            extra={
+                **fields(IDEMPOTENCY_KEY=key, DUPLICATE=True),
+                "messageId": record.message_id,
+                "republishingEvent": orphaned is not None,
+            },
+        )
+        if orphaned is not None:
+            count(DeliveryMetricName.EVENTS_REPUBLISHED)
+            self._events.add(
+                DetailType.SUCCESS,
+                orphaned,
+                message_id=record.message_id,
+                on_published=partial(self._mark_published, key),
+            )
+
+    def _mark_published(self, key: str) -> None:
+        # Runs after PutEvents accepted the entry: a crash before this write makes the event
+        # at-least-once (the next delivery of the key re-sends it; consumers dedupe on idempotencyKey).
+        try:
+            self._state.mark_event_published(key)
+        except (ClientError, BotoCoreError) as error:
+            # The event is out; an unmarked key only means a later redelivery may send it again.
+            logger.warning(
+                "event published but not marked", extra={**fields(IDEMPOTENCY_KEY=key), "reason": str(error)}
+            )
 
     def _run(self, record: SQSRecord, key: str, attempts: int) -> None:
         mode = self._failure_modes.current().mode
@@ -171,6 +215,8 @@ class RecordProcessor:
                 "stateRecorded": recorded,
             },
         )
+        # No outbox for failure events: the message is a batch item failure, and a FAILED key is
+        # taken again by its next delivery (or redrive), whose own outcome is announced.
         self._events.add(
             DetailType.FAILURE,
             event_detail(
@@ -181,6 +227,7 @@ class RecordProcessor:
                 ATTEMPTS=attempts,
                 PROCESSED_AT=iso(now),
             ),
+            message_id=record.message_id,
         )
 
 

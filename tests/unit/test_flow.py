@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pytest
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from http_events import JSON_HEADERS, http_event
 from sqs_events import sqs_event
 
@@ -16,6 +18,8 @@ from functions.redrive.mover import DlqMover, Pacer
 from functions.redrive.params import RedriveParams
 from functions.reset import handler as reset
 from functions.worker import handler as worker
+from functions.worker.events import EventBatch
+from functions.worker.processor import RecordProcessor
 
 
 @pytest.fixture(autouse=True)
@@ -63,6 +67,37 @@ def test_duplicate_submit_gives_one_record_and_one_success_event_per_key(
     success = [e for e in stage.captured_events() if e["detail-type"] == DetailType.SUCCESS.value]
     assert sorted(e["detail"]["idempotencyKey"] for e in success) == sorted(keys)
     assert {stage.state(key)["attempts"] for key in keys} == {1}
+
+
+def test_duplicate_submit_through_a_killed_batch_still_gives_one_success_event_per_key(
+    stage: Any, lambda_context: Any
+) -> None:
+    stage.set_failure_mode("duplicate_submit")
+    keys = {post({"orderId": f"k-{n}", "amount": n}, lambda_context)["idempotencyKey"] for n in range(3)}
+    messages = stage.receive_all(stage.queue_url)
+    assert len(messages) == 6
+    # The invocation settles every record, then the runtime kills it before its PutEvents.
+    killed = RecordProcessor(
+        state=worker.dependencies().state,
+        failure_modes=worker.dependencies().failure_modes,
+        events=EventBatch(stage.events, stage.bus_name),
+        remaining_ms=lambda: 3_000,
+        clock=lambda: time.time() - 60,
+    )
+    for record in sqs_event(messages)["Records"]:
+        killed.process(SQSRecord(record))
+    for message in messages:
+        stage.sqs.change_message_visibility(
+            QueueUrl=stage.queue_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
+        )
+    assert stage.captured_events() == []
+
+    assert drain_through_worker(stage, lambda_context) == []
+
+    success = [e for e in stage.captured_events() if e["detail-type"] == DetailType.SUCCESS.value]
+    assert sorted(e["detail"]["idempotencyKey"] for e in success) == sorted(keys)
+    assert {stage.state(key)["eventPublished"] for key in keys} == {True}
+    assert stage.depth(stage.queue_url) == 0
 
 
 def test_poison_then_reset_then_redrive_recovers(stage: Any, lambda_context: Any) -> None:

@@ -14,7 +14,7 @@ from http_events import JSON_HEADERS, http_event
 from functions.common.names import REDRIVE_JOB_EVENT_KEY, ErrorType, MessageAttribute, RecordStatus
 from functions.common.state_table import StateTable
 from functions.redrive import handler
-from functions.redrive.jobs import JobStatus, JobStore, RedriveJobs
+from functions.redrive.jobs import JobStartFailed, JobStatus, JobStore, RedriveJobs
 from functions.redrive.mover import DlqMover, Pacer
 from functions.redrive.params import RedriveParams
 
@@ -468,3 +468,42 @@ def test_bad_parameters_are_4xx_and_start_nothing(
     assert response["message"]
     assert api.invocations == []
     assert len(stage.receive_all(stage.dlq_url)) == 1
+
+
+# --- failures -----------------------------------------------------------------------------------------
+def test_a_job_whose_batch_raises_ends_failed_with_its_error(stage: Any) -> None:
+    park(stage, 1)
+    dlq_mover = mover(stage)
+
+    def broken_receive(max_messages: int) -> Any:
+        raise RuntimeError("dlq unreachable")
+
+    dlq_mover.receive = broken_receive  # type: ignore[method-assign,assignment]
+    jobs = Jobs(stage, dlq_mover)
+
+    job = jobs.run(RedriveParams(max_messages=10))
+
+    stored = jobs.store.get(job["jobId"])
+    assert (job["status"], stored["status"]) == (JobStatus.FAILED.value, JobStatus.FAILED.value)
+    assert "dlq unreachable" in stored["error"]
+    assert stored["finishedAt"]
+    assert stage.depth(stage.dlq_url) == 1
+
+
+def test_a_job_that_cannot_start_ends_failed_with_its_error(stage: Any) -> None:
+    store = JobStore(stage.dynamodb, stage.jobs_table_name, ttl_days=3)
+    created: list[str] = []
+
+    def refuse(job_id: str) -> None:
+        created.append(job_id)
+        raise ConnectionError("lambda unreachable")
+
+    jobs = RedriveJobs(store=store, mover=mover(stage), start_async=refuse, pacer_factory=lambda: Pacer(10))
+
+    with pytest.raises(JobStartFailed):
+        jobs.start(RedriveParams(max_messages=10))
+
+    [job_id] = created
+    stored = store.get(job_id)
+    assert stored["status"] == JobStatus.FAILED.value
+    assert stored["error"] == "not started: lambda unreachable"

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import random
+import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
+from functools import partial
 from typing import Any
 
 import pytest
@@ -22,7 +25,7 @@ from functions.common.names import (
     MessageAttribute,
     RecordStatus,
 )
-from functions.common.state_table import StateTable
+from functions.common.state_table import StateTable, iso
 from functions.worker import handler
 from functions.worker.events import EventBatch
 from functions.worker.processor import (
@@ -219,9 +222,11 @@ def test_disabled_injection_ignores_the_mode(
 def _processor(
     stage: Any,
     events: EventBatch,
+    *,
     rng: random.Random | None = None,
     sleep: Any = time.sleep,
     remaining_ms: int = 30_000,
+    clock: Any = time.time,
 ) -> RecordProcessor:
     reader = FailureModeReader(
         ParameterWithMetadataProvider(stage.ssm),
@@ -236,6 +241,7 @@ def _processor(
         remaining_ms=lambda: remaining_ms,
         rng=rng,
         sleep=sleep,
+        clock=clock,
     )
 
 
@@ -250,7 +256,7 @@ def test_random_fail_p30_fails_exactly_the_seeded_draws(stage: Any, lambda_conte
 
     response = process_partial_response(
         event=sqs_event(messages),
-        record_handler=_processor(stage, events, random.Random(42)).process,
+        record_handler=_processor(stage, events, rng=random.Random(42)).process,
         processor=BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False),
         context=lambda_context,
     )
@@ -285,8 +291,14 @@ class FakeEventsClient:
 def test_put_events_chunks_of_ten_with_one_retry_of_failed_entries() -> None:
     client = FakeEventsClient(reject_first_time={"k3", "k15"}, reject_always={"k21"})
     batch = EventBatch(client, "bus")
+    published: list[int] = []
     for n in range(23):
-        batch.add(DetailType.SUCCESS, {"idempotencyKey": f"k{n}"})
+        batch.add(
+            DetailType.SUCCESS,
+            {"idempotencyKey": f"k{n}"},
+            message_id=f"m{n}",
+            on_published=partial(published.append, n),
+        )
 
     outcome = batch.publish()
 
@@ -294,7 +306,24 @@ def test_put_events_chunks_of_ten_with_one_retry_of_failed_entries() -> None:
     assert sizes == [10, 1, 10, 1, 3, 1]
     assert all(size <= 10 for size in sizes)
     assert (outcome.sent, outcome.lost) == (22, 1)
+    assert sorted(published) == [n for n in range(23) if n != 21]
+    assert batch.unpublished_message_ids == ["m21"]
     assert len(batch) == 0
+
+
+def test_published_marks_of_a_chunk_run_at_once() -> None:
+    """The kill window between PutEvents and the marks is one round trip, not one per event."""
+    all_marks_started = threading.Barrier(3, timeout=5)
+    batch = EventBatch(FakeEventsClient(set(), set()), "bus")
+    for n in range(3):
+        batch.add(
+            DetailType.SUCCESS,
+            {"idempotencyKey": f"k{n}"},
+            message_id=f"m{n}",
+            on_published=all_marks_started.wait,
+        )
+
+    assert batch.publish().sent == 3
 
 
 def test_put_events_transport_error_is_logged_not_raised() -> None:
@@ -305,8 +334,9 @@ def test_put_events_transport_error_is_logged_not_raised() -> None:
             raise EndpointConnectionError(endpoint_url="https://events")
 
     batch = EventBatch(Broken(), "bus")
-    batch.add(DetailType.FAILURE, {"idempotencyKey": "k"})
+    batch.add(DetailType.FAILURE, {"idempotencyKey": "k"}, message_id="m", on_published=pytest.fail)
     assert batch.publish().lost == 1
+    assert batch.unpublished_message_ids == ["m"]
 
 
 def test_slow_downstream_sleeps_past_the_deadline_after_flushing_events(
@@ -359,3 +389,147 @@ def test_a_lease_taken_over_mid_processing_is_not_overwritten(stage: Any) -> Non
 
     assert (stage.state(key)["status"], stage.state(key)["attempts"]) == ("INFLIGHT", 2)
     assert len(events) == 0
+
+
+# --- the success event outbox: a killed invocation loses no event -----------------------------------
+def settle_without_publishing(stage: Any, messages: list[dict[str, Any]], *, at: float) -> None:
+    """What a batch killed after settling its records and before PutEvents leaves behind."""
+    processor = _processor(stage, EventBatch(stage.events, stage.bus_name), clock=lambda: at)
+    for record in sqs_event(messages)["Records"]:
+        processor.process(SQSRecord(record))
+    # The visibility timeout elapsing, without the wait: SQS delivers the batch again.
+    for message in messages:
+        stage.sqs.change_message_visibility(
+            QueueUrl=stage.queue_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
+        )
+
+
+def success_events(stage: Any) -> list[dict[str, Any]]:
+    return [e["detail"] for e in stage.captured_events() if e["detail-type"] == DetailType.SUCCESS.value]
+
+
+def test_events_of_a_killed_batch_are_published_once_by_its_redelivery(run_worker: Any, stage: Any) -> None:
+    keys = [send(stage, order(n)) for n in range(3)]
+    messages = stage.receive_all(stage.queue_url)
+    killed_at = time.time() - 120  # its 30-second deadline is long past at the redelivery
+    settle_without_publishing(stage, messages, at=killed_at)
+    for key in keys:
+        item = stage.state(key)
+        assert (item["status"], item["eventPublished"]) == (RecordStatus.SUCCEEDED.value, False)
+    assert stage.captured_events() == []
+
+    failures, redelivered = run_worker()
+
+    assert failures == []
+    assert sorted(m["MessageId"] for m in redelivered) == sorted(m["MessageId"] for m in messages)
+    message_id_of = {json.loads(m["Body"])["orderId"]: m["MessageId"] for m in messages}
+    expected = [
+        {
+            "idempotencyKey": key,
+            "messageId": message_id_of[f"order-{n}"],
+            "status": RecordStatus.SUCCEEDED.value,
+            "attempts": 1,
+            "processedAt": iso(killed_at),
+        }
+        for n, key in enumerate(keys)
+    ]
+    assert sorted(success_events(stage), key=lambda d: d["idempotencyKey"]) == sorted(
+        expected, key=lambda d: d["idempotencyKey"]
+    )
+    for key in keys:
+        item = stage.state(key)
+        assert (item["status"], item["eventPublished"], item["attempts"]) == ("SUCCEEDED", True, 1)
+        assert "eventDetail" not in item
+        assert "inflightUntil" not in item
+
+    # A further copy of a published key stays silent.
+    send(stage, order(0))
+    assert run_worker()[0] == []
+    assert stage.captured_events() == []
+
+
+def test_a_duplicate_before_the_deadline_leaves_the_event_to_its_live_invocation(
+    stage: Any,
+) -> None:
+    key = send(stage, order(1))
+    messages = stage.receive_all(stage.queue_url)
+    first = EventBatch(stage.events, stage.bus_name)
+    _processor(stage, first).process(SQSRecord(sqs_event(messages)["Records"][0]))
+
+    send(stage, order(1))
+    duplicate = EventBatch(stage.events, stage.bus_name)
+    _processor(stage, duplicate).process(
+        SQSRecord(sqs_event(stage.receive_all(stage.queue_url))["Records"][0])
+    )
+
+    assert len(duplicate) == 0
+    assert stage.state(key)["eventPublished"] is False
+    first.publish()
+    assert [d["idempotencyKey"] for d in success_events(stage)] == [key]
+    assert stage.state(key)["eventPublished"] is True
+
+
+def test_concurrent_redeliveries_of_an_orphaned_event_publish_it_once(stage: Any) -> None:
+    key = send(stage, order(1))
+    messages = stage.receive_all(stage.queue_url)
+    settle_without_publishing(stage, messages, at=time.time() - 120)
+    record = SQSRecord(sqs_event(messages)["Records"][0])
+    batches = [EventBatch(stage.events, stage.bus_name) for _ in range(2)]
+
+    for batch in batches:
+        _processor(stage, batch).process(record)
+
+    assert [len(batch) for batch in batches] == [1, 0]
+    batches[0].publish()
+    assert [d["idempotencyKey"] for d in success_events(stage)] == [key]
+
+
+class RefusingEvents:
+    """The moto events client, refusing (FailedEntryCount) every entry of the given keys."""
+
+    def __init__(self, events: Any, refuse_keys: set[str]) -> None:
+        self._events = events
+        self._refuse = refuse_keys
+
+    def put_events(self, Entries: list[dict[str, Any]]) -> dict[str, Any]:
+        accepted = [e for e in Entries if json.loads(e["Detail"])["idempotencyKey"] not in self._refuse]
+        ids = iter(self._events.put_events(Entries=accepted)["Entries"] if accepted else [])
+        results = [
+            {"ErrorCode": "InternalFailure", "ErrorMessage": "try again"}
+            if json.loads(e["Detail"])["idempotencyKey"] in self._refuse
+            else next(ids)
+            for e in Entries
+        ]
+        return {"FailedEntryCount": sum("ErrorCode" in r for r in results), "Entries": results}
+
+
+def test_refused_events_are_unmarked_batch_failures_and_resent_on_redelivery(
+    stage: Any, lambda_context: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    refused = send(stage, order(1))
+    accepted = send(stage, order(2))
+    handler.dependencies.cache_clear()
+    deps = replace(handler.dependencies(), events_client=RefusingEvents(stage.events, {refused}))
+    handler.dependencies.cache_clear()
+    monkeypatch.setattr(handler, "dependencies", lambda: deps)
+    messages = stage.receive_all(stage.queue_url)
+
+    response = handler.lambda_handler(sqs_event(messages), lambda_context)
+
+    failures = [failure["itemIdentifier"] for failure in response["batchItemFailures"]]
+    message_of = {json.loads(m["Body"])["orderId"]: m for m in messages}
+    assert failures == [message_of["order-1"]["MessageId"]]
+    assert [d["idempotencyKey"] for d in success_events(stage)] == [accepted]
+    assert (stage.state(accepted)["eventPublished"], stage.state(refused)["eventPublished"]) == (True, False)
+
+    # SQS delivers the failed record again after its visibility timeout, past the deadline.
+    later = EventBatch(stage.events, stage.bus_name)
+    _processor(stage, later, clock=lambda: time.time() + 120).process(
+        SQSRecord(sqs_event([message_of["order-1"]])["Records"][0])
+    )
+    later.publish()
+
+    [resent] = success_events(stage)
+    assert (resent["idempotencyKey"], resent["messageId"]) == (refused, message_of["order-1"]["MessageId"])
+    assert resent["processedAt"] == stage.state(refused)["processedAt"]
+    assert stage.state(refused)["eventPublished"] is True
