@@ -34,8 +34,8 @@ LAMBDA_MAX_TIMEOUT_SECONDS = 900
 SQS_BATCH_SIZE_WITHOUT_WINDOW = 10
 
 _ENV_NAME = re.compile(r"^[a-z][a-z0-9-]{1,15}$")
-_ACCOUNT = re.compile(r"^\d{12}$")
-_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
+ACCOUNT_ID = re.compile(r"^\d{12}$")
+AWS_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _ORIGIN = re.compile(r"^(https://[a-z0-9.-]+(:\d+)?|http://(localhost|127\.0\.0\.1)(:\d+)?)$")
 _KMS_ALIAS = re.compile(r"^alias/[a-zA-Z0-9/_-]{1,240}$")
@@ -343,11 +343,11 @@ def _rule_violations(c: StageConfig) -> list[str]:  # noqa: PLR0912, PLR0915
     problems: list[str] = []
     if not _ENV_NAME.match(c.env_name):
         problems.append(f"envName: must match {_ENV_NAME.pattern}, got {c.env_name!r}")
-    if not _ACCOUNT.match(c.account):
+    if not ACCOUNT_ID.match(c.account):
         problems.append(f"account: must be a 12-digit AWS account id, got {c.account!r}")
-    if not _REGION.match(c.region):
+    if not AWS_REGION.match(c.region):
         problems.append(f"region: must be an AWS region such as us-east-1, got {c.region!r}")
-    if c.pipeline_account is not None and not _ACCOUNT.match(c.pipeline_account):
+    if c.pipeline_account is not None and not ACCOUNT_ID.match(c.pipeline_account):
         problems.append(f"pipelineAccount: must be a 12-digit AWS account id, got {c.pipeline_account!r}")
     if not c.repo_url.startswith("https://"):
         problems.append(f"repoUrl: must be an https:// URL (runbook links), got {c.repo_url!r}")

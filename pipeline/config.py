@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.config import ACCOUNT_ID, AWS_REGION
+
 CONTEXT_KEY = "pipeline"
 # Top-level context keys that override the "pipeline" object (and the dev/prod stage accounts).
 # The pipeline's own synth step reads them from an SSM parameter (contextParameterName): context
@@ -26,8 +28,6 @@ OVERRIDE_KEYS: dict[str, str] = {
     "prodAccount": "prodAccount",
 }
 
-_ACCOUNT = re.compile(r"^\d{12}$")
-_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
 _CONNECTION_ARN = re.compile(
     r"^arn:aws[a-z-]*:(codeconnections|codestar-connections):[a-z0-9-]+:\d{12}:connection/[\w-]+$"
 )
@@ -180,8 +180,8 @@ def _rule_violations(c: PipelineConfig, load_raw: Mapping[str, Any]) -> list[str
     accounts = {"account": c.account, "devAccount": c.dev_account, "prodAccount": c.prod_account}
     for key, value in accounts.items():
         if key == "account" or value is not None:
-            check(_matches(_ACCOUNT, value), key, "must be a 12-digit account id", value)
-    check(_matches(_REGION, c.region), "region", "must be an AWS region", c.region)
+            check(_matches(ACCOUNT_ID, value), key, "must be a 12-digit account id", value)
+    check(_matches(AWS_REGION, c.region), "region", "must be an AWS region", c.region)
     check(_matches(_CONNECTION_ARN, c.connection_arn), "connectionArn", "must be a CodeConnections ARN",
           c.connection_arn)  # fmt: skip
     check(_matches(_REPOSITORY, c.repository), "repository", "must be owner/name", c.repository)
