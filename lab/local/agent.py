@@ -52,12 +52,23 @@ def oldest_message_age(messages: Iterable[Mapping[str, Any]], now: float) -> flo
     return max(0.0, now - oldest)
 
 
+# Log events carry the time they were written, but parallel function workers deliver them to the
+# engine out of order and late (a batch's lines land when its invocation ends). Reading only past
+# the newest timestamp seen would skip a late line for good (an EMF line lost = a metric datum
+# lost), so every read looks back this far and drops the events already seen, by id.
+LOG_LOOKBACK_MS = 60_000
+
+
 @dataclass
 class LogCursor:
-    """How far one log group was read: events at the cursor's millisecond are deduplicated by id."""
+    """How far one log group was read: the newest timestamp, and the ids seen within the lookback."""
 
-    start_ms: int
-    seen_at_start: set[str] = field(default_factory=set)
+    newest_ms: int
+    seen: dict[str, int] = field(default_factory=dict)  # eventId -> timestamp
+
+    @property
+    def start_ms(self) -> int:
+        return self.newest_ms - LOG_LOOKBACK_MS
 
 
 class Agent:
@@ -134,7 +145,8 @@ class Agent:
     def _new_events(self, logs: Any, group: str) -> list[dict[str, Any]]:
         cursor = self._cursors.setdefault(group, LogCursor(self._started_ms))
         events: list[dict[str, Any]] = []
-        kwargs: dict[str, Any] = {"logGroupName": group, "startTime": cursor.start_ms}
+        # Never before the agent started: earlier lines belong to a previous lab session.
+        kwargs: dict[str, Any] = {"logGroupName": group, "startTime": max(self._started_ms, cursor.start_ms)}
         while True:
             page = logs.filter_log_events(**kwargs)
             events.extend(page.get("events", []))
@@ -142,14 +154,13 @@ class Agent:
             if not token:
                 break
             kwargs["nextToken"] = token
-        fresh = [
-            e for e in events
-            if not (int(e["timestamp"]) == cursor.start_ms and str(e.get("eventId")) in cursor.seen_at_start)
-        ]  # fmt: skip
+        fresh = [e for e in events if str(e.get("eventId")) not in cursor.seen]
+        for event in fresh:
+            cursor.seen[str(event.get("eventId"))] = int(event["timestamp"])
         if events:
-            latest = max(int(e["timestamp"]) for e in events)
-            at_latest = {str(e.get("eventId")) for e in events if int(e["timestamp"]) == latest}
-            self._cursors[group] = LogCursor(latest, at_latest)
+            cursor.newest_ms = max(cursor.newest_ms, *(int(e["timestamp"]) for e in events))
+        horizon = cursor.start_ms
+        cursor.seen = {event_id: ts for event_id, ts in cursor.seen.items() if ts >= horizon}
         return fresh
 
     # --- Publishing and alarms ----------------------------------------------------------

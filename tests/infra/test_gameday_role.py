@@ -50,7 +50,7 @@ def test_role_may_do_exactly_what_the_checks_need(dev: SynthesizedStage) -> None
         ),
         (
             frozenset({"cloudwatch:DescribeAlarms"}),
-            frozenset({f"arn:AWS::Partition:cloudwatch:{dev.config.region}:{dev.config.account}:alarm:*"}),
+            frozenset({"*"}),
         ),
         (
             frozenset({"secretsmanager:GetSecretValue"}),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from lab.local.agent import Agent
+from lab.local.agent import LOG_LOOKBACK_MS, Agent
 from lab.local.engine import EngineInfo
 
 
@@ -66,3 +66,26 @@ def test_log_groups_have_cursors_of_their_own():
     logs.add("x", 2_000)
     assert ids(reader._new_events(logs, "one")) == ["x"]
     assert ids(reader._new_events(logs, "two")) == ["x"]
+
+
+def test_a_line_that_arrives_late_with_an_older_timestamp_is_still_read_once():
+    # Parallel invocations deliver their lines out of order: a line written at 1_500 can reach
+    # the engine after one written at 1_900 was already read. Its metric must not be lost.
+    reader = agent()
+    logs = FakeLogs()
+    logs.add("later", 1_900)
+    assert ids(reader._new_events(logs, "g")) == ["later"]
+    logs.add("late", 1_500)
+    assert ids(reader._new_events(logs, "g")) == ["late"]
+    assert reader._new_events(logs, "g") == []
+
+
+def test_ids_older_than_the_lookback_are_forgotten():
+    reader = agent()
+    logs = FakeLogs()
+    logs.add("a", 1_000)
+    assert ids(reader._new_events(logs, "g")) == ["a"]
+    logs.events.clear()
+    logs.add("b", 1_000 + LOG_LOOKBACK_MS + 5)
+    assert ids(reader._new_events(logs, "g")) == ["b"]
+    assert set(reader._cursors["g"].seen) == {"b"}
