@@ -14,7 +14,7 @@ import signal
 import sys
 import time
 import urllib.request
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -59,12 +59,21 @@ def oldest_message_age(messages: Iterable[Mapping[str, Any]], now: float) -> flo
 LOG_LOOKBACK_MS = 60_000
 
 
+def log_event_identity(event: Mapping[str, Any]) -> tuple[Any, ...]:
+    """What tells two log events apart: the eventId where the engine gives one (ministack does
+    not), else stream, timestamps and message; identical lines are told apart by their count."""
+    if event.get("eventId"):
+        return (event["eventId"],)
+    return (event.get("logStreamName"), event["timestamp"], event.get("ingestionTime"), event.get("message"))
+
+
 @dataclass
 class LogCursor:
-    """How far one log group was read: the newest timestamp, and the ids seen within the lookback."""
+    """How far one log group was read: the newest timestamp, and the events seen in the lookback."""
 
     newest_ms: int
-    seen: dict[str, int] = field(default_factory=dict)  # eventId -> timestamp
+    # identity -> (timestamp, how many such events were read)
+    seen: dict[tuple[Any, ...], tuple[int, int]] = field(default_factory=dict)
 
     @property
     def start_ms(self) -> int:
@@ -154,13 +163,19 @@ class Agent:
             if not token:
                 break
             kwargs["nextToken"] = token
-        fresh = [e for e in events if str(e.get("eventId")) not in cursor.seen]
-        for event in fresh:
-            cursor.seen[str(event.get("eventId"))] = int(event["timestamp"])
+        fresh: list[dict[str, Any]] = []
+        occurrences: Counter[tuple[Any, ...]] = Counter()
+        for event in events:
+            identity = log_event_identity(event)
+            occurrences[identity] += 1
+            already = cursor.seen.get(identity, (0, 0))[1]
+            if occurrences[identity] > already:
+                fresh.append(event)
+                cursor.seen[identity] = (int(event["timestamp"]), occurrences[identity])
         if events:
             cursor.newest_ms = max(cursor.newest_ms, *(int(e["timestamp"]) for e in events))
         horizon = cursor.start_ms
-        cursor.seen = {event_id: ts for event_id, ts in cursor.seen.items() if ts >= horizon}
+        cursor.seen = {key: seen for key, seen in cursor.seen.items() if seen[0] >= horizon}
         return fresh
 
     # --- Publishing and alarms ----------------------------------------------------------

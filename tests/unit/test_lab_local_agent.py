@@ -15,8 +15,12 @@ class FakeLogs:
         self.events: list[dict[str, Any]] = []
         self.page_size = 2
 
-    def add(self, event_id: str, timestamp: int) -> None:
-        self.events.append({"eventId": event_id, "timestamp": timestamp, "message": event_id})
+    def add(self, message: str, timestamp: int, *, event_id: str | None = None) -> None:
+        # Like ministack: no eventId unless a test gives one (CloudWatch Logs on AWS does).
+        event: dict[str, Any] = {"logStreamName": "s", "timestamp": timestamp, "message": message}
+        if event_id:
+            event["eventId"] = event_id
+        self.events.append(event)
 
     def filter_log_events(
         self, logGroupName: str, startTime: int, nextToken: str | None = None
@@ -37,7 +41,7 @@ def agent() -> Agent:
 
 
 def ids(events: list[dict[str, Any]]) -> list[str]:
-    return [e["eventId"] for e in events]
+    return [e["message"] for e in events]
 
 
 def test_events_before_the_agent_started_are_not_replayed():
@@ -88,4 +92,25 @@ def test_ids_older_than_the_lookback_are_forgotten():
     logs.events.clear()
     logs.add("b", 1_000 + LOG_LOOKBACK_MS + 5)
     assert ids(reader._new_events(logs, "g")) == ["b"]
-    assert set(reader._cursors["g"].seen) == {"b"}
+    assert [key[-1] for key in reader._cursors["g"].seen] == ["b"]
+
+
+def test_identical_lines_are_each_counted_once():
+    # Two invocations of one worker process can print the same EMF line in the same millisecond.
+    reader = agent()
+    logs = FakeLogs()
+    logs.add("emf", 1_200)
+    logs.add("emf", 1_200)
+    assert ids(reader._new_events(logs, "g")) == ["emf", "emf"]
+    logs.add("emf", 1_200)
+    assert ids(reader._new_events(logs, "g")) == ["emf"]
+    assert reader._new_events(logs, "g") == []
+
+
+def test_event_ids_are_used_where_the_engine_gives_them():
+    reader = agent()
+    logs = FakeLogs()
+    logs.add("same text", 1_200, event_id="1")
+    logs.add("same text", 1_200, event_id="2")
+    assert ids(reader._new_events(logs, "g")) == ["same text", "same text"]
+    assert reader._new_events(logs, "g") == []
