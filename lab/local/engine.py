@@ -206,6 +206,10 @@ def stop_engine(state: StateDir) -> bool:
     return was_running
 
 
+# After SIGKILL the kernel ends the processes at once; this only waits for that to show.
+KILL_WAIT_SECONDS = 2.0
+
+
 def terminate_process_group(pid: int, timeout: float) -> None:
     """SIGTERM the process group led by pid (started with start_new_session), SIGKILL if it lingers."""
     try:
@@ -221,6 +225,9 @@ def terminate_process_group(pid: int, timeout: float) -> None:
         os.killpg(pid, signal.SIGKILL)
     except ProcessLookupError:
         return
+    deadline = time.monotonic() + KILL_WAIT_SECONDS
+    while _group_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def process_runs(pid: int, marker: str) -> bool:
