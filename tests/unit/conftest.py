@@ -21,7 +21,9 @@ from functions.common.names import (
     REDRIVE_JOBS_PARTITION_KEY,
     STATE_TABLE_PARTITION_KEY,
     EnvVar,
+    Output,
 )
+from lab.target import Target
 
 REGION = "us-east-1"
 
@@ -212,3 +214,24 @@ def stage(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stage]:
             jobs_table_name="redrive_jobs",
             bus_name=bus_name,
         )
+
+
+@pytest.fixture
+def lab_target(stage: Any) -> Target:
+    """A Target over the moto miniature stage of tests/unit/conftest.py (in-process, no endpoint)."""
+    topic = boto3.client("sns", region_name=REGION).create_topic(Name="alarms")["TopicArn"]
+    return Target(
+        name="moto",
+        outputs={
+            Output.QUEUE_URL.value: stage.queue_url,
+            Output.QUEUE_NAME.value: "ingest-main",
+            Output.DLQ_URL.value: stage.dlq_url,
+            Output.DLQ_NAME.value: "ingest-dlq",
+            Output.QUARANTINE_QUEUE_URL.value: stage.quarantine_url,
+            Output.EVENT_AUDIT_QUEUE_URL.value: stage.event_capture_url,
+            Output.TABLE_NAME.value: stage.table_name,
+            Output.ALARM_TOPIC_ARN.value: topic,
+        },
+        api_url="http://127.0.0.1:9",
+        region=REGION,
+    )

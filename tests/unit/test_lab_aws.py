@@ -24,27 +24,6 @@ from lab.target import Target
 REGION = "us-east-1"
 
 
-@pytest.fixture
-def lab_target(stage: Any) -> Target:
-    """A Target over the moto miniature stage of tests/unit/conftest.py (in-process, no endpoint)."""
-    topic = boto3.client("sns", region_name=REGION).create_topic(Name="alarms")["TopicArn"]
-    return Target(
-        name="moto",
-        outputs={
-            Output.QUEUE_URL.value: stage.queue_url,
-            Output.QUEUE_NAME.value: "ingest-main",
-            Output.DLQ_URL.value: stage.dlq_url,
-            Output.DLQ_NAME.value: "ingest-dlq",
-            Output.QUARANTINE_QUEUE_URL.value: stage.quarantine_url,
-            Output.EVENT_AUDIT_QUEUE_URL.value: stage.event_capture_url,
-            Output.TABLE_NAME.value: stage.table_name,
-            Output.ALARM_TOPIC_ARN.value: topic,
-        },
-        api_url="http://127.0.0.1:9",
-        region=REGION,
-    )
-
-
 def put_record(stage: Any, key: str, status_value: str, **extra: Any) -> None:
     item = {STATE_TABLE_PARTITION_KEY: {"S": key}, "status": {"S": status_value}}
     for name, value in extra.items():

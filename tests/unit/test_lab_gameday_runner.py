@@ -24,24 +24,6 @@ from lab.target import Target
 REGION = "us-east-1"
 
 
-@pytest.fixture
-def lab_target(stage: Any) -> Target:
-    topic = boto3.client("sns", region_name=REGION).create_topic(Name="alarms")["TopicArn"]
-    return Target(
-        name="moto",
-        outputs={
-            Output.QUEUE_URL.value: stage.queue_url,
-            Output.DLQ_URL.value: stage.dlq_url,
-            Output.DLQ_NAME.value: "ingest-dlq",
-            Output.QUARANTINE_QUEUE_URL.value: stage.quarantine_url,
-            Output.TABLE_NAME.value: stage.table_name,
-            Output.ALARM_TOPIC_ARN.value: topic,
-        },
-        api_url="http://127.0.0.1:9",
-        region=REGION,
-    )
-
-
 def stored_mode(stage: Any) -> str:
     value = stage.ssm.get_parameter(Name=FAILURE_MODE_PARAMETER)["Parameter"]["Value"]
     return str(json.loads(value)["mode"]) if value.startswith("{") else str(value)
