@@ -90,7 +90,7 @@ def _sqs_batches_authorized_as_aws_does(original: Any) -> Any:
 
 def main() -> None:
     # Fail loudly if an engine upgrade moved what is replaced here (the conformance tests
-    # tests/local/test_engine_cloudwatch.py name the behaviour that would then be lost).
+    # tests/local/engine/test_cloudwatch.py name the behaviour that would then be lost).
     for module, name in (
         (cloudwatch, "_evaluate_alarm"),
         (cloudwatch, "record_metric"),

@@ -10,8 +10,8 @@ import pytest
 
 from app.stacks.observability_stack import query_files
 from functions.common import names
-
-from .conftest import ALARM_EMAIL, WEBHOOK_URL, SynthesizedStage
+from tests import REPO_ROOT
+from tests.infra.synth import ALARM_EMAIL, WEBHOOK_URL, SynthesizedStage
 
 # slug -> (namespace, metric, statistic, dimension owner, threshold config attribute, runbook)
 ALARMS: dict[str, tuple[str, str, str, str, str, str]] = {
@@ -75,7 +75,7 @@ def test_alarm_metric_threshold_period_actions_and_runbook(any_stage: Synthesize
 
 
 def test_every_runbook_an_alarm_links_exists() -> None:
-    runbooks = Path(__file__).resolve().parents[2] / "ops" / "runbooks"
+    runbooks = REPO_ROOT / "ops" / "runbooks"
     for *_, runbook in ALARMS.values():
         assert (runbooks / f"{runbook}.md").is_file(), runbook
 

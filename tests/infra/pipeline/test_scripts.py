@@ -10,12 +10,13 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-SMOKE = Path(__file__).resolve().parents[2] / "pipeline" / "scripts" / "smoke.sh"
+from tests import REPO_ROOT
+
+SMOKE = REPO_ROOT / "pipeline" / "scripts" / "smoke.sh"
 
 
 @dataclass

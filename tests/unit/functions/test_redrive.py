@@ -9,7 +9,6 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
-from http_events import JSON_HEADERS, http_event
 
 from functions.common.names import REDRIVE_JOB_EVENT_KEY, ErrorType, MessageAttribute, RecordStatus
 from functions.common.state_table import StateTable
@@ -17,6 +16,7 @@ from functions.redrive import handler
 from functions.redrive.jobs import JobStartFailed, JobStatus, JobStore, RedriveJobs
 from functions.redrive.mover import DlqMover, Pacer
 from functions.redrive.params import RedriveParams
+from tests.unit.functions.http_events import JSON_HEADERS, http_event
 
 
 def park(

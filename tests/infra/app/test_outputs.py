@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from functions.common import names
-
-from .conftest import SynthesizedStage
+from tests.infra.synth import SynthesizedStage
 
 
 def test_stage_exposes_every_output_keyed_by_name(any_stage: SynthesizedStage) -> None:

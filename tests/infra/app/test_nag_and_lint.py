@@ -10,8 +10,7 @@ from aws_cdk import aws_sqs as sqs
 from cfnlint.api import ManualArgs, lint
 
 from app.main import add_checks
-
-from .conftest import Synthesis
+from tests.infra.synth import Synthesis
 
 # Rules ignored, each with the reason (they flag what CDK itself generates, not our choices):
 CFN_LINT_IGNORED = {

@@ -14,8 +14,7 @@ from app.constructs.fis_experiments import (
 )
 from app.stacks.observability_stack import FIS_STOP_ALARMS
 from functions.common import names
-
-from .conftest import SynthesizedStage
+from tests.infra.synth import SynthesizedStage
 
 
 def _templates(stage: SynthesizedStage) -> dict[str, dict[str, Any]]:

@@ -14,8 +14,7 @@ from app.constructs.lambda_fn import (
     powertools_package_version,
 )
 from functions.common import names
-
-from .conftest import Grant, Synthesis, SynthesizedStage
+from tests.infra.synth import Grant, Synthesis, SynthesizedStage
 
 XRAY: Grant = (frozenset({"xray:PutTraceSegments", "xray:PutTelemetryRecords"}), frozenset({"*"}))
 

@@ -9,8 +9,7 @@ from app.config import load_stage_config
 from app.constructs.gameday_role import gameday_role_name
 from app.main import stage_context
 from functions.common import names
-
-from .conftest import PIPELINE_ACCOUNT, SynthesizedStage
+from tests.infra.synth import PIPELINE_ACCOUNT, SynthesizedStage
 
 
 def _role(stage: SynthesizedStage) -> iam.Role:

@@ -7,8 +7,7 @@ from typing import Any
 from constructs import IConstruct
 
 from functions.common import names
-
-from .conftest import SynthesizedStage
+from tests.infra.synth import SynthesizedStage
 
 
 def _queue(stage: SynthesizedStage, construct: IConstruct) -> dict[str, Any]:

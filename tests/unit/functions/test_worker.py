@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from sqs_events import sqs_event
 
 from functions.common.canonical import idempotency_key_for, sha256_hex
 from functions.common.failure_mode import FailureModeReader, ParameterWithMetadataProvider
@@ -34,6 +33,7 @@ from functions.worker.processor import (
     InflightElsewhereError,
     RecordProcessor,
 )
+from tests.unit.functions.sqs_events import sqs_event
 
 
 def send(stage: Any, payload: Any) -> str:

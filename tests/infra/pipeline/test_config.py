@@ -15,8 +15,8 @@ from cdk_nag import AwsSolutionsChecks
 from pipeline import build_pipeline
 from pipeline.config import LoadTestSettings, PipelineConfigError, build_pipeline_config, load_pipeline_config
 from pipeline.stack import cdk_cli_version
+from tests import REPO_ROOT as REPO
 
-REPO = Path(__file__).resolve().parents[2]
 CONTEXT: dict[str, Any] = json.loads((REPO / "cdk.json").read_text())["context"]
 
 

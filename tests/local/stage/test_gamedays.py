@@ -25,8 +25,8 @@ from lab.gamedays import run_gameday
 from lab.send import RUNS_DIR_ENV
 from lab.status import queue_depth
 from lab.target import Target
+from tests import REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 LAB = [sys.executable, "-m", "lab.cli"]
 pytestmark = pytest.mark.usefixtures("quiet_stage")
 

@@ -7,12 +7,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from http_events import JSON_HEADERS, http_event
 
 from functions.common.canonical import idempotency_key_for
 from functions.common.names import ErrorType, MessageAttribute
 from functions.ingest import handler
 from functions.ingest.service import DEFAULT_MAX_BODY_BYTES
+from tests.unit.functions.http_events import JSON_HEADERS, http_event
 
 
 @pytest.fixture

@@ -6,8 +6,7 @@ from aws_cdk.assertions import Match
 
 from app.stacks.api_stack import ROUTES
 from functions.common import names
-
-from .conftest import SynthesizedStage
+from tests.infra.synth import SynthesizedStage
 
 
 def _route_keys(stage: SynthesizedStage) -> set[str]:

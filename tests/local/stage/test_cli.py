@@ -13,8 +13,7 @@ import pytest
 
 from lab.environment import target_environment
 from lab.target import Target
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from tests import REPO_ROOT
 
 
 @pytest.fixture

@@ -26,10 +26,9 @@ from pipeline import build_pipeline
 from pipeline.config import load_pipeline_config
 from pipeline.stack import PIPELINE_STACK_ID, IngestionPipelineStack, pipeline_context
 from pipeline.steps import GAMEDAY_OUTPUTS, LOAD_OUTPUTS, SMOKE_OUTPUTS
+from tests import REPO_ROOT as REPO
+from tests.infra.app.test_nag_and_lint import CFN_LINT_IGNORED
 
-from .test_nag_and_lint import CFN_LINT_IGNORED
-
-REPO = Path(__file__).resolve().parents[2]
 CDK_JSON = json.loads((REPO / "cdk.json").read_text())
 PIPELINE_CONTEXT = CDK_JSON["context"]["pipeline"]
 # CodePipeline rejects an action whose configuration value is longer than this.

@@ -8,8 +8,6 @@ from typing import Any
 
 import pytest
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from http_events import JSON_HEADERS, http_event
-from sqs_events import sqs_event
 
 from functions.common.names import DetailType, ErrorType, RecordStatus
 from functions.ingest import handler as ingest
@@ -20,6 +18,8 @@ from functions.reset import handler as reset
 from functions.worker import handler as worker
 from functions.worker.events import EventBatch
 from functions.worker.processor import RecordProcessor
+from tests.unit.functions.http_events import JSON_HEADERS, http_event
+from tests.unit.functions.sqs_events import sqs_event
 
 
 @pytest.fixture(autouse=True)
