@@ -14,7 +14,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 help:
 	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/' | sort
 
-$(STAMP): requirements.txt requirements-runtime.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-runtime.txt requirements-bundled.txt requirements-dev.txt
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q -r requirements-dev.txt
