@@ -2,7 +2,7 @@
 
 Each step runs its command through pipeline/scripts/in_stage.sh, which assumes the stage's checks
 role (app.constructs.gameday_role) and fetches the API credential; the stage outputs a command reads
-arrive as environment variables named like the outputs (lab.target.load_env_target reads them).
+arrive as environment variables named like the outputs (stage_client.target.load_env_target reads them).
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ GAMEDAY_OUTPUTS = (
     Out.QUARANTINE_QUEUE_URL,
     Out.EVENT_AUDIT_QUEUE_URL,
     Out.TABLE_NAME,
-    # The stage's alarms are the ones notifying this topic (lab.status.stage_alarms).
+    # The stage's alarms are the ones notifying this topic (stage_client.status.stage_alarms).
     Out.ALARM_TOPIC_ARN,
 )
 
