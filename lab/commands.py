@@ -110,18 +110,17 @@ def cmd_failure_mode(args: argparse.Namespace, out: Output) -> int:
 def cmd_redrive(args: argparse.Namespace, out: Output) -> int:
     target = _target(args)
     if args.action == "preview":
-        body = redrive.preview(
+        sample = redrive.preview(
             target, max_messages=args.max_messages, error_type=args.error_type, min_age_seconds=args.min_age
         )
-        messages = redrive.preview_messages(body)
-        for message in messages:
+        for message in sample.messages:
             out.line(
                 "  ".join(
                     f"{k}={message.get(k)}"
                     for k in ("idempotencyKey", "errorType", "ageSeconds", "receiveCount", "redriveCount")
                 )
             )
-        out.result(body, f"{len(messages)} messages sampled (the DLQ is unchanged)")
+        out.result(sample.body, f"{len(sample.messages)} messages sampled (the DLQ is unchanged)")
         return EXIT_OK
     if args.action == "start":
         params = redrive.RedriveParams(
@@ -131,22 +130,19 @@ def cmd_redrive(args: argparse.Namespace, out: Output) -> int:
             per_message_delay_jitter=args.jitter,
         )
         job = redrive.start(target, params)
-        out.line(f"started job {job['jobId']} ({job.get('status')})")
+        out.line(f"started job {job.job_id} ({job.status})")
         if not args.wait:
-            out.result(job, f"follow it with `lab redrive status {job['jobId']}`")
+            out.result(job.body, f"follow it with `lab redrive status {job.job_id}`")
             return EXIT_OK
         job = redrive.wait(
-            target,
-            job["jobId"],
-            timeout_s=args.timeout,
-            on_progress=lambda j: out.progress(redrive.describe(j)),
+            target, job.job_id, timeout_s=args.timeout, on_progress=lambda j: out.progress(j.describe())
         )
     elif args.action == "status":
         job = redrive.status(target, args.job_id)
     else:
         job = redrive.cancel(target, args.job_id)
-    out.result(job, redrive.describe(job))
-    return EXIT_OK if job.get("status") not in ("FAILED",) else EXIT_FAIL
+    out.result(job.body, job.describe())
+    return EXIT_FAIL if job.status == "FAILED" else EXIT_OK
 
 
 def cmd_env(args: argparse.Namespace, out: Output) -> int:

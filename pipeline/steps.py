@@ -29,7 +29,7 @@ STAGE_ROLE_ARN_ENV = "STAGE_ROLE_ARN"
 STAGE_REGION_ENV = "STAGE_REGION"
 API_KEY_SECRET_ID_ENV = "API_KEY_SECRET_ID"  # noqa: S105
 JWT_SECRET_ID_ENV = "JWT_SECRET_ID"  # noqa: S105
-# The project's pinned tools (Locust, boto3); lab/ and loadtest/ run from the checkout.
+# The project's pinned tools (Locust, boto3); stage_client/, lab/ and loadtest/ run from the checkout.
 INSTALL_CHECK_TOOLS = ("python -m pip install --quiet -r requirements-dev.txt",)
 Out = names.Output
 # What each command reads. CodePipeline caps an action's configuration at 1000 characters and every

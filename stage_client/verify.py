@@ -86,53 +86,96 @@ def verify_keys(
     `counts` carries events a caller already consumed from the audit queue for these keys (a
     drill that watched failure events on the way), so none is lost to the final count.
     """
-    started = time.monotonic()
-    deadline = started + timeout_s
-    unique = list(dict.fromkeys(keys))
-    counts = counts if counts is not None else EventCounts()
-    records: dict[str, dict[str, Any]] = {}
-    while True:
-        records = fetch_statuses(target, unique)
-        succeeded = sum(1 for r in records.values() if r.get("status") == RecordStatus.SUCCEEDED.value)
-        if count_events:
-            # Draining as we go keeps the audit queue short while a big run settles.
-            collect_events(target, unique, counts)
-        if on_progress:
-            events = f", {counts.total(DetailType.SUCCESS)} success events" if count_events else ""
-            on_progress(
-                f"{succeeded}/{len(unique)} SUCCEEDED, {len(unique) - len(records)} without a record{events}"
-                f" ({time.monotonic() - started:.0f}s)"
-            )
-        if succeeded == len(unique) or time.monotonic() >= deadline:
-            break
-        time.sleep(POLL_INTERVAL_S)
-    success_events: int | None = None
-    duplicates: dict[str, int] = {}
-    if count_events:
-        # Events trail their records (bus -> topic -> queue): give them a few seconds at least.
-        remaining = max(min(5.0, timeout_s), deadline - time.monotonic())
-        wait_for_events(target, unique, DetailType.SUCCESS, len(unique), timeout_s=remaining, counts=counts)
-        per_key = counts.keys_with(DetailType.SUCCESS)
-        success_events = sum(count for key, count in per_key.items() if key in records)
-        duplicates = {key: count for key, count in per_key.items() if count > 1}
-    missing = [key for key in unique if key not in records]
-    not_succeeded = {
-        key: str(record.get("status"))
-        for key, record in records.items()
-        if record.get("status") != RecordStatus.SUCCEEDED.value
-    }
-    succeeded = len(records) - len(not_succeeded)
-    ok = not missing and not not_succeeded and (success_events is None or success_events == len(unique))
-    return VerifyReport(
-        expected=len(unique),
-        succeeded=succeeded,
-        missing=missing,
-        not_succeeded=not_succeeded,
-        success_events=success_events,
-        ok=ok,
-        duplicate_events=duplicates,
-        elapsed_s=round(time.monotonic() - started, 1),
+    run = _Verification(
+        target=target,
+        keys=list(dict.fromkeys(keys)),
+        timeout_s=timeout_s,
+        count_events=count_events,
+        counts=counts if counts is not None else EventCounts(),
+        on_progress=on_progress,
     )
+    records = run.wait_for_records()
+    success_events, duplicates = run.success_events(records) if count_events else (None, {})
+    return run.report(records, success_events, duplicates)
+
+
+@dataclass
+class _Verification:
+    """One verify_keys call: its keys, deadline and the events counted on the way."""
+
+    target: Target
+    keys: list[str]
+    timeout_s: float
+    count_events: bool
+    counts: EventCounts
+    on_progress: Callable[[str], None] | None
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def deadline(self) -> float:
+        return self.started + self.timeout_s
+
+    def wait_for_records(self) -> dict[str, dict[str, Any]]:
+        while True:
+            records = fetch_statuses(self.target, self.keys)
+            if self.count_events:
+                # Draining as we go keeps the audit queue short while a big run settles.
+                collect_events(self.target, self.keys, self.counts)
+            succeeded = _succeeded(records)
+            if self.on_progress:
+                self.on_progress(self._progress(records, succeeded))
+            if succeeded == len(self.keys) or time.monotonic() >= self.deadline:
+                return records
+            time.sleep(POLL_INTERVAL_S)
+
+    def _progress(self, records: dict[str, dict[str, Any]], succeeded: int) -> str:
+        events = f", {self.counts.total(DetailType.SUCCESS)} success events" if self.count_events else ""
+        without = len(self.keys) - len(records)
+        return (
+            f"{succeeded}/{len(self.keys)} SUCCEEDED, {without} without a record{events}"
+            f" ({time.monotonic() - self.started:.0f}s)"
+        )
+
+    def success_events(self, records: dict[str, dict[str, Any]]) -> tuple[int, dict[str, int]]:
+        """IngestionSuccess events of the keys that have a record; the keys that got more than one."""
+        # Events trail their records (bus -> topic -> queue): give them a few seconds at least.
+        remaining = max(min(5.0, self.timeout_s), self.deadline - time.monotonic())
+        wait_for_events(
+            self.target,
+            self.keys,
+            DetailType.SUCCESS,
+            len(self.keys),
+            timeout_s=remaining,
+            counts=self.counts,
+        )
+        per_key = self.counts.keys_with(DetailType.SUCCESS)
+        total = sum(count for key, count in per_key.items() if key in records)
+        return total, {key: count for key, count in per_key.items() if count > 1}
+
+    def report(
+        self, records: dict[str, dict[str, Any]], success_events: int | None, duplicates: dict[str, int]
+    ) -> VerifyReport:
+        missing = [key for key in self.keys if key not in records]
+        not_succeeded = {
+            key: str(record.get("status"))
+            for key, record in records.items()
+            if record.get("status") != RecordStatus.SUCCEEDED.value
+        }
+        events_ok = success_events is None or success_events == len(self.keys)
+        return VerifyReport(
+            expected=len(self.keys),
+            succeeded=len(records) - len(not_succeeded),
+            missing=missing,
+            not_succeeded=not_succeeded,
+            success_events=success_events,
+            ok=not missing and not not_succeeded and events_ok,
+            duplicate_events=duplicates,
+            elapsed_s=round(time.monotonic() - self.started, 1),
+        )
+
+
+def _succeeded(records: dict[str, dict[str, Any]]) -> int:
+    return sum(1 for r in records.values() if r.get("status") == RecordStatus.SUCCEEDED.value)
 
 
 def _chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:

@@ -79,25 +79,25 @@ def redrive_dlq(
     max_messages: int,
     error_type: str | None = None,
     jitter_s: int = DEFAULT_JITTER_S,
-) -> dict[str, Any]:
+) -> redrive.RedriveJob:
     params = redrive.RedriveParams(
         max_messages=max_messages, filter_error_type=error_type, per_message_delay_jitter=jitter_s
     )
     job = redrive.start(ctx.target, params)
-    ctx.mark("redrive started", jobId=job["jobId"], **params.body())
+    ctx.mark("redrive started", jobId=job.job_id, **params.body())
     last_line = [""]
 
-    def show(progress: dict[str, Any]) -> None:
-        line = redrive.describe(progress)
+    def show(progress: redrive.RedriveJob) -> None:
+        line = progress.describe()
         if line != last_line[0]:
             ctx.progress(line)
             last_line[0] = line
 
-    finished = redrive.wait(ctx.target, job["jobId"], timeout_s=max(10.0, ctx.remaining()), on_progress=show)
-    ctx.mark("redrive finished", status=finished.get("status"), **redrive.counters(finished))
+    finished = redrive.wait(ctx.target, job.job_id, timeout_s=max(10.0, ctx.remaining()), on_progress=show)
+    ctx.mark("redrive finished", status=finished.status, **finished.counters)
     ctx.check(
-        finished.get("status") == "SUCCEEDED",
-        f"redrive job {job['jobId']} ended {finished.get('status')}: {finished!r}",
+        finished.status == "SUCCEEDED",
+        f"redrive job {job.job_id} ended {finished.status}: {finished.body!r}",
     )
     return finished
 

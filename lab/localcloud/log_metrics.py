@@ -50,34 +50,32 @@ def _json_object(message: str) -> dict[str, Any] | None:
 def emf_datums(message: str, timestamp_ms: int) -> list[Datum]:
     """The metrics of one EMF log line (what Powertools Metrics prints), else []."""
     record = _json_object(message)
-    if record is None:
-        return []
-    meta = record.get("_aws")
-    if not isinstance(meta, dict):
+    meta = record.get("_aws") if record is not None else None
+    if record is None or not isinstance(meta, dict):
         return []
     timestamp = int(meta.get("Timestamp") or timestamp_ms)
+    return [
+        datum
+        for directive in meta.get("CloudWatchMetrics") or []
+        for datum in _directive_datums(record, directive, timestamp)
+    ]
+
+
+def _directive_datums(record: Mapping[str, Any], directive: Mapping[str, Any], timestamp: int) -> list[Datum]:
+    """One CloudWatchMetrics directive: each metric's value(s) once per dimension set."""
+    namespace = str(directive.get("Namespace", ""))
+    dimension_sets = directive.get("Dimensions") or [[]]
     datums = []
-    for directive in meta.get("CloudWatchMetrics") or []:
-        namespace = str(directive.get("Namespace", ""))
-        dimension_sets = directive.get("Dimensions") or [[]]
-        for metric in directive.get("Metrics") or []:
-            name = metric.get("Name")
-            raw = record.get(name)
-            if name is None or raw is None:
-                continue
-            for value in raw if isinstance(raw, list) else [raw]:
-                for dimension_set in dimension_sets:
-                    dims = tuple((str(d), str(record[d])) for d in dimension_set if d in record)
-                    datums.append(
-                        Datum(
-                            namespace,
-                            str(name),
-                            float(value),
-                            str(metric.get("Unit", "None")),
-                            dims,
-                            timestamp,
-                        )
-                    )
+    for metric in directive.get("Metrics") or []:
+        name = metric.get("Name")
+        raw = record.get(name) if name is not None else None
+        if raw is None:
+            continue
+        unit = str(metric.get("Unit", "None"))
+        for value in raw if isinstance(raw, list) else [raw]:
+            for dimension_set in dimension_sets:
+                dims = tuple((str(d), str(record[d])) for d in dimension_set if d in record)
+                datums.append(Datum(namespace, str(name), float(value), unit, dims, timestamp))
     return datums
 
 
@@ -112,40 +110,53 @@ def _select(record: Any, selector: str) -> tuple[bool, Any]:
     return True, current
 
 
-def _term_matches(record: dict[str, Any], match: re.Match[str]) -> bool:  # noqa: PLR0911 - one return per operator family
+def _term_matches(record: dict[str, Any], match: re.Match[str]) -> bool:
+    """One `$.selector <op> value` (or IS / NOT EXISTS) term against a parsed log record."""
     found, value = _select(record, match["selector"])
-    if match["not_exists"] is not None:
-        return not found
-    if not found:
-        return False
+    wants_absent = match["not_exists"] is not None
+    if wants_absent or not found:
+        return wants_absent and not found
     if match["is"]:
         expected = {"TRUE": True, "FALSE": False, "NULL": None}[match["is"].upper()]
         return value is expected
     op, raw = match["op"], match["value"]
     if raw.startswith('"'):
-        text = json.loads(raw)
-        if op not in ("=", "!="):
-            raise FilterPatternError(f"{op} needs a number, not {raw}")
-        if isinstance(value, dict | list) or value is None:
-            equal = False
-        elif text == "*":
-            equal = True  # `= "*"` is the documented "field exists with a value" form
-        else:
-            pattern = "^" + ".*".join(re.escape(chunk) for chunk in text.split("*")) + "$"
-            equal = (
-                re.match(pattern, str(value) if not isinstance(value, bool) else str(value).lower())
-                is not None
-            )
-        return equal if op == "=" else not equal
+        return _negated_if(op, _quoted_equals(value, op, raw))
     if raw == "*" and op in ("=", "!="):
-        equal = not isinstance(value, dict | list) and value is not None
-        return equal if op == "=" else not equal
+        return _negated_if(op, _has_scalar(value))
     try:
         number = float(raw)
     except ValueError:
         # Unquoted strings are allowed on equality (e.g. { $.level = ERROR }).
-        equal = str(value) == raw
-        return equal if op == "=" else not equal
+        return _negated_if(op, str(value) == raw)
+    return _compare_number(value, op, number)
+
+
+def _negated_if(op: str, equal: bool) -> bool:
+    """The result of an equality term: `=` keeps it, `!=` negates it."""
+    return equal if op == "=" else not equal
+
+
+def _has_scalar(value: Any) -> bool:
+    return not isinstance(value, dict | list) and value is not None
+
+
+def _quoted_equals(value: Any, op: str, raw: str) -> bool:
+    """`= "text"` with `*` wildcards; `= "*"` is the documented "field exists with a value" form."""
+    text = json.loads(raw)
+    if op not in ("=", "!="):
+        raise FilterPatternError(f"{op} needs a number, not {raw}")
+    if not _has_scalar(value):
+        return False
+    if text == "*":
+        return True
+    pattern = "^" + ".*".join(re.escape(chunk) for chunk in text.split("*")) + "$"
+    shown = str(value).lower() if isinstance(value, bool) else str(value)
+    return re.match(pattern, shown) is not None
+
+
+def _compare_number(value: Any, op: str, number: float) -> bool:
+    """A numeric comparison; a field that is not a number only satisfies `!=`."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return op == "!="
     return {
@@ -233,14 +244,19 @@ def filter_matches(pattern: str, message: str) -> dict[str, Any] | bool:
         if record is None:
             return False
         return record if _json_pattern_matches(record, stripped) else False
-    # Plain terms: every term (or quoted phrase) must occur; a leading "?" makes terms alternatives.
-    terms = re.findall(r'"([^"]*)"|(\S+)', stripped)
+    return _terms_match(stripped, message)
+
+
+def _terms_match(pattern: str, message: str) -> bool:
+    """Plain terms: every term (or quoted phrase) must occur, none of the `-term`s may; a leading
+    "?" on every term makes them alternatives."""
+    terms = re.findall(r'"([^"]*)"|(\S+)', pattern)
     words = [quoted or bare for quoted, bare in terms]
     if words and all(w.startswith("?") for w in words):
         return any(w[1:] in message for w in words)
-    return all(w in message for w in words if not w.startswith("-")) and not any(
-        w[1:] in message for w in words if w.startswith("-") and len(w) > 1
-    )
+    required = [w for w in words if not w.startswith("-")]
+    excluded = [w[1:] for w in words if w.startswith("-") and len(w) > 1]
+    return all(w in message for w in required) and not any(w in message for w in excluded)
 
 
 def filter_datums(metric_filter: Mapping[str, Any], events: Iterable[Mapping[str, Any]]) -> list[Datum]:

@@ -55,10 +55,10 @@ def run(ctx: DrillContext) -> list[str]:
     sample = redrive.preview(
         ctx.target, max_messages=min(10, len(keys)), error_type=ErrorType.SCHEMA_VALIDATION.value
     )
-    messages = redrive.preview_messages(sample)
+    messages = sample.messages
     error_types = {str(m.get("errorType")) for m in messages}
     ctx.mark("preview", sampled=len(messages), errorTypes=sorted(error_types))
-    ctx.check(bool(messages), f"the preview sampled no message of a DLQ holding {len(keys)}: {sample!r}")
+    ctx.check(bool(messages), f"the preview sampled no message of a DLQ holding {len(keys)}: {sample.body!r}")
     ctx.check(
         error_types == {ErrorType.SCHEMA_VALIDATION.value},
         f"the preview should show only {ErrorType.SCHEMA_VALIDATION.value}, got {sorted(error_types)}",
@@ -77,7 +77,7 @@ def run(ctx: DrillContext) -> list[str]:
     finished = redrive_dlq(
         ctx, max_messages=len(keys), error_type=ErrorType.SCHEMA_VALIDATION.value, jitter_s=DEFAULT_JITTER_S
     )
-    moved = redrive.counters(finished)
+    moved = finished.counters
     ctx.check(moved["moved"] == len(keys), f"the redrive should move {len(keys)} messages, moved {moved}")
     ctx.check(moved["quarantined"] == 0, f"nothing should be quarantined on a first redrive: {moved}")
     wait_dlq_drained(ctx)

@@ -38,7 +38,7 @@ def run(ctx: DrillContext) -> list[str]:
     keys = keys_of(send_events(ctx, max(1, ctx.events)))
     for redrives in itertools.count():
         limit = dlq_holds_every_key(ctx, keys, redrives)
-        moved = redrive.counters(redrive_dlq(ctx, max_messages=len(keys), jitter_s=0))
+        moved = redrive_dlq(ctx, max_messages=len(keys), jitter_s=0).counters
         if redrives >= limit:
             ctx.check(
                 moved["quarantined"] == len(keys) and moved["moved"] == 0,
@@ -73,9 +73,10 @@ def dlq_holds_every_key(ctx: DrillContext, keys: Sequence[str], redrives: int) -
         describe=lambda: "DLQ visible {}, in flight {}".format(*dlq_depth(ctx)),
     )
     sample = redrive.preview(ctx.target, max_messages=len(keys))
-    messages = redrive.preview_messages(sample)
+    messages = sample.messages
     # The redrive function reports the limit it enforces; the worker-side guess is a fallback.
-    limit = int(sample.get("maxRedrivesPerMessage", ctx.guardrails.max_redrives_per_message))
+    reported = sample.max_redrives_per_message
+    limit = reported if reported is not None else ctx.guardrails.max_redrives_per_message
     if redrives == 0:
         ctx.mark("redrive limit", maxRedrivesPerMessage=limit)
     counts = [redrive_count(m) for m in messages]

@@ -160,8 +160,9 @@ def test_send_fails_loudly_on_a_rejected_payload(stub: tuple[StubApi, Target]) -
 
 def test_redrive_client_previews_starts_waits_and_cancels(stub: tuple[StubApi, Target]) -> None:
     api, target = stub
-    body = redrive.preview(target, max_messages=5, error_type="SchemaValidationError")
-    assert redrive.preview_messages(body) == [{"idempotencyKey": "k", "errorType": "SchemaValidationError"}]
+    sample = redrive.preview(target, max_messages=5, error_type="SchemaValidationError")
+    assert sample.messages == [{"idempotencyKey": "k", "errorType": "SchemaValidationError"}]
+    assert redrive.preview_messages(sample.body) == sample.messages
     params = redrive.RedriveParams(
         max_messages=4, filter_error_type="SchemaValidationError", per_message_delay_jitter=3
     )
@@ -172,19 +173,21 @@ def test_redrive_client_previews_starts_waits_and_cancels(stub: tuple[StubApi, T
         "perMessageDelayJitter": 3,
     }
     seen: list[str] = []
-    finished = redrive.wait(
-        target, job["jobId"], interval_s=0.01, on_progress=lambda j: seen.append(j["status"])
-    )
+    finished = redrive.wait(target, job.job_id, interval_s=0.01, on_progress=lambda j: seen.append(j.status))
     assert seen == ["RUNNING", "RUNNING", "SUCCEEDED"]
-    assert redrive.counters(finished) == {
-        "received": 4,
-        "moved": 4,
-        "skipped": 0,
-        "quarantined": 0,
-        "failed": 0,
-    }
-    assert redrive.describe(finished).startswith("job job-1 SUCCEEDED: received 4, moved 4")
-    assert redrive.cancel(target, "job-1")["status"] == "CANCEL_REQUESTED"
+    assert (
+        finished.counters
+        == redrive.counters(finished.body)
+        == {
+            "received": 4,
+            "moved": 4,
+            "skipped": 0,
+            "quarantined": 0,
+            "failed": 0,
+        }
+    )
+    assert finished.describe().startswith("job job-1 SUCCEEDED: received 4, moved 4")
+    assert redrive.cancel(target, "job-1").status == "CANCEL_REQUESTED"
 
 
 def test_redrive_wait_gives_up_at_its_timeout(stub: tuple[StubApi, Target]) -> None:
