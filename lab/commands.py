@@ -228,12 +228,7 @@ def cmd_verify(args: argparse.Namespace, out: Output) -> int:
 
 def cmd_gameday(args: argparse.Namespace, out: Output) -> int:
     target = _target(args)
-    if args.name != ALL_DRILLS:
-        names = [args.name]
-    else:
-        # "all" means every drill the chosen injector can drive.
-        kind = injector_type(args.injector)
-        names = [name for name, spec in DRILLS.items() if kind.can_drive(spec)]
+    names = _drill_names(args.name, args.injector)
     results = []
     for name in names:
         try:
@@ -254,6 +249,18 @@ def cmd_gameday(args: argparse.Namespace, out: Output) -> int:
             break
     if len(results) == 1 and len(names) == 1:
         return _one_gameday(results[0], out)
+    return _many_gamedays(results, out)
+
+
+def _drill_names(name: str, injector: str) -> list[str]:
+    """One drill, or for "all" every drill the chosen injector can drive."""
+    if name != ALL_DRILLS:
+        return [name]
+    kind = injector_type(injector)
+    return [drill for drill, spec in DRILLS.items() if kind.can_drive(spec)]
+
+
+def _many_gamedays(results: list[GamedayResult], out: Output) -> int:
     summary = [
         {"drill": r.drill, "outcome": r.outcome, "error": r.error, "seconds": r.report["elapsedSeconds"]}
         for r in results

@@ -61,30 +61,41 @@ class AlarmDefinition:
         )
 
 
-def _single_metric(alarm: Mapping[str, Any]) -> tuple[str, str, list[Any], str, int] | None:
+MetricSpec = tuple[str, str, list[Any], str, int]
+
+
+def _single_metric(alarm: Mapping[str, Any]) -> MetricSpec | None:
+    """(namespace, metric, dimensions, statistic, period) of an alarm on one metric."""
     if alarm.get("MetricName") and alarm.get("Namespace"):
-        statistic = alarm.get("ExtendedStatistic") or alarm.get("Statistic")
-        if not statistic:
-            return None
-        return (
-            str(alarm["Namespace"]),
-            str(alarm["MetricName"]),
-            list(alarm.get("Dimensions") or []),
-            str(statistic),
-            int(alarm.get("Period") or 60),
-        )
-    # A Metrics list is supported when it is one plain MetricStat query (no expression).
-    queries = [q for q in alarm.get("Metrics") or [] if q.get("ReturnData", True)]
-    if len(queries) == 1 and "MetricStat" in queries[0] and len(alarm.get("Metrics") or []) == 1:
-        stat = queries[0]["MetricStat"]
-        return (
-            str(stat["Metric"]["Namespace"]),
-            str(stat["Metric"]["MetricName"]),
-            list(stat["Metric"].get("Dimensions") or []),
-            str(stat["Stat"]),
-            int(stat["Period"]),
-        )
-    return None
+        return _metric_fields(alarm)
+    return _single_metric_stat(alarm.get("Metrics") or [])
+
+
+def _metric_fields(alarm: Mapping[str, Any]) -> MetricSpec | None:
+    statistic = alarm.get("ExtendedStatistic") or alarm.get("Statistic")
+    if not statistic:
+        return None
+    return (
+        str(alarm["Namespace"]),
+        str(alarm["MetricName"]),
+        list(alarm.get("Dimensions") or []),
+        str(statistic),
+        int(alarm.get("Period") or 60),
+    )
+
+
+def _single_metric_stat(metrics: list[Mapping[str, Any]]) -> MetricSpec | None:
+    """A Metrics list is supported when it is one plain MetricStat query (no expression)."""
+    if len(metrics) != 1 or not metrics[0].get("ReturnData", True) or "MetricStat" not in metrics[0]:
+        return None
+    stat = metrics[0]["MetricStat"]
+    return (
+        str(stat["Metric"]["Namespace"]),
+        str(stat["Metric"]["MetricName"]),
+        list(stat["Metric"].get("Dimensions") or []),
+        str(stat["Stat"]),
+        int(stat["Period"]),
+    )
 
 
 @dataclass(frozen=True)
@@ -136,19 +147,7 @@ def evaluate(definition: AlarmDefinition, values_by_period: Mapping[int, float],
     treat = definition.treat_missing_data
     summary = _summary(definition, values)
     if not present:
-        if treat == "breaching":
-            return Decision(
-                "ALARM", f"no datapoints in the evaluation range, treated as breaching ({summary})", values
-            )
-        if treat == "notBreaching":
-            return Decision(
-                "OK", f"no datapoints in the evaluation range, treated as not breaching ({summary})", values
-            )
-        if treat == "ignore":
-            return Decision(
-                definition.state, f"no datapoints, state kept (treat missing data: ignore; {summary})", values
-            )
-        return Decision("INSUFFICIENT_DATA", f"no datapoints in the evaluation range ({summary})", values)
+        return _without_datapoints(definition, values, summary)
     breaching = sum(1 for v in present if breaches(v, definition.comparison, definition.threshold))
     if len(present) < definition.datapoints_to_alarm and treat == "breaching":
         breaching += missing
@@ -162,6 +161,26 @@ def evaluate(definition: AlarmDefinition, values_by_period: Mapping[int, float],
     return Decision(
         "OK", f"{breaching} of {len(values)} datapoints breaching, {needed} needed ({summary})", values
     )
+
+
+def _without_datapoints(
+    definition: AlarmDefinition, values: tuple[float | None, ...], summary: str
+) -> Decision:
+    """No datapoint in the whole evaluation range: TreatMissingData decides."""
+    treat = definition.treat_missing_data
+    if treat == "breaching":
+        return Decision(
+            "ALARM", f"no datapoints in the evaluation range, treated as breaching ({summary})", values
+        )
+    if treat == "notBreaching":
+        return Decision(
+            "OK", f"no datapoints in the evaluation range, treated as not breaching ({summary})", values
+        )
+    if treat == "ignore":
+        return Decision(
+            definition.state, f"no datapoints, state kept (treat missing data: ignore; {summary})", values
+        )
+    return Decision("INSUFFICIENT_DATA", f"no datapoints in the evaluation range ({summary})", values)
 
 
 def _summary(definition: AlarmDefinition, values: tuple[float | None, ...]) -> str:

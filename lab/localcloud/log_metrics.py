@@ -250,13 +250,17 @@ def filter_matches(pattern: str, message: str) -> dict[str, Any] | bool:
 def _terms_match(pattern: str, message: str) -> bool:
     """Plain terms: every term (or quoted phrase) must occur, none of the `-term`s may; a leading
     "?" on every term makes them alternatives."""
-    terms = re.findall(r'"([^"]*)"|(\S+)', pattern)
-    words = [quoted or bare for quoted, bare in terms]
+    words = [quoted or bare for quoted, bare in re.findall(r'"([^"]*)"|(\S+)', pattern)]
     if words and all(w.startswith("?") for w in words):
         return any(w[1:] in message for w in words)
-    required = [w for w in words if not w.startswith("-")]
-    excluded = [w[1:] for w in words if w.startswith("-") and len(w) > 1]
-    return all(w in message for w in required) and not any(w in message for w in excluded)
+    return all(_term_holds(word, message) for word in words)
+
+
+def _term_holds(word: str, message: str) -> bool:
+    if word.startswith("-"):
+        # A lone "-" excludes nothing.
+        return len(word) == 1 or word[1:] not in message
+    return word in message
 
 
 def filter_datums(metric_filter: Mapping[str, Any], events: Iterable[Mapping[str, Any]]) -> list[Datum]:
