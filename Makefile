@@ -14,7 +14,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 help:
 	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/' | sort
 
-$(STAMP): requirements.txt requirements-runtime.txt requirements-bundled.txt requirements-dev.txt
+$(STAMP): pyproject.toml requirements.txt requirements-runtime.txt requirements-bundled.txt requirements-dev.txt
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q -r requirements-dev.txt
@@ -39,7 +39,7 @@ lint: $(STAMP) ## ruff lint + format check
 	$(VENV)/bin/ruff format --check .
 
 typecheck: $(STAMP) ## mypy on the whole tree
-	$(VENV)/bin/mypy app pipeline functions lab loadtest tests
+	$(VENV)/bin/mypy app pipeline functions stage_client lab loadtest tests
 
 check: lint typecheck test ## what CI runs
 
@@ -54,7 +54,7 @@ loadtest: $(STAMP) ## Locust (throughput + duplicate submit) on the local cloud 
 gameday: $(STAMP) ## one automated drill on the local lab (make gameday DRILL=poison-pill; see `lab gameday -h`)
 	$(VENV)/bin/lab gameday $(or $(DRILL),poison-pill)
 
-# --- Local cloud (lab/local): the real stage on an embedded AWS on 127.0.0.1 ---------------------
+# --- Local cloud (lab/localcloud + lab/harness): the real stage on an embedded AWS on 127.0.0.1 ------
 NPM_STAMP := node_modules/.installed
 
 $(NPM_STAMP): package.json package-lock.json
@@ -64,21 +64,21 @@ $(NPM_STAMP): package.json package-lock.json
 .PHONY: lab lab-down lab-status bench
 LAB_STATE_DIR ?= .lab
 lab: $(STAMP) $(NPM_STAMP) ## start the local cloud, deploy the stage, send sample events, run the poison-pill drill, leave it running
-	$(PY) -m lab.local up --no-summary
-	$(PY) -m lab.local demo
+	$(PY) -m lab.harness up --no-summary
+	$(PY) -m lab.harness demo
 	@# The drill runs once per deployment: a second `make lab` on the same deployment stays fast.
 	@if cmp -s $(LAB_STATE_DIR)/deploy.json $(LAB_STATE_DIR)/poison-pill.passed; then \
 	  echo "poison-pill drill already passed on this deployment (reports/); again: make gameday DRILL=poison-pill"; \
 	else \
 	  $(VENV)/bin/lab gameday poison-pill && cp $(LAB_STATE_DIR)/deploy.json $(LAB_STATE_DIR)/poison-pill.passed; \
 	fi
-	$(PY) -m lab.local summary
+	$(PY) -m lab.harness summary
 
 lab-down: $(STAMP) ## stop the local cloud (engine, agent) started by `make lab`
-	$(PY) -m lab.local down
+	$(PY) -m lab.harness down
 
 lab-status: $(STAMP) ## engine, agent and alarm states of the local cloud
-	$(PY) -m lab.local status
+	$(PY) -m lab.harness status
 
 bench: $(STAMP) $(NPM_STAMP) ## local figures: end-to-end events/s, ingest p50/p95 (Locust), drain rate, raw SendMessage rate
-	$(PY) -m lab.local.bench
+	$(PY) -m lab.harness.bench

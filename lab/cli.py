@@ -6,287 +6,42 @@ Exit status: 0 pass, 1 a check failed, 2 the command could not run (usage, targe
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
-import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
-from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from functions.common.names import ErrorType, FailureMode
-from lab import redrive
-from lab.api import ApiError
-from lab.environment import export_lines, target_environment
-from lab.failure_mode import (
-    DEFAULT_TTL_SECONDS,
-    FailureModeError,
-    read_failure_mode,
-    reset_failure_mode,
-    set_failure_mode,
+from lab.commands import (
+    ALL_DRILLS,
+    EXIT_FAIL,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    Output,
+    cmd_down,
+    cmd_env,
+    cmd_failure_mode,
+    cmd_gameday,
+    cmd_redrive,
+    cmd_send,
+    cmd_smoke,
+    cmd_status,
+    cmd_up,
+    cmd_verify,
 )
-from lab.gamedays import run_gameday
 from lab.gamedays.drills import DRILLS
-from lab.gamedays.injectors import InjectorError
-from lab.gamedays.report import REPORTS_DIR
-from lab.local import lifecycle
-from lab.send import SendError, load_run, read_keys_file, save_run, send_payloads, send_samples
-from lab.smoke import run_smoke
-from lab.status import stage_status
-from lab.target import Target, TargetError, resolve_target
-from lab.verify import verify_keys
+from lab.gamedays.injectors import INJECTORS
+from stage_client.api import ApiError
+from stage_client.failure_mode import DEFAULT_TTL_SECONDS, FailureModeError
+from stage_client.redrive import RedriveError
+from stage_client.send import SendError
+from stage_client.target import TargetError
 
-EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
-ALL_DRILLS = "all"
-Handler = Callable[[argparse.Namespace, "Output"], int]
+Handler = Callable[[argparse.Namespace, Output], int]
 
 
-class Output:
-    """Readable lines on stdout, or with --json one JSON document on stdout (progress on stderr)."""
-
-    def __init__(self, as_json: bool) -> None:
-        self.as_json = as_json
-
-    def line(self, text: str) -> None:
-        if not self.as_json:
-            print(text, flush=True)
-
-    def progress(self, text: str) -> None:
-        # Progress goes to stderr in JSON mode so stdout stays one parseable document.
-        print(text, file=sys.stderr if self.as_json else sys.stdout, flush=True)
-
-    def result(self, data: Any, human: str | None = None) -> None:
-        if self.as_json:
-            print(json.dumps(data, indent=2, sort_keys=True, default=str))
-        elif human:
-            print(human)
-
-
-# --- commands -------------------------------------------------------------------------------
-def cmd_up(args: argparse.Namespace, out: Output) -> int:
-    target = lifecycle.up(sample_events=args.sample_events, log=out.progress)
-    out.result({"apiUrl": target.api_url, "endpointUrl": target.endpoint_url}, f"lab is up: {target.api_url}")
-    return EXIT_OK
-
-
-def cmd_down(args: argparse.Namespace, out: Output) -> int:
-    stopped = lifecycle.down()
-    out.result(
-        stopped,
-        "stopped: " + ", ".join(f"{k} {'yes' if v else 'was not running'}" for k, v in stopped.items()),
-    )
-    return EXIT_OK
-
-
-def cmd_send(args: argparse.Namespace, out: Output) -> int:
-    target = _target(args)
-    started = time.monotonic()
-
-    def progress(done: int, total: int) -> None:
-        if done == total or done % max(1, total // 10) == 0:
-            out.progress(f"sent {done}/{total} ({time.monotonic() - started:.1f}s)")
-
-    if args.duplicate_of:
-        original = load_run(args.duplicate_of)
-        run_id = f"{args.duplicate_of}-resend-{int(time.time())}"
-        sent = send_payloads(target, [event.payload for event in original], on_progress=progress)
-        same = sum(1 for a, b in zip(original, sent, strict=True) if a.idempotency_key == b.idempotency_key)
-        out.line(
-            f"re-sent {len(sent)} payloads of run {args.duplicate_of}: {same} got the same idempotencyKey"
-        )
-    elif args.payload:
-        run_id = f"adhoc-{int(time.time())}"
-        sent = send_payloads(target, [json.loads(args.payload)] * args.count, on_progress=progress)
-    else:
-        run_id, sent = send_samples(target, args.count, on_progress=progress)
-    path = save_run(run_id, sent)
-    for event in sent:
-        out.line(f"{event.idempotency_key}  {event.message_id}")
-    out.result(
-        {"runId": run_id, "runFile": str(path), "events": [e.to_dict() for e in sent]},
-        f"run {run_id}: {len(sent)} accepted; verify with `lab verify --run-id {run_id}`",
-    )
-    return EXIT_OK
-
-
-def cmd_failure_mode(args: argparse.Namespace, out: Output) -> int:
-    target = _target(args)
-    if args.action == "set":
-        set_failure_mode(target, args.mode, ttl_seconds=args.ttl)
-    elif args.action == "reset":
-        reset_failure_mode(target, via_function=args.via_function)
-    state = read_failure_mode(target)
-    out.result(state.to_dict(), state.describe())
-    return EXIT_OK
-
-
-def cmd_redrive(args: argparse.Namespace, out: Output) -> int:
-    target = _target(args)
-    if args.action == "preview":
-        body = redrive.preview(
-            target, max_messages=args.max_messages, error_type=args.error_type, min_age_seconds=args.min_age
-        )
-        messages = redrive.preview_messages(body)
-        for message in messages:
-            out.line(
-                "  ".join(
-                    f"{k}={message.get(k)}"
-                    for k in ("idempotencyKey", "errorType", "ageSeconds", "receiveCount", "redriveCount")
-                )
-            )
-        out.result(body, f"{len(messages)} messages sampled (the DLQ is unchanged)")
-        return EXIT_OK
-    if args.action == "start":
-        params = redrive.RedriveParams(
-            max_messages=args.max_messages,
-            filter_error_type=args.error_type,
-            min_age_seconds=args.min_age,
-            per_message_delay_jitter=args.jitter,
-        )
-        job = redrive.start(target, params)
-        out.line(f"started job {job['jobId']} ({job.get('status')})")
-        if not args.wait:
-            out.result(job, f"follow it with `lab redrive status {job['jobId']}`")
-            return EXIT_OK
-        job = redrive.wait(
-            target,
-            job["jobId"],
-            timeout_s=args.timeout,
-            on_progress=lambda j: out.progress(redrive.describe(j)),
-        )
-    elif args.action == "status":
-        job = redrive.status(target, args.job_id)
-    else:
-        job = redrive.cancel(target, args.job_id)
-    out.result(job, redrive.describe(job))
-    return EXIT_OK if job.get("status") not in ("FAILED",) else EXIT_FAIL
-
-
-def cmd_env(args: argparse.Namespace, out: Output) -> int:
-    env = target_environment(_target(args))
-    out.result(env, export_lines(env))
-    return EXIT_OK
-
-
-def cmd_status(args: argparse.Namespace, out: Output) -> int:
-    target = _target(args)
-    snapshot = stage_status(target)
-    data = snapshot.to_dict()
-    data["failureMode"] = read_failure_mode(target).to_dict()
-    local = lifecycle.status() if target.name == "local" else None
-    if local is not None:
-        data["localCloud"] = local.to_dict()
-    if out.as_json:
-        out.result(data)
-        return EXIT_OK
-    out.line(f"target {target.name}  api {target.api_url}")
-    if local is not None:
-        engine = "healthy" if local.engine_healthy else "NOT healthy"
-        agent = "running" if local.agent_running else "NOT running"
-        out.line(f"local cloud: engine {engine} at {local.endpoint_url}, metrics/alarm agent {agent}")
-    out.line(read_failure_mode(target).describe())
-    out.line("queues:")
-    for label, queue in snapshot.queues.items():
-        age = f"{queue.oldest_age_s:.0f}s" if queue.oldest_age_s is not None else "n/a"
-        out.line(
-            f"  {label:<10} {queue.name:<48} visible {queue.visible:>6}  in flight {queue.in_flight:>6}  "
-            f"delayed {queue.delayed:>5}  oldest {age}"
-        )
-    out.line("alarms:")
-    for alarm in snapshot.alarms:
-        out.line(f"  {alarm.state:<18} {alarm.name}")
-    partial = " (partial: scan stopped early)" if snapshot.records_partial else ""
-    out.line(
-        "records: "
-        + (", ".join(f"{k} {v}" for k, v in sorted(snapshot.records_by_status.items())) or "none")
-        + partial
-    )
-    for note in snapshot.notes:
-        out.line(f"note: {note}")
-    return EXIT_OK
-
-
-def cmd_smoke(args: argparse.Namespace, out: Output) -> int:
-    target = _target(args)
-    report = run_smoke(
-        target,
-        timeout_s=args.timeout,
-        on_check=lambda c: out.line(f"{'PASS' if c.ok else 'FAIL'}  {c.name}: {c.detail}"),
-    )
-    out.result(report.to_dict(), "smoke " + ("passed" if report.ok else "FAILED"))
-    return EXIT_OK if report.ok else EXIT_FAIL
-
-
-def cmd_verify(args: argparse.Namespace, out: Output) -> int:
-    target = _target(args)
-    if args.run_id:
-        keys = [event.idempotency_key for event in load_run(args.run_id)]
-    else:
-        keys = read_keys_file(Path(args.keys_file))
-    if not keys:
-        out.result({"ok": False, "error": "no keys"}, "FAIL: no keys to verify")
-        return EXIT_FAIL
-    report = verify_keys(
-        target, keys, timeout_s=args.timeout, count_events=args.count_events, on_progress=out.progress
-    )
-    for key in report.missing[:20]:
-        out.line(f"missing       {key}")
-    for key, status in list(report.not_succeeded.items())[:20]:
-        out.line(f"{status:<13} {key}")
-    out.result(report.to_dict(), report.summary())
-    return EXIT_OK if report.ok else EXIT_FAIL
-
-
-def cmd_gameday(args: argparse.Namespace, out: Output) -> int:
-    target = _target(args)
-    if args.name != ALL_DRILLS:
-        names = [args.name]
-    else:
-        # With FIS, "all" means every drill FIS can drive.
-        names = [name for name, spec in DRILLS.items() if args.injector != "fis" or spec.fis]
-    results = []
-    for name in names:
-        try:
-            result = run_gameday(
-                target,
-                name,
-                events=args.events,
-                timeout_s=args.timeout,
-                injector=args.injector,
-                report_dir=Path(args.report_dir) if args.report_dir else REPORTS_DIR,
-                printer=out.progress,
-            )
-        except InjectorError as error:
-            out.result({"ok": False, "error": str(error)}, f"refused: {error}")
-            return EXIT_USAGE
-        results.append(result)
-        if result.outcome == "interrupted":
-            break
-    if len(results) == 1 and len(names) == 1:
-        [result] = results
-        out.result(
-            {**result.report, "reportJson": str(result.json_path), "reportHtml": str(result.html_path)},
-            f"gameday {result.drill}: {result.outcome}" + (f" ({result.error})" if result.error else ""),
-        )
-        return result.exit_code
-    summary = [
-        {"drill": r.drill, "outcome": r.outcome, "error": r.error, "seconds": r.report["elapsedSeconds"]}
-        for r in results
-    ]
-    lines = [
-        f"{r['outcome']:<12} {r['drill']:<20} {r['seconds']:>6.0f}s  {r['error'] or ''}" for r in summary
-    ]
-    out.result({"drills": summary}, "\n".join(lines))
-    return max(r.exit_code for r in results)
-
-
-def _target(args: argparse.Namespace) -> Target:
-    return resolve_target(args.target)
-
-
-# --- parser ---------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     # --target/--json are accepted before or after the command; the sub-level copies default to
     # SUPPRESS so they never overwrite a value given at the top level.
@@ -380,7 +135,7 @@ def _add_checks(add: AddCommand) -> None:
     )
     gameday.add_argument("--events", type=_positive, help="events to send (default per drill)")
     gameday.add_argument("--timeout", type=float, help="seconds for the whole drill (default per drill)")
-    gameday.add_argument("--injector", choices=["ssm", "fis"], default="ssm", help="fis: AWS only")
+    gameday.add_argument("--injector", choices=list(INJECTORS), default="ssm", help="fis: AWS only")
     gameday.add_argument("--report-dir", help="where to write the JSON and HTML report (default reports/)")
 
 
@@ -420,7 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (TargetError, FailureModeError) as error:
         out.result({"ok": False, "error": str(error)}, f"error: {error}")
         return EXIT_USAGE
-    except (SendError, redrive.RedriveError, ApiError, ClientError, BotoCoreError) as error:
+    except (SendError, RedriveError, ApiError, ClientError, BotoCoreError) as error:
         out.result({"ok": False, "error": str(error)}, f"FAIL: {error}")
         return EXIT_FAIL
     return code

@@ -16,8 +16,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from lab.target import Target, TargetError, resolve_target
 from loadtest.keyfile import UNIQUE_REQUEST_NAME, KeyFileError, RecordedKeys, read_keys
+from stage_client.target import Target, TargetError, resolve_target
 
 AGGREGATED_ROW = "Aggregated"
 
@@ -182,7 +182,8 @@ def _size(value: Any) -> int:
 
 
 def check_verify(report: Any, expected: int, *, count_events: bool) -> list[Breach]:
-    """lab.verify's report: one SUCCEEDED record per expected key and, if counted, one success event each."""
+    """The stage client's verify report: one SUCCEEDED record per expected key and, if counted, one
+    success event each."""
     breaches: list[Breach] = []
     missing, not_succeeded = _size(report.missing), _size(report.not_succeeded)
     if missing or not_succeeded or _size(report.succeeded) != expected:
@@ -201,7 +202,7 @@ def check_verify(report: Any, expected: int, *, count_events: bool) -> list[Brea
             )
         )
     if not breaches and not report.ok:
-        breaches.append(Breach("verify", f"lab.verify reported a failure: {report}"))
+        breaches.append(Breach("verify", f"stage_client.verify reported a failure: {report}"))
     return breaches
 
 
@@ -303,7 +304,7 @@ def _verify(
     args: argparse.Namespace, keys: RecordedKeys, out: TextIO, result: dict[str, Any], target: Target | None
 ) -> list[Breach]:
     # Imported only when verifying, so --skip-verify needs nothing beyond the stats and keys files.
-    from lab.verify import verify_keys  # noqa: PLC0415
+    from stage_client.verify import verify_keys  # noqa: PLC0415
 
     expected = keys.expected
     if target is None:

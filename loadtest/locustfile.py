@@ -14,8 +14,8 @@ from typing import Any
 from locust import FastHttpUser, constant_throughput, events, task
 from locust.env import Environment
 
-from lab.target import API_KEY_ENV, resolve_target
 from loadtest.keyfile import DUPLICATE_REQUEST_NAME, KIND_POOL, KIND_UNIQUE, UNIQUE_REQUEST_NAME, KeyLog
+from stage_client.target import API_KEY_ENV, resolve_target
 
 EVENTS_PATH = "/events"
 

@@ -17,8 +17,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
-from lab.target import API_KEY_ENV, Target, TargetError, resolve_target
 from loadtest import gate
+from stage_client.target import API_KEY_ENV, Target, TargetError, resolve_target
 
 LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
 DEFAULT_REPORTS_DIR = Path("reports") / "loadtest"

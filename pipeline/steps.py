@@ -2,7 +2,7 @@
 
 Each step runs its command through pipeline/scripts/in_stage.sh, which assumes the stage's checks
 role (app.constructs.gameday_role) and fetches the API credential; the stage outputs a command reads
-arrive as environment variables named like the outputs (lab.target.load_env_target reads them).
+arrive as environment variables named like the outputs (stage_client.target.load_env_target reads them).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ STAGE_ROLE_ARN_ENV = "STAGE_ROLE_ARN"
 STAGE_REGION_ENV = "STAGE_REGION"
 API_KEY_SECRET_ID_ENV = "API_KEY_SECRET_ID"  # noqa: S105
 JWT_SECRET_ID_ENV = "JWT_SECRET_ID"  # noqa: S105
-# The project's pinned tools (Locust, boto3); lab/ and loadtest/ run from the checkout.
+# The project's pinned tools (Locust, boto3); stage_client/, lab/ and loadtest/ run from the checkout.
 INSTALL_CHECK_TOOLS = ("python -m pip install --quiet -r requirements-dev.txt",)
 Out = names.Output
 # What each command reads. CodePipeline caps an action's configuration at 1000 characters and every
@@ -45,7 +45,7 @@ GAMEDAY_OUTPUTS = (
     Out.QUARANTINE_QUEUE_URL,
     Out.EVENT_AUDIT_QUEUE_URL,
     Out.TABLE_NAME,
-    # The stage's alarms are the ones notifying this topic (lab.status.stage_alarms).
+    # The stage's alarms are the ones notifying this topic (stage_client.status.stage_alarms).
     Out.ALARM_TOPIC_ARN,
 )
 

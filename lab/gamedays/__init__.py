@@ -11,10 +11,8 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from lab.api import ApiError
-from lab.failure_mode import stage_guardrails
-from lab.gamedays.drills import DRILLS, DrillSpec, stage_timing
-from lab.gamedays.injectors import InjectorError, make_injector
+from lab.gamedays.drills import DRILLS
+from lab.gamedays.injectors import InjectorError, injector_type
 from lab.gamedays.report import REPORTS_DIR, write_report
 from lab.gamedays.runner import (
     DrillContext,
@@ -24,7 +22,10 @@ from lab.gamedays.runner import (
     entry_dicts,
     restore_on_exit,
 )
-from lab.target import Target
+from lab.gamedays.spec import DrillSpec, stage_timing
+from stage_client.api import ApiError
+from stage_client.failure_mode import stage_guardrails
+from stage_client.target import Target
 
 EXIT_CODES = {"passed": 0, "failed": 1, "error": 1, "interrupted": 130}
 
@@ -56,11 +57,11 @@ def run_gameday(
 ) -> GamedayResult:
     """Run drill `name`; raises InjectorError before touching anything when the injector cannot work."""
     spec = drills[name]
-    if injector == "fis" and not spec.fis:
-        raise InjectorError(
-            f"{name} has no FIS experiment; FIS drives: {', '.join(n for n, s in drills.items() if s.fis)}"
-        )
-    chosen = make_injector(injector, target)
+    kind = injector_type(injector)
+    if not kind.can_drive(spec):
+        drivable = ", ".join(n for n, s in drills.items() if kind.can_drive(s))
+        raise InjectorError(f"{name} has no {kind.label} experiment; {kind.label} drives: {drivable}")
+    chosen = kind.for_target(target)
     guardrails = stage_guardrails(target)
     if timeout_s is None:
         timeout_s = spec.budget_s(stage_timing(target), guardrails.max_redrives_per_message)

@@ -1,18 +1,26 @@
-"""How a drill injects its fault: the SSM failure_mode switch, or an AWS FIS experiment."""
+"""How a drill injects its fault: the SSM failure_mode switch, or an AWS FIS experiment.
+
+Drills never ask which injector they have: each injector says what it can drive, how long its
+change takes to be live, and where its fault leaves evidence (methods of the Injector protocol).
+"""
 
 from __future__ import annotations
 
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
 from functions.common.names import FIS_TEMPLATE_NAME_TAG, FailureMode, FisExperiment, Output
-from lab.failure_mode import MAX_TTL_SECONDS, read_failure_mode, reset_failure_mode, set_failure_mode
-from lab.target import Target
+from lab.gamedays.steps import settle_cache
+from stage_client.failure_mode import MAX_TTL_SECONDS, read_failure_mode, reset_failure_mode, set_failure_mode
+from stage_client.target import Target
 
 if TYPE_CHECKING:
     from lab.gamedays.runner import DrillContext
+    from lab.gamedays.spec import DrillSpec
+
+T = TypeVar("T")
 
 # The drills that have a FIS template in the stage, and which one.
 FIS_EXPERIMENT_BY_MODE: dict[FailureMode, FisExperiment] = {
@@ -27,20 +35,39 @@ class InjectorError(RuntimeError):
 
 
 class Injector(Protocol):
-    kind: str
-
     def inject(self, ctx: DrillContext, mode: FailureMode, *, ttl_seconds: int) -> dict[str, Any]: ...
 
     def restore(self, ctx: DrillContext) -> dict[str, Any]: ...
 
-    def refresh(self, ctx: DrillContext) -> None: ...
+    def refresh(self, ctx: DrillContext) -> None:
+        """Called while a drill waits: keep a long fault alive."""
+
+    def settle(self, ctx: DrillContext, why: str) -> None:
+        """Return once an injection or a restore is live in every warm function container."""
+
+    def evidence(self, *, in_handler: T, around_handler: T) -> T:
+        """Pick the drill's observation that fits where this fault acts: inside the handler (which
+        then records it: state annotations, EMF counters, failure events) or around it (only the
+        platform's AWS/Lambda metrics see it)."""
+        ...
+
+
+class InjectorType(Protocol):
+    """An injector class: its name in messages, what it drives, how it is made for a target."""
+
+    @property
+    def label(self) -> str: ...
+
+    def can_drive(self, spec: DrillSpec) -> bool: ...
+
+    def for_target(self, target: Target) -> Injector: ...
 
 
 @dataclass
 class SsmInjector:
     """The break/fix switch: /ingestion/failure_mode, always written with an expiry."""
 
-    kind: str = "ssm"
+    label: ClassVar[str] = "SSM"
     # What a drill asked for and until when, so a drill longer than the stage's max TTL can keep
     # its fault on by rewriting it (a dead drill stops rewriting and the mode expires by itself).
     _active: tuple[FailureMode, int, float] | None = None
@@ -78,12 +105,27 @@ class SsmInjector:
         reset_failure_mode(ctx.target, set_by=f"gameday:{ctx.name}")
         return {"via": "ssm"}
 
+    def settle(self, ctx: DrillContext, why: str) -> None:
+        # The handlers cache the switch for a few seconds.
+        settle_cache(ctx, why)
+
+    def evidence(self, *, in_handler: T, around_handler: T) -> T:
+        return in_handler
+
+    @classmethod
+    def can_drive(cls, spec: DrillSpec) -> bool:
+        return True
+
+    @classmethod
+    def for_target(cls, target: Target) -> SsmInjector:
+        return cls()
+
 
 @dataclass
 class FisInjector:
     """Starts the stage's FIS experiment template for the drill's fault (AWS only)."""
 
-    kind: str = "fis"
+    label: ClassVar[str] = "FIS"
     experiment_id: str | None = None
     template_id: str | None = None
     history: list[str] = field(default_factory=list)
@@ -130,6 +172,24 @@ class FisInjector:
     def refresh(self, ctx: DrillContext) -> None:
         """The experiment runs for the template's own duration; nothing to keep alive."""
 
+    def settle(self, ctx: DrillContext, why: str) -> None:
+        """The experiment acts once it runs (inject waits for that); nothing is cached."""
+
+    def evidence(self, *, in_handler: T, around_handler: T) -> T:
+        # The FIS Lambda actions act before or instead of our handler: it records nothing.
+        return around_handler
+
+    @classmethod
+    def can_drive(cls, spec: DrillSpec) -> bool:
+        return spec.fis
+
+    @classmethod
+    def for_target(cls, target: Target) -> FisInjector:
+        if target.is_local:
+            # Refuse before anything is touched.
+            find_template(target, FisExperiment.SLOW_DOWNSTREAM)
+        return cls()
+
     def _state(self, fis: Any) -> str:
         state = str(fis.get_experiment(id=self.experiment_id)["experiment"]["state"]["status"])
         self.history.append(state)
@@ -173,12 +233,15 @@ def find_template(target: Target, experiment: FisExperiment) -> str:
     )
 
 
+INJECTORS: dict[str, InjectorType] = {"ssm": SsmInjector, "fis": FisInjector}
+
+
+def injector_type(kind: str) -> InjectorType:
+    try:
+        return INJECTORS[kind]
+    except KeyError:
+        raise InjectorError(f"unknown injector {kind!r}: use {' or '.join(INJECTORS)}") from None
+
+
 def make_injector(kind: str, target: Target) -> Injector:
-    if kind == "ssm":
-        return SsmInjector()
-    if kind == "fis":
-        if target.is_local:
-            # Refuse before anything is touched.
-            find_template(target, FisExperiment.SLOW_DOWNSTREAM)
-        return FisInjector()
-    raise InjectorError(f"unknown injector {kind!r}: use ssm or fis")
+    return injector_type(kind).for_target(target)

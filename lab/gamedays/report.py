@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -72,48 +73,73 @@ def render_svg(report: dict[str, Any]) -> str:
     span = max([report["elapsedSeconds"], *(s["t"] for s in samples), 1.0])
     peak = max([1, *(s["queues"].get(q, {}).get(m, 0) for s in samples for q, m, _, _ in SERIES)])
     plot_w = WIDTH - LEFT - RIGHT
-
-    def x(t: float) -> float:
-        return LEFT + plot_w * t / span
-
-    def y(value: float) -> float:
-        return TOP + CHART_HEIGHT - CHART_HEIGHT * value / peak
-
+    axes = _Axes(span=span, peak=peak, plot_w=plot_w)
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" font-size="11">',
         f'<rect x="{LEFT}" y="{TOP}" width="{plot_w}" height="{CHART_HEIGHT}" fill="none" stroke="#999"/>',
         f'<text x="{LEFT - 6}" y="{TOP + 4}" text-anchor="end">{peak}</text>',
         f'<text x="{LEFT - 6}" y="{TOP + CHART_HEIGHT}" text-anchor="end">0</text>',
         f'<text x="{LEFT + plot_w}" y="{TOP + CHART_HEIGHT + 14}" text-anchor="end">{span:.0f} s</text>',
+        *_depth_lines(samples, axes),
+        *_timeline_markers(report["timeline"], axes),
+        *_alarm_bands(samples, alarm_names, axes),
+        "</svg>",
     ]
+    return "\n".join(parts)
+
+
+@dataclass(frozen=True)
+class _Axes:
+    """Seconds since the drill's start -> x, a queue depth -> y."""
+
+    span: float
+    peak: float
+    plot_w: float
+
+    def x(self, t: float) -> float:
+        return LEFT + self.plot_w * t / self.span
+
+    def y(self, value: float) -> float:
+        return TOP + CHART_HEIGHT - CHART_HEIGHT * value / self.peak
+
+
+def _depth_lines(samples: list[dict[str, Any]], axes: _Axes) -> list[str]:
+    parts = []
     for index, (queue, metric, colour, label) in enumerate(SERIES):
         points = [(s["t"], s["queues"][queue][metric]) for s in samples if queue in s["queues"]]
         if not points:
             continue
-        path = " ".join(f"{x(t):.1f},{y(v):.1f}" for t, v in points)
+        path = " ".join(f"{axes.x(t):.1f},{axes.y(v):.1f}" for t, v in points)
         parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{path}"/>')
         parts.append(
             f'<text x="{LEFT + 10 + 170 * index}" y="{TOP + 14}" fill="{colour}">{html.escape(label)}</text>'
         )
-    for entry in report["timeline"]:
-        mx = x(entry["t"])
-        parts.append(
-            f'<line x1="{mx:.1f}" y1="{TOP}" x2="{mx:.1f}" y2="{TOP + CHART_HEIGHT}" stroke="#555" '
-            f'stroke-dasharray="2,3"><title>{html.escape(entry["label"])}</title></line>'
-        )
+    return parts
+
+
+def _timeline_markers(timeline: list[dict[str, Any]], axes: _Axes) -> list[str]:
+    return [
+        f'<line x1="{axes.x(entry["t"]):.1f}" y1="{TOP}" x2="{axes.x(entry["t"]):.1f}" '
+        f'y2="{TOP + CHART_HEIGHT}" stroke="#555" stroke-dasharray="2,3">'
+        f"<title>{html.escape(entry['label'])}</title></line>"
+        for entry in timeline
+    ]
+
+
+def _alarm_bands(samples: list[dict[str, Any]], alarm_names: list[str], axes: _Axes) -> list[str]:
+    parts = []
     band_top = TOP + CHART_HEIGHT + 24
     for row, name in enumerate(alarm_names):
         top = band_top + row * ALARM_ROW
         states = [(s["t"], s["alarms"].get(name)) for s in samples]
-        for (t, state), (t_next, _) in zip(states, [*states[1:], (span, None)], strict=True):
+        for (t, state), (t_next, _) in zip(states, [*states[1:], (axes.span, None)], strict=True):
             if state is None:
                 continue
-            width = max(1.0, x(t_next) - x(t))
+            width = max(1.0, axes.x(t_next) - axes.x(t))
             fill = ALARM_COLOURS.get(state, "#bbbbbb")
             parts.append(
-                f'<rect x="{x(t):.1f}" y="{top}" width="{width:.1f}" height="{ALARM_ROW - 3}" fill="{fill}">'
-                f"<title>{html.escape(name)}: {state}</title></rect>"
+                f'<rect x="{axes.x(t):.1f}" y="{top}" width="{width:.1f}" height="{ALARM_ROW - 3}" '
+                f'fill="{fill}"><title>{html.escape(name)}: {state}</title></rect>'
             )
         parts.append(f'<text x="{LEFT + 4}" y="{top + 10}">{html.escape(name)}</text>')
-    parts.append("</svg>")
-    return "\n".join(parts)
+    return parts

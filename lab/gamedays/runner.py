@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from lab.audit import EventCounts
-from lab.failure_mode import StageGuardrails
-from lab.status import queue_depth, stage_alarms
-from lab.target import Target
+from stage_client.audit import EventCounts
+from stage_client.failure_mode import StageGuardrails
+from stage_client.status import queue_depth, stage_alarms
+from stage_client.target import Target
 
 if TYPE_CHECKING:
     from lab.gamedays.injectors import Injector

@@ -19,10 +19,10 @@ from typing import Any
 import boto3
 import pytest
 
-from lab.local import lifecycle
-from lab.local.engine import EngineInfo, aws_env
-from lab.local.paths import ACCOUNT_ID, REGION, StateDir
-from lab.target import Target
+from lab.harness import lifecycle
+from lab.harness.paths import StateDir
+from lab.localcloud.engine import ACCOUNT_ID, REGION, EngineInfo, aws_env
+from stage_client.target import Target
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -68,7 +68,7 @@ def local_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalEngi
 
 @pytest.fixture(autouse=True)
 def _engine_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
-    """boto3 clients of local tests (lab.target.Target's too) use the engine's test credentials,
+    """boto3 clients of local tests (stage_client.target.Target's too) use the engine's test credentials,
     whatever another tier's conftest put in the environment when one `pytest` run collects all."""
     for key in ("AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_PROFILE"):
         monkeypatch.delenv(key, raising=False)

@@ -23,7 +23,7 @@ from functions.common.names import (
     EnvVar,
     Output,
 )
-from lab.target import Target
+from stage_client.target import Target
 
 REGION = "us-east-1"
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from lab.local import agent_process
+from lab.localcloud import agent_process
 
 
 @pytest.fixture(scope="module")

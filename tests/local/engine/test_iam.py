@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from lab.local.deploy import DeployError, EngineClients, check_queue_mapping_permissions
+from lab.localcloud.conformance import ConformanceError, check_queue_mapping_permissions
+from lab.localcloud.engine import EngineClients
 
 PROBE_SOURCE = """
 import os
@@ -163,5 +164,5 @@ def test_deploy_refuses_a_queue_mapping_whose_role_cannot_poll(local_engine, nam
         )
 
     assert len(check_queue_mapping_permissions(clients, [complete])) == 1
-    with pytest.raises(DeployError, match="lacks sqs:DeleteMessage"):
+    with pytest.raises(ConformanceError, match="lacks sqs:DeleteMessage"):
         check_queue_mapping_permissions(clients, [partial])

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from functions.common.names import EnvVar
-from lab.local import deploy
+from lab.harness import deploy
+from lab.localcloud.engine import EngineClients
 
 ECHO_SOURCE = """
 import json
@@ -322,7 +323,7 @@ def test_api_key_of_an_api_key_stage_is_read_from_the_authorizer_secret(local_en
     }
     outputs = _deploy(cfn, stack, template)
 
-    api_key = deploy._api_key(deploy.EngineClients(local_engine.info), [stack])
+    api_key = deploy._api_key(EngineClients(local_engine.info), [stack])
 
     secret = local_engine.client("secretsmanager").get_secret_value(SecretId=outputs["Arn"])["SecretString"]
     assert api_key == secret

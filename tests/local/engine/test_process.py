@@ -10,8 +10,9 @@ from pathlib import Path
 import boto3
 import pytest
 
-from lab.local import engine, lifecycle
-from lab.local.paths import StateDir
+from lab.harness import lifecycle
+from lab.harness.paths import StateDir
+from lab.localcloud import engine
 
 pytestmark = pytest.mark.skipif(
     not Path("/proc/net/tcp").exists(), reason="reads listening sockets from procfs"

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from lab.environment import target_environment
-from lab.target import Target
+from stage_client.environment import target_environment
+from stage_client.target import Target
 from tests import REPO_ROOT
 
 

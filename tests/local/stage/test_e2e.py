@@ -21,7 +21,7 @@ from functions.common.names import (
     Output,
     RecordStatus,
 )
-from lab.target import Target
+from stage_client.target import Target
 
 
 def call(

@@ -19,12 +19,12 @@ from typing import Any
 import pytest
 
 from functions.common.names import FailureMode, Output
-from lab.environment import target_environment
-from lab.failure_mode import read_failure_mode, reset_failure_mode
 from lab.gamedays import run_gameday
-from lab.send import RUNS_DIR_ENV
-from lab.status import queue_depth
-from lab.target import Target
+from lab.runs import RUNS_DIR_ENV
+from stage_client.environment import target_environment
+from stage_client.failure_mode import read_failure_mode, reset_failure_mode
+from stage_client.status import queue_depth
+from stage_client.target import Target
 from tests import REPO_ROOT
 
 LAB = [sys.executable, "-m", "lab.cli"]

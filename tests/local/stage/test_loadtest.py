@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from lab.target import Target
 from loadtest import gate
 from loadtest.run import build_parser, run
+from stage_client.target import Target
 
 pytestmark = pytest.mark.local
 

@@ -24,11 +24,11 @@ from app.constructs.gameday_role import gameday_role_name
 from app.main import stage_context
 from app.stage import IngestionStage
 from functions.common import names
-from lab.local.engine import aws_env
-from lab.local.paths import ACCOUNT_ID, CDK_BIN, REGION, REPO_ROOT, STAGE_NAME
-from lab.target import Target
+from lab.harness.paths import CDK_BIN, STAGE_NAME
+from lab.localcloud.engine import ACCOUNT_ID, REGION, aws_env
 from pipeline import steps
 from pipeline.config import LoadTestSettings
+from stage_client.target import REPO_ROOT, Target
 
 if TYPE_CHECKING:  # the fixture's type; conftest itself is loaded by pytest, not imported
     from tests.local.conftest import LocalEngine

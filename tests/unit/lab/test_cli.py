@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from functions.common.names import FAILURE_MODE_PARAMETER, STATE_TABLE_PARTITION_KEY, Output
-from lab import cli
+from lab import cli, commands
 from lab.gamedays import GamedayResult
 from lab.gamedays.drills import DRILLS
 
@@ -180,7 +180,7 @@ def test_gameday_all_runs_every_drill_and_exits_with_the_worst_outcome(
     env_target: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     calls, fake = fake_results({"random-fail-p30": "failed"}, tmp_path)
-    monkeypatch.setattr(cli, "run_gameday", fake)
+    monkeypatch.setattr(commands, "run_gameday", fake)
     code, out = run(["--target", "env", "--json", "gameday", "all"], capsys)
     assert code == 1
     assert [name for name, _ in calls] == list(DRILLS)
@@ -194,12 +194,12 @@ def test_gameday_all_stops_at_an_interruption_and_with_fis_runs_only_fis_drills(
     env_target: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     calls, fake = fake_results({"slow-downstream": "interrupted"}, tmp_path)
-    monkeypatch.setattr(cli, "run_gameday", fake)
+    monkeypatch.setattr(commands, "run_gameday", fake)
     code, _ = run(["--target", "env", "gameday", "all"], capsys)
     assert code == 130
     assert [name for name, _ in calls] == ["poison-pill", "slow-downstream"]
     fis_calls, fis_fake = fake_results({}, tmp_path)
-    monkeypatch.setattr(cli, "run_gameday", fis_fake)
+    monkeypatch.setattr(commands, "run_gameday", fis_fake)
     code, _ = run(["--target", "env", "gameday", "all", "--injector", "fis"], capsys)
     assert code == 0
     assert fis_calls == [("slow-downstream", "fis"), ("random-fail-p30", "fis")]

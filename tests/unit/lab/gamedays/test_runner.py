@@ -14,12 +14,13 @@ import boto3
 import pytest
 
 from functions.common.names import FAILURE_MODE_PARAMETER, FailureMode, Output
-from lab.failure_mode import StageGuardrails, read_failure_mode
 from lab.gamedays import InjectorError, run_gameday
-from lab.gamedays.drills import DRILLS, DrillSpec, stage_timing
+from lab.gamedays.drills import DRILLS
 from lab.gamedays.injectors import SsmInjector
 from lab.gamedays.runner import DrillContext, DrillFailed
-from lab.target import Target
+from lab.gamedays.spec import DrillSpec, stage_timing
+from stage_client.failure_mode import StageGuardrails, read_failure_mode
+from stage_client.target import Target
 
 REGION = "us-east-1"
 
@@ -45,7 +46,7 @@ def inject_then(behaviour: str) -> DrillSpec:
             ctx.wait_until("something that never happens", lambda: None, interval_s=0.05)
         return ["it worked"]
 
-    return DrillSpec(run, f"test drill ({behaviour})", default_events=1, default_timeout_s=30)
+    return DrillSpec(run=run, summary=f"test drill ({behaviour})", default_events=1, default_timeout_s=30)
 
 
 def run(target: Target, behaviour: str, tmp_path: Path, **kwargs: Any) -> Any:

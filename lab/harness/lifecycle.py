@@ -1,0 +1,96 @@
+"""`lab up` / `lab down` / `lab status` of the local cloud with the stage deployed in it, as
+functions that return data."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from lab.harness.deploy import deploy_stage
+from lab.harness.paths import RUNTIME_REQUIREMENTS, StateDir
+from lab.harness.samples import send_sample_events
+from lab.localcloud import agent_process, engine
+from stage_client.target import Target, load_local_target
+
+
+@dataclass(frozen=True)
+class LabStatus:
+    """What is running under one state dir."""
+
+    state_dir: str
+    engine_running: bool
+    engine_healthy: bool
+    endpoint_url: str | None
+    auth: bool | None
+    agent_running: bool
+    deployed: bool
+    api_url: str | None
+    agent: dict[str, Any] | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def start(
+    state: StateDir | None = None, *, port: int | None = None, auth: bool | None = None
+) -> engine.EngineInfo:
+    """Start (or reuse) the engine only, ready to run this stage's functions: what the engine
+    conformance tests need."""
+    state = (state or StateDir.default()).ensure()
+    return engine.start_engine(
+        state,
+        function_requirements=RUNTIME_REQUIREMENTS,
+        port=port,
+        auth=engine.auth_default() if auth is None else auth,
+    )
+
+
+def up(
+    state: StateDir | None = None,
+    *,
+    port: int | None = None,
+    auth: bool | None = None,
+    sample_events: int = 0,
+    log: Callable[[str], None] = print,
+) -> Target:
+    """Engine + bootstrap + deploy (skipped when nothing changed) + outputs + metrics/alarm agent."""
+    state = (state or StateDir.default()).ensure()
+    info = start(state, port=port, auth=auth)
+    deploy_stage(state, info, log=log)
+    agent_process.start_agent(state, info)
+    target = load_local_target(state.outputs_json)
+    if sample_events:
+        send_sample_events(target, sample_events, log=log)
+    return target
+
+
+def down(state: StateDir | None = None) -> dict[str, bool]:
+    """Stop the agent and the engine (the engine's state is in memory: the next `up` redeploys)."""
+    state = state or StateDir.default()
+    stopped = {
+        "agent": agent_process.stop_agent(state),
+        "engine": engine.stop_engine(state),
+    }
+    for stale in (state.outputs_json, state.env_file, state.deploy_json, state.agent_status):
+        stale.unlink(missing_ok=True)
+    return stopped
+
+
+def status(state: StateDir | None = None) -> LabStatus:
+    state = state or StateDir.default()
+    info = engine.read_engine(state)
+    outputs = json.loads(state.outputs_json.read_text()) if state.outputs_json.exists() else None
+    agent_state = json.loads(state.agent_status.read_text()) if state.agent_status.exists() else None
+    return LabStatus(
+        state_dir=str(state.root),
+        engine_running=info is not None,
+        engine_healthy=info is not None and engine.is_healthy(info.endpoint_url),
+        endpoint_url=info.endpoint_url if info else None,
+        auth=info.auth if info else None,
+        agent_running=agent_process.agent_running(state),
+        deployed=outputs is not None,
+        api_url=outputs["apiUrl"] if outputs else None,
+        agent=agent_state,
+    )

@@ -1,0 +1,299 @@
+"""The local cloud's metrics and alarm agent: publishes what AWS would (SQS queue metrics, EMF and
+metric-filter metrics from function logs) and evaluates every alarm by its own definition.
+
+Started by lab.localcloud.agent_process as `python -m lab.localcloud.agent --state-dir DIR`; it
+stops on SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import time
+import urllib.request
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from lab.localcloud.alarm_eval import AlarmDefinition, evaluate, evaluation_window, values_from_datapoints
+from lab.localcloud.engine import EngineClients, EngineInfo
+from lab.localcloud.log_metrics import Datum, FilterPatternError, emf_datums, filter_datums
+from lab.localcloud.state import CloudDir
+
+log = logging.getLogger("lab.agent")
+
+DEFAULT_INTERVAL_SECONDS = 2.0
+SQS_NAMESPACE = "AWS/SQS"
+# AWS: a message received this many times no longer counts for ApproximateAgeOfOldestMessage
+# (it is "moved to the back"), even when the queue has a redrive policy.
+AGE_RECEIVE_LIMIT = 3
+PUT_METRIC_DATA_LIMIT = 1000
+QUEUE_METRIC_ATTRIBUTES = {
+    "ApproximateNumberOfMessagesVisible": "ApproximateNumberOfMessages",
+    "ApproximateNumberOfMessagesNotVisible": "ApproximateNumberOfMessagesNotVisible",
+    "ApproximateNumberOfMessagesDelayed": "ApproximateNumberOfMessagesDelayed",
+}
+
+
+def oldest_message_age(messages: Iterable[Mapping[str, Any]], now: float) -> float:
+    """ApproximateAgeOfOldestMessage of a queue from the engine's peek of its messages."""
+    messages = list(messages)
+    if not messages:
+        return 0.0
+    counted = [m for m in messages if int(m.get("ReceiveCount") or 0) < AGE_RECEIVE_LIMIT] or messages
+    oldest = min(float(m["SentTimestamp"]) for m in counted)
+    return max(0.0, now - oldest)
+
+
+# Log events carry the time they were written, but parallel function workers deliver them to the
+# engine out of order and late (a batch's lines land when its invocation ends). Reading only past
+# the newest timestamp seen would skip a late line for good (an EMF line lost = a metric datum
+# lost), so every read looks back this far and drops the events already seen, by id.
+LOG_LOOKBACK_MS = 60_000
+
+
+def log_event_identity(event: Mapping[str, Any]) -> tuple[Any, ...]:
+    """What tells two log events apart: the eventId where the engine gives one (ministack does
+    not), else stream, timestamps and message; identical lines are told apart by their count."""
+    if event.get("eventId"):
+        return (event["eventId"],)
+    return (event.get("logStreamName"), event["timestamp"], event.get("ingestionTime"), event.get("message"))
+
+
+@dataclass
+class LogCursor:
+    """How far one log group was read: the newest timestamp, and the events seen in the lookback."""
+
+    newest_ms: int
+    # identity -> (timestamp, how many such events were read)
+    seen: dict[tuple[Any, ...], tuple[int, int]] = field(default_factory=dict)
+
+    @property
+    def start_ms(self) -> int:
+        return self.newest_ms - LOG_LOOKBACK_MS
+
+
+class Agent:
+    """One cycle = publish queue metrics, publish log-derived metrics, evaluate alarms."""
+
+    def __init__(self, info: EngineInfo) -> None:
+        self._info = info
+        self._client = EngineClients(info)
+        self._cursors: dict[str, LogCursor] = {}
+        self._started_ms = int(time.time() * 1000)
+        self.transitions: list[dict[str, Any]] = []
+
+    # --- SQS ----------------------------------------------------------------------------
+    def queue_datums(self, now: float) -> list[Datum]:
+        sqs = self._client("sqs")
+        urls = [
+            url for page in sqs.get_paginator("list_queues").paginate() for url in page.get("QueueUrls", [])
+        ]
+        peeked = self._peek_messages()
+        datums = []
+        now_ms = int(now * 1000)
+        for url in urls:
+            name = url.rstrip("/").rsplit("/", 1)[-1]
+            try:
+                attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+            except sqs.exceptions.QueueDoesNotExist:
+                continue
+            dims = (("QueueName", name),)
+            for metric, attribute in QUEUE_METRIC_ATTRIBUTES.items():
+                datums.append(
+                    Datum(SQS_NAMESPACE, metric, float(attributes.get(attribute, 0)), "Count", dims, now_ms)
+                )
+            age = oldest_message_age(peeked.get(name, []), now)
+            datums.append(Datum(SQS_NAMESPACE, "ApproximateAgeOfOldestMessage", age, "Seconds", dims, now_ms))
+        return datums
+
+    def _peek_messages(self) -> dict[str, list[dict[str, Any]]]:
+        """Messages per queue name through the engine's read-only peek endpoint. Not a
+        ReceiveMessage (even with VisibilityTimeout 0): that would raise ApproximateReceiveCount
+        and push messages towards their DLQ, and hide them from the worker for a moment."""
+        url = f"{self._info.endpoint_url}/_ministack/sqs/messages"
+        with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 - loopback engine
+            data = json.loads(response.read())
+        by_name: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for regions in data.get("messages", {}).values():
+            for queues in regions.values():
+                for queue_url, messages in queues.items():
+                    by_name[queue_url.rstrip("/").rsplit("/", 1)[-1]].extend(messages)
+        return by_name
+
+    # --- Logs ---------------------------------------------------------------------------
+    def log_datums(self) -> list[Datum]:
+        logs = self._client("logs")
+        datums: list[Datum] = []
+        groups = [
+            g["logGroupName"]
+            for page in logs.get_paginator("describe_log_groups").paginate()
+            for g in page["logGroups"]
+        ]
+        for group in groups:
+            events = self._new_events(logs, group)
+            if not events:
+                continue
+            filters = logs.describe_metric_filters(logGroupName=group).get("metricFilters", [])
+            for event in events:
+                datums.extend(emf_datums(event["message"], int(event["timestamp"])))
+            for metric_filter in filters:
+                try:
+                    datums.extend(filter_datums(metric_filter, events))
+                except FilterPatternError as error:
+                    log.warning("metric filter %s skipped: %s", metric_filter.get("filterName"), error)
+        return datums
+
+    def _new_events(self, logs: Any, group: str) -> list[dict[str, Any]]:
+        cursor = self._cursors.setdefault(group, LogCursor(self._started_ms))
+        events: list[dict[str, Any]] = []
+        # Never before the agent started: earlier lines belong to a previous lab session.
+        kwargs: dict[str, Any] = {"logGroupName": group, "startTime": max(self._started_ms, cursor.start_ms)}
+        while True:
+            page = logs.filter_log_events(**kwargs)
+            events.extend(page.get("events", []))
+            token = page.get("nextToken")
+            if not token:
+                break
+            kwargs["nextToken"] = token
+        fresh: list[dict[str, Any]] = []
+        occurrences: Counter[tuple[Any, ...]] = Counter()
+        for event in events:
+            identity = log_event_identity(event)
+            occurrences[identity] += 1
+            already = cursor.seen.get(identity, (0, 0))[1]
+            if occurrences[identity] > already:
+                fresh.append(event)
+                cursor.seen[identity] = (int(event["timestamp"]), occurrences[identity])
+        if events:
+            cursor.newest_ms = max(cursor.newest_ms, *(int(e["timestamp"]) for e in events))
+        horizon = cursor.start_ms
+        cursor.seen = {key: seen for key, seen in cursor.seen.items() if seen[0] >= horizon}
+        return fresh
+
+    # --- Publishing and alarms ----------------------------------------------------------
+    def publish(self, datums: list[Datum]) -> None:
+        cloudwatch = self._client("cloudwatch")
+        by_namespace: dict[str, list[Datum]] = defaultdict(list)
+        for datum in datums:
+            by_namespace[datum.namespace].append(datum)
+        for namespace, items in by_namespace.items():
+            for start in range(0, len(items), PUT_METRIC_DATA_LIMIT):
+                chunk = items[start : start + PUT_METRIC_DATA_LIMIT]
+                cloudwatch.put_metric_data(Namespace=namespace, MetricData=[d.to_put() for d in chunk])
+
+    def evaluate_alarms(self, now: float) -> dict[str, Any]:
+        cloudwatch = self._client("cloudwatch")
+        alarms = [
+            alarm
+            for page in cloudwatch.get_paginator("describe_alarms").paginate(AlarmTypes=["MetricAlarm"])
+            for alarm in page["MetricAlarms"]
+        ]
+        states: dict[str, str] = {}
+        unsupported: list[str] = []
+        for alarm in alarms:
+            definition = AlarmDefinition.from_describe(alarm)
+            if definition is None:
+                unsupported.append(alarm["AlarmName"])
+                continue
+            start, end = evaluation_window(definition, now)
+            statistic_kwargs = (
+                {"ExtendedStatistics": [definition.statistic]}
+                if definition.is_extended
+                else {"Statistics": [definition.statistic]}
+            )
+            datapoints = cloudwatch.get_metric_statistics(
+                Namespace=definition.namespace,
+                MetricName=definition.metric_name,
+                Dimensions=[{"Name": k, "Value": v} for k, v in definition.dimensions],
+                StartTime=datetime.fromtimestamp(start, UTC),
+                EndTime=datetime.fromtimestamp(end, UTC),
+                Period=definition.period,
+                **statistic_kwargs,
+            )["Datapoints"]
+            decision = evaluate(definition, values_from_datapoints(definition, datapoints), now)
+            states[definition.name] = decision.state
+            if decision.changes(definition):
+                cloudwatch.set_alarm_state(
+                    AlarmName=definition.name,
+                    StateValue=decision.state,
+                    StateReason=decision.reason[:1023],
+                    StateReasonData=json.dumps({"version": "1.0", "recentDatapoints": list(decision.values)}),
+                )
+                transition = {
+                    "at": now,
+                    "alarm": definition.name,
+                    "from": definition.state,
+                    "to": decision.state,
+                }
+                self.transitions = [*self.transitions[-49:], transition]
+                log.info(
+                    "%s: %s -> %s (%s)", definition.name, definition.state, decision.state, decision.reason
+                )
+        return {"alarms": states, "unsupported": unsupported}
+
+    def cycle(self) -> dict[str, Any]:
+        now = time.time()
+        datums = self.queue_datums(now) + self.log_datums()
+        self.publish(datums)
+        evaluated = self.evaluate_alarms(now)
+        return {"lastCycleAt": now, "published": len(datums), **evaluated, "transitions": self.transitions}
+
+
+def _write_status(path: Path, status: Mapping[str, Any]) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(status, indent=2, sort_keys=True) + "\n")
+    tmp.replace(path)
+
+
+def run(state: CloudDir, interval: float) -> None:
+    info = EngineInfo(**json.loads(state.engine_json.read_text()))
+    agent = Agent(info)
+    stopping = False
+
+    def stop(_signum: int, _frame: Any) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    log.info("agent started for %s (engine %s, every %.1f s)", state.root, info.endpoint_url, interval)
+    failures = 0
+    while not stopping:
+        started = time.monotonic()
+        try:
+            status = agent.cycle()
+            failures = 0
+        except Exception as error:  # keep the agent alive through a transient engine error
+            failures += 1
+            log.exception("agent cycle failed (%d in a row)", failures)
+            status = {"lastCycleAt": time.time(), "error": f"{type(error).__name__}: {error}"}
+            if failures >= 30:
+                raise
+        _write_status(state.agent_status, {"pid": os.getpid(), "intervalSeconds": interval, **status})
+        remaining = interval - (time.monotonic() - started)
+        deadline = time.monotonic() + max(0.0, remaining)
+        while not stopping and time.monotonic() < deadline:
+            time.sleep(min(0.1, interval))
+    log.info("agent stopped")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--state-dir", type=Path, required=True)
+    parser.add_argument("--interval", type=float, default=DEFAULT_INTERVAL_SECONDS)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stdout)
+    logging.getLogger("botocore").setLevel(logging.WARNING)
+    run(CloudDir(args.state_dir), args.interval)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,115 @@
+"""Starts the pinned ministack engine with the corrections the lab needs: no dimension-blind alarm
+evaluation, Lambda metrics for every invocation, loopback counted as TLS, SQS batch IAM actions.
+
+Run by the engine virtualenv's interpreter (see lab.localcloud.engine); it imports only ministack.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import Any
+
+# Run as a file, this folder would sit first on sys.path and its modules could shadow the
+# engine's imports (and the deployed functions' ones in the worker processes it forks).
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
+
+from ministack import app  # noqa: E402
+from ministack.core import iam_actions  # noqa: E402
+from ministack.services import cloudwatch, lambda_svc  # noqa: E402
+
+# IAM has no action of its own for these SQS batch APIs: AWS authorizes each with the action of
+# its single-message form, so a role granted sqs:SendMessage may call SendMessageBatch.
+SQS_BATCH_ACTIONS = {
+    "sqs:SendMessageBatch": "sqs:SendMessage",
+    "sqs:DeleteMessageBatch": "sqs:DeleteMessage",
+    "sqs:ChangeMessageVisibilityBatch": "sqs:ChangeMessageVisibility",
+}
+
+
+def _engine_never_evaluates_alarms(alarm: dict[str, Any]) -> None:
+    """Replaces ministack's own evaluation, which matches data points on namespace and metric name
+    only (data of one queue would flip another queue's alarm); the lab's agent evaluates every
+    alarm by its full definition and sets the state, which still fires the alarm's SNS actions."""
+
+
+def _lambda_metrics_for_every_invocation(original: Any) -> Any:
+    """ministack records AWS/Lambda Invocations/Errors/Duration only for the Invoke API; the
+    dispatcher below it runs every accounted invocation (API Gateway, SQS mapping, EventBridge,
+    SNS, async Invoke), so measuring there gives the metrics AWS would publish for all of them."""
+
+    def dispatch(func: dict[str, Any], config: dict[str, Any], event: Any, request_id: str, started: float):
+        result = original(func, config, event, request_id, started)
+        dims = {"FunctionName": config.get("FunctionName", "unknown")}
+        failed = bool(result.get("error")) if isinstance(result, dict) else False
+        cloudwatch.record_metric("AWS/Lambda", "Invocations", 1, "Count", dims)
+        cloudwatch.record_metric("AWS/Lambda", "Errors", 1 if failed else 0, "Count", dims)
+        cloudwatch.record_metric(
+            "AWS/Lambda", "Duration", (time.time() - started) * 1000.0, "Milliseconds", dims
+        )
+        return result
+
+    return dispatch
+
+
+def _throttles_only(original: Any) -> Any:
+    """Keep the engine's throttle count (throttled calls never reach the dispatcher); drop its
+    Invoke-only invocation counts, which would double those recorded by the dispatcher."""
+
+    def emit(function_name: str, duration_ms: float, error: bool, throttle: bool) -> None:
+        if throttle:
+            original(function_name, duration_ms=duration_ms, error=error, throttle=throttle)
+
+    return emit
+
+
+def _loopback_counts_as_tls(original: Any) -> Any:
+    """On AWS every SDK call uses HTTPS, so TLS-only policies (aws:SecureTransport=false -> Deny, as
+    in the CDK bootstrap bucket and the stage's queues) never deny a real client; the engine speaks
+    HTTP on 127.0.0.1 only, so treat that loopback link as the TLS it stands in for. Without this,
+    AUTH=true denies the CDK CLI's asset upload and every function's SQS call."""
+
+    def pin(source_ip: str, secure_transport: bool) -> None:
+        original(source_ip, True)
+
+    return pin
+
+
+def _sqs_batches_authorized_as_aws_does(original: Any) -> Any:
+    """ministack evaluates sqs:SendMessageBatch (and the other batch APIs) as actions of their own,
+    which no policy grants on AWS: a correct role would be denied locally."""
+
+    def extract(*args: Any, **kwargs: Any) -> str | None:
+        action = original(*args, **kwargs)
+        return SQS_BATCH_ACTIONS.get(action, action) if action else action
+
+    return extract
+
+
+def main() -> None:
+    # Fail loudly if an engine upgrade moved what is replaced here (the conformance tests
+    # tests/local/engine/test_cloudwatch.py name the behaviour that would then be lost).
+    for module, name in (
+        (cloudwatch, "_evaluate_alarm"),
+        (cloudwatch, "record_metric"),
+        (lambda_svc, "_execute_function_dispatch"),
+        (lambda_svc, "_emit_lambda_metrics"),
+        (app, "pin_request_origin"),
+        (iam_actions, "extract_iam_action"),
+    ):
+        if not callable(getattr(module, name, None)):
+            raise SystemExit(f"engine_main: ministack has no {module.__name__}.{name}: update the lab")
+    cloudwatch._evaluate_alarm = _engine_never_evaluates_alarms
+    lambda_svc._execute_function_dispatch = _lambda_metrics_for_every_invocation(
+        lambda_svc._execute_function_dispatch
+    )
+    lambda_svc._emit_lambda_metrics = _throttles_only(lambda_svc._emit_lambda_metrics)
+    app.pin_request_origin = _loopback_counts_as_tls(app.pin_request_origin)
+    iam_actions.extract_iam_action = _sqs_batches_authorized_as_aws_does(iam_actions.extract_iam_action)
+    app.main()
+
+
+if __name__ == "__main__":
+    main()

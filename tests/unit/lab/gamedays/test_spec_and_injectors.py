@@ -1,0 +1,67 @@
+"""Drill specs (keyword-only, DLQ trips as a type) and what each injector says of itself."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from lab.gamedays.drills import DRILLS
+from lab.gamedays.injectors import INJECTORS, FisInjector, InjectorError, SsmInjector, injector_type
+from lab.gamedays.spec import DrillSpec, StageTiming, Trips, UntilQuarantined
+from stage_client.target import Target
+
+
+def _noop(_ctx: object) -> list[str]:
+    return []
+
+
+def test_a_drill_spec_takes_keywords_only() -> None:
+    with pytest.raises(TypeError):
+        DrillSpec(_noop, "positional", 1, 10)  # type: ignore[call-arg]
+    spec = DrillSpec(run=_noop, summary="s", default_events=1, default_timeout_s=10)
+    assert (spec.fis, spec.dlq_trips, spec.waits_for_alarms) == (False, Trips(0), False)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        spec.summary = "changed"  # type: ignore[misc]
+
+
+def test_dlq_trips_count_fixed_or_through_the_redrive_limit() -> None:
+    assert Trips(2).count(max_redrives=7) == 2
+    assert UntilQuarantined().count(max_redrives=3) == 4
+    timing = StageTiming(dlq_trip_s=100, alarm_s=60)
+    spec = DrillSpec(
+        run=_noop, summary="s", default_events=1, default_timeout_s=10, dlq_trips=UntilQuarantined()
+    )
+    assert spec.budget_s(timing, max_redrives=2) == 3 * 100 + 120
+    alarms = dataclasses.replace(spec, dlq_trips=Trips(1), waits_for_alarms=True)
+    assert alarms.budget_s(timing, max_redrives=2) == 100 + 2 * 60 + 120
+    assert dataclasses.replace(spec, default_timeout_s=9999).budget_s(timing, max_redrives=2) == 9999
+
+
+def test_each_injector_picks_the_evidence_of_where_its_fault_acts() -> None:
+    assert SsmInjector().evidence(in_handler="records", around_handler="metrics") == "records"
+    assert FisInjector().evidence(in_handler="records", around_handler="metrics") == "metrics"
+
+
+def test_what_each_injector_drives() -> None:
+    assert all(SsmInjector.can_drive(spec) for spec in DRILLS.values())
+    assert {name for name, spec in DRILLS.items() if FisInjector.can_drive(spec)} == {
+        "slow-downstream",
+        "random-fail-p30",
+    }
+    assert set(INJECTORS) == {"ssm", "fis"}
+    assert injector_type("fis") is FisInjector
+
+
+def test_an_unknown_injector_names_the_known_ones() -> None:
+    with pytest.raises(InjectorError, match="use ssm or fis"):
+        injector_type("chaos-monkey")
+
+
+def test_fis_is_refused_for_the_local_cloud_when_made() -> None:
+    local = Target(
+        name="local", outputs={}, api_url="http://127.0.0.1:9", region="us-east-1", endpoint_url="x"
+    )
+    with pytest.raises(InjectorError, match="AWS-only"):
+        FisInjector.for_target(local)
+    assert isinstance(SsmInjector.for_target(local), SsmInjector)
