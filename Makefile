@@ -39,12 +39,12 @@ lint: $(STAMP) ## ruff lint + format check
 	$(VENV)/bin/ruff format --check .
 
 typecheck: $(STAMP) ## mypy on the whole tree
-	$(VENV)/bin/mypy app pipeline functions lab loadtest tests
+	$(VENV)/bin/mypy cdk_app.py app pipeline functions lab loadtest tests
 
 check: lint typecheck test ## what CI runs
 
-synth: $(STAMP) ## synthesize the app into cdk.out
-	$(PY) -m app
+synth: $(STAMP) ## synthesize the app (every stage and the pipeline) into cdk.out
+	$(PY) cdk_app.py
 
 .PHONY: loadtest
 loadtest: $(STAMP) ## Locust (throughput + duplicate submit) on the local cloud for 30 s, then the gate

@@ -1,0 +1,50 @@
+"""Configuration: the typed models of a stage (stage.py) on a base shared with pipeline/ (base.py),
+and the generator of the configuration tables (doc.py)."""
+
+from app.config.base import (
+    ACCOUNT_ID,
+    AWS_REGION,
+    AccountId,
+    AwsRegion,
+    ConfigError,
+    ConfigModel,
+    HttpsUrl,
+    Violation,
+    matching,
+    rule_group,
+    validate_config,
+)
+from app.config.stage import (
+    CONTEXT_KEY,
+    LOG_RETENTION_DAYS,
+    VISIBILITY_FACTOR,
+    AlarmSettings,
+    StageConfig,
+    build_stage_config,
+    environment_names,
+    load_stage_config,
+    visibility_timeout_for,
+)
+
+__all__ = [
+    "ACCOUNT_ID",
+    "AWS_REGION",
+    "CONTEXT_KEY",
+    "LOG_RETENTION_DAYS",
+    "VISIBILITY_FACTOR",
+    "AccountId",
+    "AlarmSettings",
+    "AwsRegion",
+    "ConfigError",
+    "ConfigModel",
+    "HttpsUrl",
+    "StageConfig",
+    "Violation",
+    "build_stage_config",
+    "environment_names",
+    "load_stage_config",
+    "matching",
+    "rule_group",
+    "validate_config",
+    "visibility_timeout_for",
+]
