@@ -9,7 +9,7 @@ export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export JSII_SILENCE_WARNING_KNOWN_BROKEN_NODE_VERSION := 1
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help venv test test-unit test-infra test-local check lint typecheck synth
+.PHONY: help venv test test-unit test-infra test-local check lint typecheck synth docs
 
 help:
 	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/' | sort
@@ -45,6 +45,9 @@ check: lint typecheck test ## what CI runs
 
 synth: $(STAMP) ## synthesize the app (every stage and the pipeline) into cdk.out
 	$(PY) cdk_app.py
+
+docs: $(STAMP) ## regenerate the README's configuration tables from the configuration models
+	$(PY) -m app.config.doc README.md
 
 .PHONY: loadtest
 loadtest: $(STAMP) ## Locust (throughput + duplicate submit) on the local cloud for 30 s, then the gate

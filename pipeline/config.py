@@ -72,7 +72,7 @@ class LoadTestSettings(ConfigModel):
 
     users: int = count(10, 1, 1000, "Locust users")
     spawn_rate: float = number(5.0, 0.1, 1000, "users started per second")
-    run_time: Timespan = Field("60s", description="how long Locust runs (90s, 5m, 1h)")
+    run_time: Timespan = Field(default="60s", description="how long Locust runs")
     rps_per_user: float = number(2.0, 0, 1000, "requests per second of each user")
     duplicate_pool_size: int = count(20, 1, 10_000, "payloads the duplicate-submit users resend")
     max_failure_ratio: float = number(0.01, 0, 1, "gate: largest share of failed requests")
@@ -88,30 +88,33 @@ class PipelineConfig(ConfigModel):
     region: AwsRegion = Field(description="the pipeline's region (override: `pipelineRegion`)")
     connection_arn: ConnectionArn = Field(description="the CodeConnections connection to the repository")
     repository: Repository = Field(description="`owner/name` of the watched repository")
-    branch: BranchName = Field("main", description="the branch whose pushes trigger the pipeline")
-    pipeline_name: PipelineName = Field("ingestion-lab", description="the CodePipeline name")
+    branch: BranchName = Field(default="main", description="the branch whose pushes trigger the pipeline")
+    pipeline_name: PipelineName = Field(default="ingestion-lab", description="the CodePipeline name")
     context_parameter_name: ParameterName = Field(
-        "/ingestion-lab/pipeline/cdk-context",
+        default="/ingestion-lab/pipeline/cdk-context",
         description="SSM String parameter (pipeline account) whose JSON the synth step writes to "
         "cdk.context.json: the real account ids and anything else kept out of the repository",
     )
     gameday_in_prod: bool = Field(
-        False,
+        default=False,
         strict=True,
         description="also run the poison-pill gameday on prod (prod must then allow failure injection)",
     )
     jwt_token_secret_name: SecretName = Field(
-        "ingestion-lab/pipeline/smoke-jwt",
+        default="ingestion-lab/pipeline/smoke-jwt",
         description="pipeline-account secret holding a bearer token for the smoke test (`authMode` jwt)",
     )
     step_timeout_minutes: int = count(
         30, *CODEBUILD_TIMEOUT_MINUTES, "CodeBuild timeout of each post-deploy step"
     )
-    dev_account: AccountId | None = Field(None, description="the dev stage's account (override of cdk.json)")
-    prod_account: AccountId | None = Field(
-        None, description="the prod stage's account (override of cdk.json)"
+    dev_account: AccountId | None = Field(
+        default=None, description="the dev stage's account (override of cdk.json)"
     )
-    load: LoadTestSettings = Field(default_factory=LoadTestSettings, description="the dev load test")
+    prod_account: AccountId | None = Field(
+        default=None, description="the prod stage's account (override of cdk.json)"
+    )
+    # Frozen, so one default instance is safe to share.
+    load: LoadTestSettings = Field(default=LoadTestSettings(), description="the dev load test")
 
     @field_validator("gameday_in_prod", mode="before")
     @classmethod

@@ -90,6 +90,12 @@ def matching(pattern: str, rule: str) -> AfterValidator:
             raise ValueError(f"{rule}, got {value!r}")
         return value
 
+    return rule_check(check, rule)
+
+
+def rule_check(check: Callable[[Any], Any], rule: str) -> AfterValidator:
+    """A field check whose rule (in words, as the error says it) the configuration tables show."""
+    check.__config_rule__ = rule  # type: ignore[attr-defined]
     return AfterValidator(check)
 
 

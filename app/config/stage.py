@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Annotated, Any, Literal, cast
 
-from pydantic import AfterValidator, Field, StrictInt, StrictStr
+from pydantic import Field, StrictInt, StrictStr
 
 from app.config.base import (
     AccountId,
@@ -20,6 +20,7 @@ from app.config.base import (
     HttpsUrl,
     Violation,
     matching,
+    rule_check,
     rule_group,
     validate_config,
 )
@@ -70,7 +71,7 @@ Email = Annotated[StrictStr, matching(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", "must be an
 KmsAlias = Annotated[
     StrictStr,
     matching(r"^alias/[a-zA-Z0-9/_-]{1,240}$", "must look like alias/<name>"),
-    AfterValidator(_not_reserved_alias),
+    rule_check(_not_reserved_alias, "not under the reserved alias/aws/"),
 ]
 CorsOrigin = Annotated[
     StrictStr,
@@ -91,7 +92,9 @@ def flag(default: bool, description: str) -> Any:
     return Field(default, strict=True, description=description)
 
 
-LogRetentionDays = Annotated[StrictInt, AfterValidator(_in_log_retentions)]
+LogRetentionDays = Annotated[
+    StrictInt, rule_check(_in_log_retentions, "a CloudWatch Logs retention (1, 3, 5, 7, 14, 30, 60, 90, ...)")
+]
 NonEmpty = Annotated[StrictStr, Field(min_length=1)]
 
 
@@ -124,7 +127,7 @@ class StageConfig(ConfigModel):
     account: AccountId = Field(description="the stage's account (override: `-c account=...`)")
     region: AwsRegion = Field(description="the stage's region (override: `-c region=...`)")
     repo_url: HttpsUrl = Field(
-        "https://github.com/example/ingestion-lab",
+        default="https://github.com/example/ingestion-lab",
         description="alarm descriptions link `<repoUrl>/blob/main/ops/runbooks/<runbook>.md`",
     )
     # Queues and the worker's event source.
@@ -167,7 +170,7 @@ class StageConfig(ConfigModel):
     )
     function_memory_mb: int = bounded(256, 128, 10_240, "memory of every function")
     architecture: Literal["x86_64", "arm64"] = Field(
-        "arm64", description="every function's architecture (the Powertools and FIS layers follow it)"
+        default="arm64", description="every function's architecture (the Powertools and FIS layers follow it)"
     )
     powertools_layer_from_ssm: bool = flag(
         True,
@@ -182,33 +185,43 @@ class StageConfig(ConfigModel):
         "`powertoolsLayerFromSsm` is false (the local cloud, which ignores layers)",
     )
     log_retention_days: LogRetentionDays = Field(
-        30, description="a CloudWatch Logs retention value; function and access log groups"
+        default=30, description="retention of the function and access log groups"
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
-        "INFO", description="`POWERTOOLS_LOG_LEVEL` of every function"
+        default="INFO", description="`POWERTOOLS_LOG_LEVEL` of every function"
     )
     # Encryption.
     use_kms_cmk: bool = flag(
         True, "one customer-managed key with rotation encrypts queues, topics and tables"
     )
     kms_alias: KmsAlias | None = Field(
-        None, description="alias of that key (none: `alias/ingestion-<envName>`); only with `useKmsCmk`"
+        default=None,
+        description="alias of that key (none: `alias/ingestion-<envName>`); only with `useKmsCmk`",
     )
     # Alarm notifications.
-    alarm_email: Email | None = Field(None, description="email subscribed to the alarm topic (with a DLQ)")
-    webhook_url: HttpsUrl | None = Field(None, description="https endpoint subscribed to the alarm topic")
-    alarms: AlarmSettings = Field(default_factory=AlarmSettings, description="alarm thresholds and periods")
+    alarm_email: Email | None = Field(
+        default=None, description="email subscribed to the alarm topic (with a DLQ)"
+    )
+    webhook_url: HttpsUrl | None = Field(
+        default=None, description="https endpoint subscribed to the alarm topic"
+    )
+    # Frozen, so one default instance is safe to share.
+    alarms: AlarmSettings = Field(default=AlarmSettings(), description="alarm thresholds and periods")
     # API.
     auth_mode: Literal["none", "apiKey", "jwt"] = Field(
-        "apiKey",
+        default="apiKey",
         description="apiKey: a Lambda authorizer on `x-api-key`; jwt: the JWT authorizer; prod refuses none",
     )
-    jwt_issuer: HttpsUrl | None = Field(None, description="JWT issuer; required with `authMode` jwt only")
-    jwt_audience: tuple[NonEmpty, ...] = Field((), description="JWT audiences; >= 1 with `authMode` jwt only")
+    jwt_issuer: HttpsUrl | None = Field(
+        default=None, description="JWT issuer; required with `authMode` jwt only"
+    )
+    jwt_audience: tuple[NonEmpty, ...] = Field(
+        default=(), description="JWT audiences; >= 1 with `authMode` jwt only"
+    )
     cors_allowed_origins: tuple[CorsOrigin, ...] = Field(
-        (),
-        description="browser origins allowed to call the API (none: no CORS configuration, browsers "
-        "refuse cross-origin calls); https, or http only for localhost/127.0.0.1; `*` refused",
+        default=(),
+        description="browser origins allowed to call the API (none: no CORS configuration, so browsers "
+        "refuse cross-origin calls)",
     )
     api_throttling_rate_limit: int = bounded(50, 1, 10_000, "`$default` stage rate limit (requests/s)")
     api_throttling_burst_limit: int = bounded(
@@ -242,7 +255,7 @@ class StageConfig(ConfigModel):
         True, "deploy the Logs Insights queries of `ops/queries/cloudwatch-insights/*.txt`"
     )
     pipeline_account: AccountId | None = Field(
-        None,
+        default=None,
         description="set by the pipeline: the stage deploys the `ingestion-<envName>-pipeline-checks` "
         "role trusted by that account",
     )

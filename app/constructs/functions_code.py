@@ -16,6 +16,7 @@ import sys
 import tempfile
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import jsii
 from aws_cdk import AssetHashType, BundlingOptions, ILocalBundling
@@ -23,6 +24,7 @@ from aws_cdk import aws_lambda as lambda_
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 FUNCTIONS_PACKAGE = "functions"
+FUNCTIONS_DIR = REPO_ROOT / FUNCTIONS_PACKAGE
 BUNDLED_REQUIREMENTS = REPO_ROOT / "requirements-bundled.txt"
 RUNTIME = lambda_.Runtime.PYTHON_3_13
 # Never part of the asset: caches that a test or editor run leaves next to the sources.
@@ -68,36 +70,39 @@ def _third_party_packages(architecture: str) -> Path:
 
 @jsii.implements(ILocalBundling)
 class _LocalBundling:
-    """Copies functions/ and the installed packages into CDK's bundling output directory."""
+    """Copies the functions package and the installed packages into CDK's bundling output directory."""
 
-    def __init__(self, architecture: str) -> None:
+    def __init__(self, architecture: str, source: Path) -> None:
         self._architecture = architecture
+        self._source = source
 
-    def try_bundle(self, output_dir: str, options: BundlingOptions) -> bool:
+    # jsii calls this with the bundling options as one positional struct (its stubs declare them
+    # as keywords); the copy needs none of them.
+    def try_bundle(self, output_dir: str, *_options: Any, **_keywords: Any) -> bool:
         output = Path(output_dir)
-        shutil.copytree(REPO_ROOT / FUNCTIONS_PACKAGE, output / FUNCTIONS_PACKAGE, ignore=_SKIPPED)
+        shutil.copytree(self._source, output / FUNCTIONS_PACKAGE, ignore=_SKIPPED)
         shutil.copytree(_third_party_packages(self._architecture), output, dirs_exist_ok=True)
         return True
 
 
 @cache
-def _bundler(architecture: str) -> _LocalBundling:
+def _bundler(architecture: str, source: Path) -> _LocalBundling:
     # One instance per architecture keeps CDK's staging cache key stable within a synthesis, so the
     # asset is bundled once per architecture, whatever the number of functions and stages.
-    return _LocalBundling(architecture)
+    return _LocalBundling(architecture, source)
 
 
-def functions_code(architecture: str) -> lambda_.Code:
+def functions_code(architecture: str, *, source: Path = FUNCTIONS_DIR) -> lambda_.Code:
     """The code asset shared by every function of a stage: `functions.<fn>.handler` imports as in the
-    tests, and the bundled packages import by their own names."""
+    tests, and the bundled packages import by their own names. `source`: the functions package."""
     return lambda_.Code.from_asset(
-        str(REPO_ROOT / FUNCTIONS_PACKAGE),
+        str(source),
         asset_hash_type=AssetHashType.OUTPUT,
         bundling=BundlingOptions(
             # Only used if local bundling declined, which it never does; the image Lambda's own
             # tooling (SAM) builds this runtime with, for the record.
             image=RUNTIME.bundling_image,
             platform=_DOCKER_PLATFORM[architecture],
-            local=_bundler(architecture),
+            local=_bundler(architecture, source),
         ),
     )

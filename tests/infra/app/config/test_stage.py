@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from app.config import (
+    AlarmSettings,
     ConfigError,
     StageConfig,
     build_stage_config,
@@ -224,7 +225,7 @@ def test_cdk_json_sets_only_what_differs_from_the_model() -> None:
             name = next(n for n, f in StageConfig.model_fields.items() if f.alias == key)
             default = getattr(defaults, name, None)
             if key == "alarms":
-                default_alarms = default.model_dump(by_alias=True)
+                default_alarms = AlarmSettings().model_dump(by_alias=True)
                 repeated = {k for k, v in value.items() if default_alarms[k] == v}
                 assert not repeated, f"{env_name}.alarms repeats the model's defaults for {repeated}"
             else:
