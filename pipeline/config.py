@@ -19,6 +19,7 @@ from app import (
     ConfigModel,
     StageConfig,
     Violation,
+    bounded,
     matching,
     validate_config,
 )
@@ -57,28 +58,18 @@ SecretName = Annotated[StrictStr, matching(r"^[\w/+=.@-]{1,512}$", "must be a Se
 Timespan = Annotated[StrictStr, matching(r"^\d+[smh]$", "must look like 90s, 5m or 1h")]
 
 
-def number(default: float, low: float, high: float, description: str) -> Any:
-    """A number field (an integer is accepted, a string or a boolean is not) within [low, high]."""
-    return Field(default, ge=low, le=high, strict=True, description=description)
-
-
-def count(default: int, low: int, high: int, description: str) -> Any:
-    """An integer field within [low, high]."""
-    return Field(default, ge=low, le=high, strict=True, description=description)
-
-
 class LoadTestSettings(ConfigModel):
     """The dev load test (`python -m loadtest`): Locust users and the gate's thresholds."""
 
-    users: int = count(10, 1, 1000, "Locust users")
-    spawn_rate: float = number(5.0, 0.1, 1000, "users started per second")
+    users: int = bounded(10, 1, 1000, "Locust users")
+    spawn_rate: float = bounded(5.0, 0.1, 1000, "users started per second")
     run_time: Timespan = Field(default="60s", description="how long Locust runs")
-    rps_per_user: float = number(2.0, 0, 1000, "requests per second of each user")
-    duplicate_pool_size: int = count(20, 1, 10_000, "payloads the duplicate-submit users resend")
-    max_failure_ratio: float = number(0.01, 0, 1, "gate: largest share of failed requests")
-    max_p95_ms: float = number(1500.0, 1, 60_000, "gate: largest p95 latency (ms)")
-    min_requests: int = count(100, 1, 10_000_000, "gate: fewest requests for a meaningful run")
-    verify_timeout_seconds: int = count(180, 1, 3600, "how long the gate waits for every record")
+    rps_per_user: float = bounded(2.0, 0, 1000, "requests per second of each user")
+    duplicate_pool_size: int = bounded(20, 1, 10_000, "payloads the duplicate-submit users resend")
+    max_failure_ratio: float = bounded(0.01, 0, 1, "gate: largest share of failed requests")
+    max_p95_ms: float = bounded(1500.0, 1, 60_000, "gate: largest p95 latency (ms)")
+    min_requests: int = bounded(100, 1, 10_000_000, "gate: fewest requests for a meaningful run")
+    verify_timeout_seconds: int = bounded(180, 1, 3600, "how long the gate waits for every record")
 
 
 class PipelineConfig(ConfigModel):
@@ -104,7 +95,7 @@ class PipelineConfig(ConfigModel):
         default="ingestion-lab/pipeline/smoke-jwt",
         description="pipeline-account secret holding a bearer token for the smoke test (`authMode` jwt)",
     )
-    step_timeout_minutes: int = count(
+    step_timeout_minutes: int = bounded(
         30, *CODEBUILD_TIMEOUT_MINUTES, "CodeBuild timeout of each post-deploy step"
     )
     dev_account: AccountId | None = Field(

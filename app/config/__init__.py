@@ -1,22 +1,20 @@
-"""Configuration: the typed models of a stage (stage.py) on a base shared with pipeline/ (base.py),
-and the generator of the configuration tables (doc.py)."""
+"""Configuration: the typed models of a stage (stage.py) on a base (base.py) and field types
+(fields.py) shared with pipeline/, and the generator of the configuration tables (doc.py)."""
 
-from app.config.base import (
+from app.config.base import ConfigError, ConfigModel, Violation, rule_group, validate_config
+from app.config.fields import (
     ACCOUNT_ID,
     AWS_REGION,
+    LOG_RETENTION_DAYS,
     AccountId,
     AwsRegion,
-    ConfigError,
-    ConfigModel,
     HttpsUrl,
-    Violation,
+    bounded,
+    flag,
     matching,
-    rule_group,
-    validate_config,
 )
 from app.config.stage import (
     CONTEXT_KEY,
-    LOG_RETENTION_DAYS,
     VISIBILITY_FACTOR,
     AlarmSettings,
     StageConfig,
@@ -40,8 +38,10 @@ __all__ = [
     "HttpsUrl",
     "StageConfig",
     "Violation",
+    "bounded",
     "build_stage_config",
     "environment_names",
+    "flag",
     "load_stage_config",
     "matching",
     "rule_group",

@@ -7,14 +7,13 @@ one) and its description, from which the configuration tables are generated (app
 
 from __future__ import annotations
 
-import re
 import typing
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, ClassVar, Self, TypeVar
+from typing import Any, ClassVar, Self, TypeVar
 
 import annotated_types
-from pydantic import AfterValidator, BaseModel, ConfigDict, StrictStr, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
 from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails, PydanticCustomError
@@ -78,60 +77,39 @@ class ConfigModel(BaseModel):
         return self
 
 
-# --- Field types shared by the stage and the pipeline -----------------------------------------
-
-
-def matching(pattern: str, rule: str) -> AfterValidator:
-    """A string check whose error names the rule in words (not the regular expression)."""
-    compiled = re.compile(pattern)
-
-    def check(value: str) -> str:
-        if not compiled.match(value):
-            raise ValueError(f"{rule}, got {value!r}")
-        return value
-
-    return rule_check(check, rule)
-
-
-def rule_check(check: Callable[[Any], Any], rule: str) -> AfterValidator:
-    """A field check whose rule (in words, as the error says it) the configuration tables show."""
-    check.__config_rule__ = rule  # type: ignore[attr-defined]
-    return AfterValidator(check)
-
-
-ACCOUNT_ID = r"^\d{12}$"
-AWS_REGION = r"^[a-z]{2}(-[a-z]+)+-\d$"
-AccountId = Annotated[StrictStr, matching(ACCOUNT_ID, "must be a 12-digit AWS account id")]
-AwsRegion = Annotated[StrictStr, matching(AWS_REGION, "must be an AWS region such as us-east-1")]
-HttpsUrl = Annotated[StrictStr, matching(r"^https://\S+$", "must be an https:// URL")]
-
-
 # --- Validation with one report ----------------------------------------------------------------
 
 
 def validate_config(model: type[M], raw: Mapping[str, Any], *, where: str, title: str) -> M:
-    """Validate `raw` (cdk.json keys) into `model`, or raise ConfigError listing every problem.
-
-    Pydantic checks the fields first and runs the cross-field rules only on valid fields; to report
-    both at once, the rules are checked again with each invalid key left at its default (a rule that
-    reads an invalid key is then checked against that key's default, which the report names anyway).
-    """
+    """Validate `raw` (cdk.json keys) into `model`, or raise ConfigError listing every problem."""
     try:
         return model.model_validate(raw)
     except ValidationError as error:
         problems = list(error.errors())
     if not any(p["type"] == RULES_ERROR for p in problems):
-        repaired = _without(raw, [p["loc"] for p in problems])
-        try:
-            model.model_validate(repaired)
-        except ValidationError as retry:
-            invalid = {_dotted(p["loc"]) for p in problems}
-            for rules in retry.errors():
-                ctx = rules.get("ctx") or {}
-                kept = [v for v in ctx.get("violations", ()) if v.key not in invalid]
-                if rules["type"] == RULES_ERROR and kept:
-                    problems.append({**rules, "ctx": {**ctx, "violations": kept}})
+        problems += _rules_beside_invalid_keys(model, raw, problems)
     raise ConfigError(f"{title}:\n  - " + "\n  - ".join(_report_lines(model, problems, where)))
+
+
+def _rules_beside_invalid_keys(
+    model: type[ConfigModel], raw: Mapping[str, Any], problems: list[ErrorDetails]
+) -> list[ErrorDetails]:
+    """Pydantic checks the fields first and runs the cross-field rules only when every field is
+    valid. To report both at once, the rules run again with each invalid key left at its default (a
+    rule that reads an invalid key is then checked against its default; the report names the key
+    anyway, and a violation of the invalid key itself is not repeated)."""
+    try:
+        model.model_validate(_without(raw, [p["loc"] for p in problems]))
+    except ValidationError as retry:
+        invalid = {_dotted(p["loc"]) for p in problems}
+        found = []
+        for rules in retry.errors():
+            ctx = rules.get("ctx") or {}
+            kept = [v for v in ctx.get("violations", ()) if v.key not in invalid]
+            if rules["type"] == RULES_ERROR and kept:
+                found.append(ErrorDetails(**{**rules, "ctx": {**ctx, "violations": kept}}))
+        return found
+    return []
 
 
 def _without(raw: Mapping[str, Any], locs: Sequence[tuple[int | str, ...]]) -> dict[str, Any]:

@@ -8,21 +8,23 @@ synth time; an error names the environment, the key and the rule.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Annotated, Any, Literal, cast
+from typing import Any, Literal, cast
 
-from pydantic import Field, StrictInt, StrictStr
+from pydantic import Field
 
-from app.config.base import (
+from app.config.base import ConfigError, ConfigModel, Violation, rule_group, validate_config
+from app.config.fields import (
     AccountId,
     AwsRegion,
-    ConfigError,
-    ConfigModel,
+    CorsOrigin,
+    Email,
+    EnvName,
     HttpsUrl,
-    Violation,
-    matching,
-    rule_check,
-    rule_group,
-    validate_config,
+    KmsAlias,
+    LogRetentionDays,
+    NonEmpty,
+    bounded,
+    flag,
 )
 from functions.common import names
 
@@ -36,10 +38,6 @@ SQS_MAX_MESSAGE_BYTES = 1_048_576
 LAMBDA_MAX_TIMEOUT_SECONDS = 900
 SQS_BATCH_SIZE_WITHOUT_WINDOW = 10
 ONE_DAY_SECONDS = 86_400
-# CloudWatch Logs accepts only these retention periods (days).
-LOG_RETENTION_DAYS: tuple[int, ...] = (
-    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653,
-)  # fmt: skip
 
 
 def visibility_timeout_for(*, function_timeout_seconds: int, batching_window_seconds: int) -> int:
@@ -48,54 +46,6 @@ def visibility_timeout_for(*, function_timeout_seconds: int, batching_window_sec
     messages reappear (AWS Lambda Developer Guide, "Using Lambda with Amazon SQS": configuring a
     queue to use with Lambda)."""
     return VISIBILITY_FACTOR * function_timeout_seconds + batching_window_seconds
-
-
-def _in_log_retentions(days: int) -> int:
-    if days not in LOG_RETENTION_DAYS:
-        raise ValueError(
-            f"must be a CloudWatch Logs retention ({', '.join(map(str, LOG_RETENTION_DAYS))}), got {days}"
-        )
-    return days
-
-
-def _not_reserved_alias(alias: str) -> str:
-    if alias.startswith("alias/aws/"):
-        raise ValueError(
-            f"must look like alias/<name> and not use the reserved alias/aws/ prefix, got {alias!r}"
-        )
-    return alias
-
-
-EnvName = Annotated[StrictStr, matching(r"^[a-z][a-z0-9-]{1,15}$", "must match ^[a-z][a-z0-9-]{1,15}$")]
-Email = Annotated[StrictStr, matching(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", "must be an email address")]
-KmsAlias = Annotated[
-    StrictStr,
-    matching(r"^alias/[a-zA-Z0-9/_-]{1,240}$", "must look like alias/<name>"),
-    rule_check(_not_reserved_alias, "not under the reserved alias/aws/"),
-]
-CorsOrigin = Annotated[
-    StrictStr,
-    matching(
-        r"^(https://[a-z0-9.-]+(:\d+)?|http://(localhost|127\.0\.0\.1)(:\d+)?)$",
-        "must be https://host[:port], or http://localhost / http://127.0.0.1 for local work ('*' is refused)",
-    ),
-]
-
-
-def bounded(default: int | None, low: int, high: int, description: str) -> Any:
-    """An integer field (never a string or a boolean) within [low, high]: one line per key."""
-    return Field(default, ge=low, le=high, strict=True, description=description)
-
-
-def flag(default: bool, description: str) -> Any:
-    """A true/false field (a string such as "yes" is refused)."""
-    return Field(default, strict=True, description=description)
-
-
-LogRetentionDays = Annotated[
-    StrictInt, rule_check(_in_log_retentions, "a CloudWatch Logs retention (1, 3, 5, 7, 14, 30, 60, 90, ...)")
-]
-NonEmpty = Annotated[StrictStr, Field(min_length=1)]
 
 
 class AlarmSettings(ConfigModel):
