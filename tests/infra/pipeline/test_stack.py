@@ -1,5 +1,6 @@
-"""The delivery pipeline as `python -m app` synthesizes it: source, self-mutation, stage order, post-deploy
-steps (commands, outputs, role), artifact key, and cdk-nag over the pipeline and the stages inside it."""
+"""The delivery pipeline as the entry point (cdk_app.py) synthesizes it: source, self-mutation, stage
+order, post-deploy steps (commands, outputs, role), artifact key, and cdk-nag over the pipeline and the
+stages inside it."""
 
 from __future__ import annotations
 
