@@ -150,7 +150,11 @@ def _dotted(loc: tuple[int | str, ...]) -> str:
 
 
 def _describe(model: type[ConfigModel], problem: ErrorDetails) -> str:
-    """One pydantic error as a rule in words, with the value that broke it."""
+    """One pydantic error as a rule in words, with the value that broke it.
+
+    By hand because pydantic's messages speak Python ("Input should be a valid integer") and omit
+    the other bound; whoever edits cdk.json reads the rule in its terms, with the bounds or choices.
+    """
     kind, value, ctx = problem["type"], problem.get("input"), problem.get("ctx") or {}
     field = field_at(model, problem["loc"])
     if kind == "missing":

@@ -9,7 +9,8 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field, StrictInt, StrictStr
 
-# CloudWatch Logs accepts only these retention periods (days).
+# CloudWatch Logs accepts only these retention periods (days): CloudWatch Logs API Reference,
+# PutRetentionPolicy, retentionInDays.
 LOG_RETENTION_DAYS: tuple[int, ...] = (
     1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653,
 )  # fmt: skip

@@ -88,6 +88,8 @@ class StageConfig(ConfigModel):
         10_000,
         f"worker batch size; above {SQS_BATCH_SIZE_WITHOUT_WINDOW} needs a batching window >= 1",
     )
+    # Lambda API Reference, CreateEventSourceMapping: MaximumBatchingWindowInSeconds 0..300, and at
+    # least 1 when BatchSize exceeds 10 (SQS standard queues); ScalingConfig.MaximumConcurrency 2..1000.
     max_batching_window_seconds: int = bounded(2, 0, 300, "worker batching window")
     worker_timeout_seconds: int = bounded(30, 1, LAMBDA_MAX_TIMEOUT_SECONDS, "worker function timeout")
     queue_visibility_seconds: int | None = bounded(
