@@ -138,7 +138,9 @@ class ApiStack(Stack):
 
 
 def _cors(origins: Sequence[str]) -> apigw.CorsPreflightOptions | None:
-    """No origins, no CORS configuration: browsers then refuse every cross-origin call."""
+    """No origins, no CORS configuration: API Gateway then adds no CORS headers and answers no
+    preflight, so browsers refuse every cross-origin call (API Gateway Developer Guide, "Configuring
+    CORS for HTTP APIs")."""
     if not origins:
         return None
     return apigw.CorsPreflightOptions(
