@@ -9,7 +9,7 @@ export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export JSII_SILENCE_WARNING_KNOWN_BROKEN_NODE_VERSION := 1
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help venv test test-unit test-infra test-local check lint typecheck synth
+.PHONY: help venv test test-unit test-infra test-local check lint typecheck synth docs
 
 help:
 	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/' | sort
@@ -39,12 +39,15 @@ lint: $(STAMP) ## ruff lint + format check
 	$(VENV)/bin/ruff format --check .
 
 typecheck: $(STAMP) ## mypy on the whole tree
-	$(VENV)/bin/mypy app pipeline functions stage_client lab loadtest tests
+	$(VENV)/bin/mypy cdk_app.py app pipeline functions stage_client lab loadtest tests
 
 check: lint typecheck test ## what CI runs
 
-synth: $(STAMP) ## synthesize the app into cdk.out
-	$(PY) -m app
+synth: $(STAMP) ## synthesize the app (every stage and the pipeline) into cdk.out
+	$(PY) cdk_app.py
+
+docs: $(STAMP) ## regenerate the README's configuration tables from the configuration models
+	$(PY) -m app.config.doc README.md
 
 .PHONY: loadtest
 loadtest: $(STAMP) ## Locust (throughput + duplicate submit) on the local cloud for 30 s, then the gate

@@ -1,9 +1,6 @@
-"""`python -m app`: synthesize the CDK app into cdk.out (the entry point named in cdk.json)."""
+"""`python -m app`: synthesize the standalone stages only (what the local cloud deploys); the whole
+app, with the pipeline, is cdk_app.py (cdk.json's "app")."""
 
 from app.main import build_app
-from pipeline import build_pipeline
 
-app = build_app()
-# The delivery pipeline (pipeline/, CDK Pipelines): dev -> checks -> approval -> prod.
-build_pipeline(app)
-app.synth()
+build_app().synth()

@@ -1,7 +1,8 @@
-"""Builds the CDK app: one standalone IngestionStage per environment named in STANDALONE_STAGES.
+"""Builds the stages' CDK app: one standalone IngestionStage per environment in STANDALONE_STAGES,
+with cdk-nag over everything the app holds.
 
-The pipeline (pipeline/) extends build_app() with its stack; it reuses load_stage_config and
-IngestionStage, so a stage deployed by hand and by the pipeline are the same construct tree.
+The entry point (cdk_app.py) adds the pipeline (pipeline/) to the same app; the pipeline builds its
+stages with the same IngestionStage, so a stage deployed by hand and by the pipeline are one tree.
 """
 
 from __future__ import annotations
@@ -24,17 +25,21 @@ STANDALONE_STAGES: dict[str, str] = {"local": "IngestionLocal", "dev": "Ingestio
 # e.g. `cdk deploy -c account=123456789012 -c region=eu-west-1 "IngestionDev/*"`.
 OVERRIDABLE_KEYS = ("account", "region", "alarmEmail", "webhookUrl", "pipelineAccount")
 
-
 CDK_JSON = Path(__file__).resolve().parents[1] / "cdk.json"
 
 
-def stage_context(app: App) -> dict[str, Any]:
-    """The "ingestion" context: from the CDK CLI when it runs the app, else straight from cdk.json
-    (so `python -m app`, tests and the pipeline's synth see the same environments)."""
-    section = app.node.try_get_context(CONTEXT_KEY)
+def context_section(app: App, key: str) -> Any:
+    """A top-level context object: from the CDK CLI when it runs the app, else straight from cdk.json
+    (so `python -m app`, tests and the pipeline's synth see the same values). None if absent."""
+    section = app.node.try_get_context(key)
     if section is None:
-        section = json.loads(CDK_JSON.read_text(encoding="utf-8"))["context"][CONTEXT_KEY]
-    return {CONTEXT_KEY: section}
+        section = json.loads(CDK_JSON.read_text(encoding="utf-8"))["context"].get(key)
+    return section
+
+
+def stage_context(app: App) -> dict[str, Any]:
+    """The "ingestion" context, shaped as load_stage_config reads it."""
+    return {CONTEXT_KEY: context_section(app, CONTEXT_KEY)}
 
 
 def context_overrides(app: App) -> dict[str, Any]:

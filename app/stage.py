@@ -8,15 +8,32 @@ from aws_cdk import CfnOutput, Environment, Stage, Tags
 from constructs import Construct
 
 from app.config import StageConfig
+from app.constructs.gameday_role import gameday_role_name
+from app.constructs.lambda_fn import FunctionSettings
 from app.stacks.api_stack import ApiStack
 from app.stacks.functions_stack import FunctionsStack
 from app.stacks.observability_stack import ObservabilityStack
-from app.stacks.queue_stack import QueueStack
+from app.stacks.state_stack import StateStack
 from functions.common import names
 
 
+def function_settings(config: StageConfig) -> FunctionSettings:
+    """What every function of the stage shares, from its configuration."""
+    return FunctionSettings(
+        prefix=config.prefix,
+        env_name=config.env_name,
+        architecture=config.architecture,
+        memory_mb=config.function_memory_mb,
+        log_level=config.log_level,
+        log_retention_days=config.log_retention_days,
+        retain_logs=config.deletion_protection,
+        powertools_layer_from_ssm=config.powertools_layer_from_ssm,
+        powertools_layer_version=config.powertools_layer_version,
+    )
+
+
 class IngestionStage(Stage):
-    """Queues/state -> functions -> API -> observability, in one account and region.
+    """State -> functions -> API -> observability, in one account and region.
 
     `outputs` maps every names.Output the stage produces to its CfnOutput, whichever stack owns
     the resource, so pipeline steps can use env_from_cfn_outputs.
@@ -27,17 +44,19 @@ class IngestionStage(Stage):
             scope, construct_id, env=Environment(account=config.account, region=config.region), **kwargs
         )
         self.config = config
-        self.state = QueueStack(
+        functions = function_settings(config)
+        self.state = StateStack(
             self,
-            "Queues",
+            "State",
             config=config,
-            stack_name=f"{config.prefix}-queues",
-            description="Ingestion lab: queues, state tables, failure switch",
+            stack_name=f"{config.prefix}-state",
+            description="Ingestion lab: stage state (key, queues, tables, failure switch)",
         )
         self.compute = FunctionsStack(
             self,
             "Functions",
             config=config,
+            functions=functions,
             state=self.state,
             stack_name=f"{config.prefix}-functions",
             description="Ingestion lab: functions, event source, event bus",
@@ -46,6 +65,7 @@ class IngestionStage(Stage):
             self,
             "Api",
             config=config,
+            functions=functions,
             compute=self.compute,
             stack_name=f"{config.prefix}-api",
             description="Ingestion lab: HTTP API",
@@ -68,3 +88,15 @@ class IngestionStage(Stage):
             **self.api.outputs,
             **self.observability.outputs,
         }
+
+    @property
+    def checks_role_name(self) -> str:
+        """The role the pipeline's post-deploy steps assume in this stage (deployed when the stage
+        has a pipelineAccount), by name: no cross-stage reference needed."""
+        return gameday_role_name(self.config.prefix)
+
+    @property
+    def api_key_secret_name(self) -> str | None:
+        """The name of the API key secret that callers read (authMode apiKey), else None: a name
+        resolves in the stage's account without a cross-stage reference."""
+        return self.api.api_key.secret_name if self.api.api_key else None

@@ -10,7 +10,7 @@ from aws_cdk import CfnElement, Stack, pipelines
 from aws_cdk import aws_codebuild as codebuild
 from constructs import IConstruct
 
-from app.constructs.nag import suppress
+from app import suppress
 
 IAM5 = "AwsSolutions-IAM5"
 ARTIFACT_ACTIONS = (

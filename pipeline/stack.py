@@ -12,16 +12,8 @@ from aws_cdk import aws_codepipeline as codepipeline
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
-from app.config import StageConfig, load_stage_config
-from app.main import CDK_JSON, stage_context
-from app.stage import IngestionStage
-from pipeline.config import (
-    CONTEXT_KEY,
-    OVERRIDE_KEYS,
-    PipelineConfig,
-    PipelineConfigError,
-    load_pipeline_config,
-)
+from app import IngestionStage, StageConfig, context_section, load_stage_config, stage_context
+from pipeline.config import CONTEXT_KEY, OVERRIDE_KEYS, PipelineConfig, check_stages, load_pipeline_config
 from pipeline.nag import acknowledge_pipeline_findings
 from pipeline.steps import StageChecks
 
@@ -150,12 +142,8 @@ class IngestionPipelineStack(Stack):
 
 def pipeline_context(app: App) -> dict[str, Any]:
     """The stage and pipeline context: from the CDK CLI when it runs the app, else from cdk.json
-    (as app.main.stage_context does), plus any override keys given on the command line."""
-    context: dict[str, Any] = {**stage_context(app)}
-    section = app.node.try_get_context(CONTEXT_KEY)
-    if section is None:
-        section = json.loads(CDK_JSON.read_text(encoding="utf-8"))["context"].get(CONTEXT_KEY)
-    context[CONTEXT_KEY] = section
+    (as the stages read theirs), plus any override keys given on the command line."""
+    context: dict[str, Any] = {**stage_context(app), CONTEXT_KEY: context_section(app, CONTEXT_KEY)}
     for key in OVERRIDE_KEYS:
         if (value := app.node.try_get_context(key)) is not None:
             context[key] = value
@@ -163,17 +151,13 @@ def pipeline_context(app: App) -> dict[str, Any]:
 
 
 def build_pipeline(app: App) -> IngestionPipelineStack:
-    """Add the pipeline stack to `app` (see app/__main__.py), configured from the app's context."""
+    """Add the pipeline stack to `app` (see cdk_app.py), configured from the app's context."""
     context = pipeline_context(app)
     config = load_pipeline_config(context)
     overrides = config.stage_overrides
     dev = load_stage_config(context, "dev", **overrides["dev"])
     prod = load_stage_config(context, "prod", **overrides["prod"])
-    if config.gameday_in_prod and not prod.failure_injection_enabled:
-        raise PipelineConfigError(
-            "pipeline.gamedayInProd: the prod stage refuses failure injection (failureInjectionEnabled "
-            "false), so its gameday could not inject the poison pill"
-        )
+    check_stages(config, prod=prod)
     return IngestionPipelineStack(
         app, PIPELINE_STACK_ID, config=config, dev=dev, prod=prod, cli_version=cdk_cli_version()
     )

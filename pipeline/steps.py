@@ -1,7 +1,7 @@
 """The post-deploy checks of a stage (smoke, load, gameday) as CDK Pipelines CodeBuild steps.
 
 Each step runs its command through pipeline/scripts/in_stage.sh, which assumes the stage's checks
-role (app.constructs.gameday_role) and fetches the API credential; the stage outputs a command reads
+role (IngestionStage.checks_role_name) and fetches the API credential; the stage outputs a command reads
 arrive as environment variables named like the outputs (stage_client.target.load_env_target reads them).
 """
 
@@ -9,16 +9,13 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Sequence
-from typing import cast
 
-from aws_cdk import ArnFormat, Duration, Stack, Token, pipelines
+from aws_cdk import ArnFormat, Duration, Stack, pipelines
 from aws_cdk import aws_codebuild as codebuild
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
-from app.constructs.gameday_role import gameday_role_name
-from app.stage import IngestionStage
+from app import IngestionStage
 from functions.common import names
 from pipeline.config import LoadTestSettings, PipelineConfig
 
@@ -57,20 +54,8 @@ def stage_role_arn(scope: Construct, stage: IngestionStage) -> str:
         region="",
         account=stage.config.account,
         resource="role",
-        resource_name=gameday_role_name(stage.config),
+        resource_name=stage.checks_role_name,
     )
-
-
-def api_key_secret_id(stage: IngestionStage) -> str | None:
-    """The name of the stage's API key secret (authMode apiKey), as the stage declares it: a name
-    resolves in the stage account without a cross-stage reference, and the checks role may read it."""
-    secret = stage.api.api_key_secret
-    if secret is None:
-        return None
-    name = cast(secretsmanager.CfnSecret, secret.node.default_child).name
-    if name is None or Token.is_unresolved(name):
-        raise ValueError(f"{secret.node.path} needs a literal secret_name for the pipeline's checks")
-    return name
 
 
 def load_test_command(settings: LoadTestSettings, env_name: str) -> str:
@@ -149,7 +134,7 @@ class StageChecks:
                 sid="AssumeStageChecksRole", actions=["sts:AssumeRole"], resources=[self.role_arn]
             )
         ]
-        api_key_secret = api_key_secret_id(self.stage)
+        api_key_secret = self.stage.api_key_secret_name
         if api_key_secret is not None:
             env[API_KEY_SECRET_ID_ENV] = api_key_secret
         if stage_config.auth_mode == "jwt":

@@ -10,8 +10,6 @@ from aws_cdk import aws_cloudwatch_actions as actions
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from app.config import StageConfig
-
 
 @dataclass(frozen=True)
 class AlarmSpec:
@@ -28,38 +26,49 @@ class AlarmSpec:
 
 
 class AlarmFactory(Construct):
-    """Builds the stage's alarms with the configured period and evaluation periods."""
+    """Builds alarms named `<name_prefix>-<slug>` over the same period and evaluation periods, each
+    notifying `topic` and linking `<runbooks_url>/<runbook>.md`."""
 
     def __init__(
-        self, scope: Construct, construct_id: str, *, config: StageConfig, topic: sns.ITopic
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        name_prefix: str,
+        period_seconds: int,
+        evaluation_periods: int,
+        runbooks_url: str,
+        topic: sns.ITopic,
     ) -> None:
         super().__init__(scope, construct_id)
-        self._config = config
+        self._name_prefix = name_prefix
+        self._period_seconds = period_seconds
+        self._evaluation_periods = evaluation_periods
+        self._runbooks_url = runbooks_url
         self._action = actions.SnsAction(topic)
         self.alarms: dict[str, cloudwatch.Alarm] = {}
 
     def alarm_name(self, slug: str) -> str:
-        return f"{self._config.prefix}-{slug}"
+        return f"{self._name_prefix}-{slug}"
 
     def create(self, spec: AlarmSpec) -> cloudwatch.Alarm:
-        settings = self._config.alarms
-        period = Duration.seconds(settings.period_seconds)
-        window = settings.period_seconds * settings.evaluation_periods
+        period = Duration.seconds(self._period_seconds)
+        window = self._period_seconds * self._evaluation_periods
         alarm = cloudwatch.Alarm(
             self,
             spec.slug,
             alarm_name=self.alarm_name(spec.slug),
             alarm_description=(
                 f"{spec.summary} (threshold {spec.threshold:g} over {window} s). "
-                f"Runbook: {self._config.runbook_url(spec.runbook)}"
+                f"Runbook: {self._runbooks_url}/{spec.runbook}.md"
             ),
             metric=spec.metric.with_(period=period)
             if isinstance(spec.metric, cloudwatch.Metric)
             else spec.metric,
             threshold=spec.threshold,
             comparison_operator=spec.comparison,
-            evaluation_periods=settings.evaluation_periods,
-            datapoints_to_alarm=settings.evaluation_periods,
+            evaluation_periods=self._evaluation_periods,
+            datapoints_to_alarm=self._evaluation_periods,
             treat_missing_data=spec.treat_missing_data,
         )
         alarm.add_alarm_action(self._action)

@@ -19,7 +19,6 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
-from app.config import StageConfig
 from app.constructs.lambda_fn import LambdaFn
 from app.constructs.nag import suppress
 from functions.common import names
@@ -38,20 +37,20 @@ RANDOM_FAIL_PERCENTAGE = 30
 DELAY_BEYOND_TIMEOUT_SECONDS = 5
 
 
-def configuration_bucket_name(config: StageConfig) -> str:
+def configuration_bucket_name(*, stage_prefix: str, account: str, region: str) -> str:
     # A concrete name (account and region keep it globally unique) lets the observability stack
     # grant on it without a cross-stack export, and keeps the cdk-nag finding id a plain string.
-    return f"{config.prefix}-fis-config-{config.account}-{config.region}"
+    return f"{stage_prefix}-fis-config-{account}-{region}"
 
 
-def configuration_objects_arn(config: StageConfig) -> str:
+def configuration_objects_arn(bucket_name: str) -> str:
     # The lab targets the commercial partition (as does the public Powertools layer ARN).
-    return f"arn:aws:s3:::{configuration_bucket_name(config)}/{FIS_CONFIG_PREFIX}*"
+    return f"arn:aws:s3:::{bucket_name}/{FIS_CONFIG_PREFIX}*"
 
 
-def wildcard_finding(config: StageConfig) -> str:
+def wildcard_finding(bucket_name: str) -> str:
     """The cdk-nag finding id of a statement on every object under the FIS prefix of the bucket."""
-    return f"AwsSolutions-IAM5[Resource::{configuration_objects_arn(config)}]"
+    return f"AwsSolutions-IAM5[Resource::{configuration_objects_arn(bucket_name)}]"
 
 
 def extension_layer_parameter(architecture: str) -> str:
@@ -62,12 +61,12 @@ def extension_layer_parameter(architecture: str) -> str:
 class FisLambdaTarget(Construct):
     """The configuration bucket and the extension layer/variables a FIS-targeted function needs."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, config: StageConfig) -> None:
+    def __init__(self, scope: Construct, construct_id: str, *, bucket_name: str, architecture: str) -> None:
         super().__init__(scope, construct_id)
         self.bucket = s3.Bucket(
             self,
             "ConfigBucket",
-            bucket_name=configuration_bucket_name(config),
+            bucket_name=bucket_name,
             block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
             encryption=s3.BucketEncryption.S3_MANAGED,
             enforce_ssl=True,
@@ -82,16 +81,14 @@ class FisLambdaTarget(Construct):
             "holds only short-lived FIS fault configurations (1-day expiry); FIS experiments are audited "
             "by CloudTrail, so server access logs would add a second, empty log bucket",
         )
-        self._config = config
-        self.configuration_location = f"arn:aws:s3:::{configuration_bucket_name(config)}/{FIS_CONFIG_PREFIX}"
+        self._bucket_name = bucket_name
+        self.configuration_location = f"arn:aws:s3:::{bucket_name}/{FIS_CONFIG_PREFIX}"
         self.layer = lambda_.LayerVersion.from_layer_version_arn(
             self,
             "ExtensionLayer",
             # Resolved by CloudFormation at deploy time (an SSM parameter-typed stack parameter),
             # so synth makes no AWS call and each region gets its own layer ARN.
-            ssm.StringParameter.value_for_string_parameter(
-                self, extension_layer_parameter(config.architecture)
-            ),
+            ssm.StringParameter.value_for_string_parameter(self, extension_layer_parameter(architecture)),
         )
 
     @property
@@ -101,17 +98,21 @@ class FisLambdaTarget(Construct):
             FIS_ENV_CONFIGURATION_LOCATION: self.configuration_location,
         }
 
-    def allow_extension(self, target: LambdaFn) -> None:
-        """The extension runs with the function's role and reads the fault configuration."""
-        target.allow(["s3:GetObject"], [configuration_objects_arn(self._config)])
+    def attach(self, target: LambdaFn) -> None:
+        """Run `target` through the extension: its layer, its variables, and read access to the fault
+        configuration (the extension runs with the function's role)."""
+        target.function.add_layers(self.layer)
+        for name, value in self.environment.items():
+            target.function.add_environment(name, value)
+        target.allow(["s3:GetObject"], [configuration_objects_arn(self._bucket_name)])
         target.allow(
             ["s3:ListBucket"],
-            [f"arn:aws:s3:::{configuration_bucket_name(self._config)}"],
+            [f"arn:aws:s3:::{self._bucket_name}"],
             conditions={"StringLike": {"s3:prefix": [f"{FIS_CONFIG_PREFIX}*"]}},
         )
         suppress(
             target.role,
-            wildcard_finding(self._config),
+            wildcard_finding(self._bucket_name),
             "the FIS extension reads whichever fault configuration object FIS writes under the prefix",
         )
 
@@ -124,18 +125,16 @@ class Experiment:
     parameters: dict[str, str]
 
 
-def worker_experiments(config: StageConfig) -> list[Experiment]:
+def worker_experiments(*, duration_minutes: int, worker_timeout_seconds: int) -> list[Experiment]:
     """The slow-downstream and random-fail drills, expressed as FIS Lambda actions."""
-    duration = f"PT{config.fis_experiment_duration_minutes}M"
-    delay_ms = min(
-        (config.worker_timeout_seconds + DELAY_BEYOND_TIMEOUT_SECONDS) * 1000, FIS_MAX_STARTUP_DELAY_MS
-    )
+    duration = f"PT{duration_minutes}M"
+    delay_ms = min((worker_timeout_seconds + DELAY_BEYOND_TIMEOUT_SECONDS) * 1000, FIS_MAX_STARTUP_DELAY_MS)
     return [
         Experiment(
             slug=names.FisExperiment.SLOW_DOWNSTREAM.value,
             description=(
                 f"Slow downstream: every worker invocation starts {delay_ms} ms late, beyond its "
-                f"{config.worker_timeout_seconds} s timeout, so batches time out and messages reappear"
+                f"{worker_timeout_seconds} s timeout, so batches time out and messages reappear"
             ),
             action_id=ACTION_ADD_DELAY,
             parameters={
@@ -168,8 +167,11 @@ class FisExperiments(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        config: StageConfig,
+        stage_prefix: str,
+        bucket_name: str,
+        duration_minutes: int,
         target_function: lambda_.IFunction,
+        target_timeout_seconds: int,
         stop_alarms: Sequence[cloudwatch.IAlarm],
     ) -> None:
         super().__init__(scope, construct_id)
@@ -177,8 +179,8 @@ class FisExperiments(Construct):
         self.role = iam.Role(
             self,
             "Role",
-            role_name=f"{config.prefix}-fis-experiments",
-            description=f"Runs the FIS drills of {config.prefix} on the worker function",
+            role_name=f"{stage_prefix}-fis-experiments",
+            description=f"Runs the FIS drills of {stage_prefix} on the worker function",
             assumed_by=iam.ServicePrincipal(
                 "fis.amazonaws.com", conditions={"StringEquals": {"aws:SourceAccount": account}}
             ),
@@ -192,7 +194,7 @@ class FisExperiments(Construct):
                         # FIS writes (and at the end removes) the fault configuration the extension polls.
                         iam.PolicyStatement(
                             actions=["s3:PutObject", "s3:DeleteObject"],
-                            resources=[configuration_objects_arn(config)],
+                            resources=[configuration_objects_arn(bucket_name)],
                         ),
                     ]
                 )
@@ -200,7 +202,7 @@ class FisExperiments(Construct):
         )
         suppress(
             self.role,
-            wildcard_finding(config),
+            wildcard_finding(bucket_name),
             "FIS names the fault configuration object at run time; access is limited to the FIS prefix",
         )
         stop_conditions = [
@@ -210,7 +212,10 @@ class FisExperiments(Construct):
             for alarm in stop_alarms
         ]
         self.templates: dict[str, fis.CfnExperimentTemplate] = {}
-        for experiment in worker_experiments(config):
+        experiments = worker_experiments(
+            duration_minutes=duration_minutes, worker_timeout_seconds=target_timeout_seconds
+        )
+        for experiment in experiments:
             self.templates[experiment.slug] = fis.CfnExperimentTemplate(
                 self,
                 experiment.slug,
@@ -233,7 +238,7 @@ class FisExperiments(Construct):
                     )
                 },
                 tags={
-                    names.FIS_TEMPLATE_NAME_TAG: f"{config.prefix}-{experiment.slug}",
-                    "Stage": config.prefix,
+                    names.FIS_TEMPLATE_NAME_TAG: f"{stage_prefix}-{experiment.slug}",
+                    "Stage": stage_prefix,
                 },
             )

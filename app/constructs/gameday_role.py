@@ -13,13 +13,12 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
-from app.config import StageConfig
 from app.constructs.nag import suppress
 
 
-def gameday_role_name(config: StageConfig) -> str:
+def gameday_role_name(stage_prefix: str) -> str:
     """Deterministic, so the pipeline can name the role before the stage is deployed."""
-    return f"{config.prefix}-pipeline-checks"
+    return f"{stage_prefix}-pipeline-checks"
 
 
 class GamedayRole(Construct):
@@ -30,8 +29,9 @@ class GamedayRole(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        config: StageConfig,
+        stage_prefix: str,
         pipeline_account: str,
+        may_inject_failures: bool,
         failure_mode_parameter: ssm.IStringParameter,
         queues: Sequence[sqs.IQueue],
         audit_queue: sqs.IQueue,
@@ -71,7 +71,7 @@ class GamedayRole(Construct):
             ),
         ]
         # Prod refuses injection: without failureInjectionEnabled the role cannot flip the switch.
-        if config.failure_injection_enabled:
+        if may_inject_failures:
             statements.append(
                 iam.PolicyStatement(
                     sid="InjectFailureModes",
@@ -98,8 +98,8 @@ class GamedayRole(Construct):
         self.role = iam.Role(
             self,
             "Role",
-            role_name=gameday_role_name(config),
-            description=f"Post-deploy smoke, load and gameday checks of {config.prefix} (pipeline account)",
+            role_name=gameday_role_name(stage_prefix),
+            description=f"Post-deploy smoke, load and gameday checks of {stage_prefix} (pipeline account)",
             assumed_by=iam.AccountPrincipal(pipeline_account),
             max_session_duration=Duration.hours(1),
             inline_policies={"PipelineChecks": iam.PolicyDocument(statements=statements)},

@@ -1,14 +1,17 @@
-"""The one Lambda factory: function + its own log group + a role scoped to that log group + tracing."""
+"""The one Lambda factory: function + its own log group + a role scoped to that log group + tracing,
+and the grants a function's component gives it (a queue or a table together with its key)."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
 
 from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_logs as logs
@@ -16,14 +19,11 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
-from app.config import StageConfig
+from app.constructs.functions_code import REPO_ROOT, RUNTIME, functions_code
 from app.constructs.nag import suppress
 from functions.common import names
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 RUNTIME_REQUIREMENTS = REPO_ROOT / "requirements-runtime.txt"
-FUNCTIONS_PACKAGE = "functions"
-RUNTIME = lambda_.Runtime.PYTHON_3_13
 _POWERTOOLS_LAYER_ACCOUNT = "017000801446"
 
 
@@ -43,20 +43,6 @@ _RETENTION: dict[int, logs.RetentionDays] = {
 def retention(days: int) -> logs.RetentionDays:
     """The RetentionDays member for a number of days (config validates against LOG_RETENTION_DAYS)."""
     return _RETENTION[days]
-
-
-@cache
-def _asset_excludes() -> tuple[str, ...]:
-    # The asset is the repository root minus everything but functions/, so the handler path in
-    # Lambda (functions.<fn>.handler.lambda_handler) equals the import path in tests. Excluding the
-    # other top-level entries by name keeps the fingerprint from walking .venv and node_modules.
-    others = sorted(p.name for p in REPO_ROOT.iterdir() if p.name != FUNCTIONS_PACKAGE)
-    return (*others, "**/__pycache__", "**/*.pyc", "**/.mypy_cache", "**/.pytest_cache")
-
-
-def functions_code() -> lambda_.Code:
-    """The code asset shared by every function: only the functions package."""
-    return lambda_.Code.from_asset(str(REPO_ROOT), exclude=list(_asset_excludes()))
 
 
 def powertools_layer_arn(*, region: str, architecture: str, version: int) -> str:
@@ -91,13 +77,55 @@ def powertools_layer_parameter(architecture: str) -> str:
     return f"/aws/service/powertools/python/{architecture}/{RUNTIME.name}/{powertools_package_version()}"
 
 
+@dataclass(frozen=True)
+class FunctionSettings:
+    """What every function of a stage shares; the stage builds it once from its configuration."""
+
+    prefix: str
+    env_name: str
+    architecture: str
+    memory_mb: int
+    log_level: str
+    log_retention_days: int
+    retain_logs: bool
+    # True: the layer ARN of the Powertools release pinned in requirements-runtime.txt, resolved at
+    # deploy time from its public SSM parameter. False (the local cloud, which has no public
+    # parameters and ignores layers): the ARN built from powertools_layer_version.
+    powertools_layer_from_ssm: bool
+    powertools_layer_version: int
+
+
+@dataclass(frozen=True)
+class QueueAccess:
+    """What a function does with a queue: the SQS actions, and what it needs of the queue's key.
+
+    Producers of an SSE-KMS queue need kms:GenerateDataKey and kms:Decrypt, consumers kms:Decrypt
+    (Amazon SQS Developer Guide, "Key management": configuring KMS permissions for producers and
+    consumers). Queues on the AWS-managed alias/aws/sqs key need no key grant.
+    """
+
+    actions: tuple[str, ...]
+    key_actions: tuple[str, ...]
+
+
+SEND = QueueAccess(("sqs:SendMessage",), ("kms:GenerateDataKey", "kms:Decrypt"))
+# What the SQS event source mapping calls with the consuming function's role.
+CONSUME = QueueAccess(("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"), ("kms:Decrypt",))
+# A consumer that also hides a message longer while it decides where the message goes.
+CONSUME_AND_HOLD = QueueAccess(
+    ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"),
+    ("kms:Decrypt",),
+)
+_TABLE_READS = frozenset({"dynamodb:GetItem", "dynamodb:Query", "dynamodb:Scan", "dynamodb:BatchGetItem"})
+
+
 class LambdaFn(Construct):
     """A Lambda function built the same way every time.
 
     - an explicit log group with the configured retention (the function logs only there);
     - a role whose only built-in permission is writing to that log group (plus X-Ray);
     - active tracing, the Powertools layer, the standard environment variables;
-    - callers add exactly the calls the function makes with `allow(...)`.
+    - its component adds exactly the calls the function makes (`allow`, `grant_queue`, `grant_table`).
     """
 
     def __init__(
@@ -105,7 +133,7 @@ class LambdaFn(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        config: StageConfig,
+        settings: FunctionSettings,
         name: str,
         handler: names.Handler,
         description: str,
@@ -118,14 +146,13 @@ class LambdaFn(Construct):
         async_failure_queue: sqs.IQueue | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
-        stack = Stack.of(self)
-        self.function_name = f"{config.prefix}-{name}"
+        self.function_name = f"{settings.prefix}-{name}"
         self.log_group = logs.LogGroup(
             self,
             "LogGroup",
             log_group_name=f"/aws/lambda/{self.function_name}",
-            retention=retention(config.log_retention_days),
-            removal_policy=RemovalPolicy.RETAIN if config.deletion_protection else RemovalPolicy.DESTROY,
+            retention=retention(settings.log_retention_days),
+            removal_policy=RemovalPolicy.RETAIN if settings.retain_logs else RemovalPolicy.DESTROY,
         )
         self.role = iam.Role(
             self,
@@ -146,25 +173,11 @@ class LambdaFn(Construct):
         env = {
             names.EnvVar.POWERTOOLS_SERVICE_NAME.value: names.SERVICE_NAME,
             names.EnvVar.POWERTOOLS_METRICS_NAMESPACE.value: names.METRICS_NAMESPACE,
-            names.EnvVar.POWERTOOLS_LOG_LEVEL.value: config.log_level,
-            names.EnvVar.ENV_NAME.value: config.env_name,
+            names.EnvVar.POWERTOOLS_LOG_LEVEL.value: settings.log_level,
+            names.EnvVar.ENV_NAME.value: settings.env_name,
             **{key.value: value for key, value in (environment or {}).items()},
             **(extra_environment or {}),
         }
-        powertools = lambda_.LayerVersion.from_layer_version_arn(
-            self,
-            "PowertoolsLayer",
-            # On AWS the ARN is resolved at deploy time from the public parameter of the pinned
-            # release; the local cloud has no public parameters (and ignores layers), so it takes
-            # the ARN built from powertoolsLayerVersion.
-            ssm.StringParameter.value_for_string_parameter(
-                stack, powertools_layer_parameter(config.architecture)
-            )
-            if config.powertools_layer_from_ssm
-            else powertools_layer_arn(
-                region=stack.region, architecture=config.architecture, version=config.powertools_layer_version
-            ),
-        )
         self.function = lambda_.Function(
             self,
             "Function",
@@ -172,13 +185,13 @@ class LambdaFn(Construct):
             description=description,
             runtime=RUNTIME,
             architecture=lambda_.Architecture.ARM_64
-            if config.architecture == "arm64"
+            if settings.architecture == "arm64"
             else lambda_.Architecture.X86_64,
             handler=handler.value,
-            code=functions_code(),
-            layers=[powertools, *extra_layers],
+            code=functions_code(settings.architecture),
+            layers=[self._powertools_layer(settings), *extra_layers],
             timeout=Duration.seconds(timeout_seconds),
-            memory_size=config.function_memory_mb,
+            memory_size=settings.memory_mb,
             environment=env,
             role=self.role,
             log_group=self.log_group,
@@ -194,31 +207,11 @@ class LambdaFn(Construct):
             ),
             dead_letter_queue=async_failure_queue if async_retry_attempts is None else None,
         )
-        suppress(
-            self.role,
-            "AwsSolutions-IAM5[Resource::*]",
-            "X-Ray PutTraceSegments/PutTelemetryRecords support no resource-level permissions (Resource *)",
-        )
-        latest_reason = (
-            f"pinned to {RUNTIME.name}: the public Powertools v3 layer (the release pinned in "
-            "requirements-runtime.txt) is "
-            "built per Python minor version; move both together"
-        )
-        suppress(self.function, "AwsSolutions-L1", latest_reason)
-        suppress(self.function, "Serverless-LambdaLatestVersion", latest_reason)
-        if async_failure_queue is None:
-            suppress(
-                self.function,
-                "Serverless-LambdaDLQ",
-                "invoked synchronously only (HTTP API, the SQS event source, the authorizer or an operator): "
-                "the error returns to the caller, and failed SQS messages go to the queue's own DLQ",
-            )
-        elif async_retry_attempts is not None:
-            suppress(
-                self.function,
-                "Serverless-LambdaDLQ",
-                "asynchronous failures go to the on-failure destination queue, which supersedes a DLQ",
-            )
+        self._acknowledge(async_failure_queue, async_retry_attempts)
+        if async_failure_queue is not None and async_retry_attempts is None:
+            # Lambda sends failed asynchronous events to the dead-letter queue with the function's
+            # role; CDK grants sqs:SendMessage, the queue's key is ours to grant.
+            self._grant_key(async_failure_queue.encryption_master_key, SEND.key_actions)
 
     @property
     def arn(self) -> str:
@@ -235,3 +228,70 @@ class LambdaFn(Construct):
                 conditions=dict(conditions) if conditions else None,
             )
         )
+
+    def grant_queue(self, access: QueueAccess, *queues: sqs.IQueue) -> None:
+        """The queue actions of `access` on these queues, and the key actions on their keys.
+
+        By hand rather than CDK's queue.grant_*: those add sqs:GetQueueUrl/GetQueueAttributes and
+        kms:ReEncrypt*/GenerateDataKey* wildcards that the functions never call.
+        """
+        self.allow(access.actions, [queue.queue_arn for queue in queues])
+        for queue in queues:
+            self._grant_key(queue.encryption_master_key, access.key_actions)
+
+    def grant_table(self, actions: Sequence[str], table: dynamodb.ITable) -> None:
+        """These item actions on the table, and its customer-managed key for them: DynamoDB uses the
+        key on the caller's behalf, so the caller's role must allow it (Amazon DynamoDB Developer
+        Guide, "Encryption at rest: how it works", customer managed keys)."""
+        self.allow(actions, [table.table_arn])
+        reads_only = set(actions) <= _TABLE_READS
+        key_actions = (
+            ("kms:Decrypt",) if reads_only else ("kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey")
+        )
+        self._grant_key(table.encryption_key, key_actions)
+
+    def _grant_key(self, key: kms.IKey | None, actions: Sequence[str]) -> None:
+        if key is not None:
+            self.allow(actions, [key.key_arn])
+
+    def _powertools_layer(self, settings: FunctionSettings) -> lambda_.ILayerVersion:
+        stack = Stack.of(self)
+        return lambda_.LayerVersion.from_layer_version_arn(
+            self,
+            "PowertoolsLayer",
+            ssm.StringParameter.value_for_string_parameter(
+                stack, powertools_layer_parameter(settings.architecture)
+            )
+            if settings.powertools_layer_from_ssm
+            else powertools_layer_arn(
+                region=stack.region,
+                architecture=settings.architecture,
+                version=settings.powertools_layer_version,
+            ),
+        )
+
+    def _acknowledge(self, async_failure_queue: sqs.IQueue | None, async_retry_attempts: int | None) -> None:
+        suppress(
+            self.role,
+            "AwsSolutions-IAM5[Resource::*]",
+            "X-Ray PutTraceSegments/PutTelemetryRecords support no resource-level permissions (Resource *)",
+        )
+        latest_reason = (
+            f"pinned to {RUNTIME.name}: the public Powertools v3 layer (the release pinned in "
+            "requirements-runtime.txt) is built per Python minor version; move both together"
+        )
+        suppress(self.function, "AwsSolutions-L1", latest_reason)
+        suppress(self.function, "Serverless-LambdaLatestVersion", latest_reason)
+        if async_failure_queue is None:
+            suppress(
+                self.function,
+                "Serverless-LambdaDLQ",
+                "invoked synchronously only (HTTP API, the SQS event source, the authorizer or an operator): "
+                "the error returns to the caller, and failed SQS messages go to the queue's own DLQ",
+            )
+        elif async_retry_attempts is not None:
+            suppress(
+                self.function,
+                "Serverless-LambdaDLQ",
+                "asynchronous failures go to the on-failure destination queue, which supersedes a DLQ",
+            )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import jsii
@@ -14,8 +15,9 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
+from app.components.api_key import ApiKeyAuthorizer
 from app.config import StageConfig
-from app.constructs.lambda_fn import LambdaFn, retention
+from app.constructs.lambda_fn import FunctionSettings, retention
 from app.constructs.nag import suppress
 from app.stacks.functions_stack import FunctionsStack
 from functions.common import names
@@ -57,14 +59,21 @@ class ApiStack(Stack):
         construct_id: str,
         *,
         config: StageConfig,
+        functions: FunctionSettings,
         compute: FunctionsStack,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
-        self.outputs: dict[names.Output, CfnOutput] = {}
-        self.api_key_secret: secretsmanager.Secret | None = None
-        self.authorizer_function: LambdaFn | None = None
-        authorizer = self._authorizer(config)
+        self.api_key: ApiKeyAuthorizer | None = None
+        authorizer: apigw.IHttpRouteAuthorizer | None = None
+        if config.auth_mode == "jwt":
+            assert config.jwt_issuer is not None  # validated in config
+            authorizer = authorizers.HttpJwtAuthorizer(
+                "JwtAuthorizer", config.jwt_issuer, jwt_audience=list(config.jwt_audience)
+            )
+        elif config.auth_mode == "apiKey":
+            self.api_key = ApiKeyAuthorizer(self, "ApiKey", functions=functions)
+            authorizer = self.api_key.authorizer
 
         self.api = apigw.HttpApi(
             self,
@@ -73,21 +82,7 @@ class ApiStack(Stack):
             description=f"Ingestion lab API ({config.env_name})",
             create_default_stage=False,
             default_authorizer=authorizer,
-            cors_preflight=apigw.CorsPreflightOptions(
-                allow_origins=list(config.cors_allowed_origins),
-                allow_methods=[
-                    apigw.CorsHttpMethod.GET,
-                    apigw.CorsHttpMethod.POST,
-                    apigw.CorsHttpMethod.OPTIONS,
-                ],
-                allow_headers=[
-                    "content-type",
-                    "authorization",
-                    names.API_KEY_HEADER,
-                    names.IDEMPOTENCY_KEY_HEADER,
-                ],
-                max_age=Duration.hours(1),
-            ),
+            cors_preflight=_cors(config.cors_allowed_origins),
         )
         self.access_log_group = logs.LogGroup(
             self,
@@ -128,53 +123,29 @@ class ApiStack(Stack):
                         "the operator (prod refuses authMode none at synth)",
                     )
 
-        api_url = self.api.api_endpoint
-        for output, value in (
-            (names.Output.API_URL, api_url),
-            (names.Output.API_ID, self.api.api_id),
-            (names.Output.AUTH_MODE, config.auth_mode),
-        ):
-            self.outputs[output] = CfnOutput(self, output.value, value=value)
-
-    def _authorizer(self, config: StageConfig) -> apigw.IHttpRouteAuthorizer | None:
-        if config.auth_mode == "jwt":
-            assert config.jwt_issuer is not None  # validated in config
-            return authorizers.HttpJwtAuthorizer(
-                "JwtAuthorizer", config.jwt_issuer, jwt_audience=list(config.jwt_audience)
+        self.outputs: dict[names.Output, CfnOutput] = {
+            output: CfnOutput(self, output.value, value=value)
+            for output, value in (
+                (names.Output.API_URL, self.api.api_endpoint),
+                (names.Output.API_ID, self.api.api_id),
+                (names.Output.AUTH_MODE, config.auth_mode),
             )
-        if config.auth_mode != "apiKey":
-            return None
-        self.api_key_secret = secretsmanager.Secret(
-            self,
-            "ApiKeySecret",
-            secret_name=f"{config.prefix}/api-key",
-            description="Shared API key checked by the Lambda authorizer (header x-api-key)",
-            generate_secret_string=secretsmanager.SecretStringGenerator(
-                exclude_punctuation=True, password_length=40
-            ),
-            removal_policy=RemovalPolicy.DESTROY,
-        )
-        suppress(
-            self.api_key_secret,
-            "AwsSolutions-SMG4",
-            "a shared lab API key: operators rotate it by updating the secret (the authorizer re-reads it "
-            "after its cache), a rotation Lambda would add a function for no security gain here",
-        )
-        self.authorizer_function = LambdaFn(
-            self,
-            "Authorizer",
-            config=config,
-            name="authorizer",
-            handler=names.Handler.AUTHORIZER,
-            description="HTTP API Lambda authorizer: compares x-api-key with the API key secret",
-            timeout_seconds=5,
-            environment={names.EnvVar.API_KEY_SECRET_ARN: self.api_key_secret.secret_arn},
-        )
-        self.authorizer_function.allow(["secretsmanager:GetSecretValue"], [self.api_key_secret.secret_arn])
-        return authorizers.HttpLambdaAuthorizer(
-            "ApiKeyAuthorizer",
-            self.authorizer_function.function,
-            response_types=[authorizers.HttpLambdaResponseType.SIMPLE],
-            identity_source=[f"$request.header.{names.API_KEY_HEADER}"],
-            results_cache_ttl=Duration.minutes(5),
-        )
+        }
+
+    @property
+    def api_key_secret(self) -> secretsmanager.ISecret | None:
+        return self.api_key.secret if self.api_key else None
+
+
+def _cors(origins: Sequence[str]) -> apigw.CorsPreflightOptions | None:
+    """No origins, no CORS configuration: API Gateway then adds no CORS headers and answers no
+    preflight, so browsers refuse every cross-origin call (API Gateway Developer Guide, "Configuring
+    CORS for HTTP APIs")."""
+    if not origins:
+        return None
+    return apigw.CorsPreflightOptions(
+        allow_origins=list(origins),
+        allow_methods=[apigw.CorsHttpMethod.GET, apigw.CorsHttpMethod.POST, apigw.CorsHttpMethod.OPTIONS],
+        allow_headers=["content-type", "authorization", names.API_KEY_HEADER, names.IDEMPOTENCY_KEY_HEADER],
+        max_age=Duration.hours(1),
+    )

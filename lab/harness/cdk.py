@@ -129,9 +129,9 @@ def fingerprint(assembly: Path) -> str:
 
 def source_fingerprint() -> str:
     """What the synthesized stage depends on: the app, the function code, the queries it embeds,
-    cdk.json and the pinned CDK library."""
+    cdk.json, the pinned CDK library and the packages bundled into the code asset."""
     digest = hashlib.sha256()
-    files = [REPO_ROOT / "cdk.json", REPO_ROOT / "requirements.txt"]
+    files = [REPO_ROOT / name for name in ("cdk.json", "requirements.txt", "requirements-bundled.txt")]
     for folder in SYNTH_SOURCE_DIRS:
         files.extend(
             p for p in (REPO_ROOT / folder).rglob("*") if p.is_file() and "__pycache__" not in p.parts

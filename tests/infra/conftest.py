@@ -13,6 +13,7 @@ from aws_cdk import App, Stack
 from aws_cdk.assertions import Template
 
 from app.main import add_checks, add_standalone_stages
+from tests.infra.bare_stack import BareStack
 from tests.infra.synth import ALARM_EMAIL, PIPELINE_ACCOUNT, WEBHOOK_URL, Synthesis, SynthesizedStage
 
 
@@ -69,3 +70,9 @@ def prod(synthesis: Synthesis) -> SynthesizedStage:
 @pytest.fixture(scope="session", params=["local", "dev", "prod"])
 def any_stage(request: pytest.FixtureRequest, synthesis: Synthesis) -> SynthesizedStage:
     return synthesis.stages[request.param]
+
+
+@pytest.fixture
+def bare(tmp_path: Path) -> BareStack:
+    """A bare Stack for one construct's test (tests/infra/app/constructs, tests/infra/app/components)."""
+    return BareStack(tmp_path)

@@ -17,7 +17,7 @@ from app.stage import IngestionStage
 PIPELINE_ACCOUNT = "999999999999"
 ALARM_EMAIL = "oncall@example.com"
 WEBHOOK_URL = "https://hooks.example.com/ingestion-alarms"
-STACK_KINDS = ("queues", "functions", "api", "observability")
+STACK_KINDS = ("state", "functions", "api", "observability")
 
 
 Grant = tuple[frozenset[str], frozenset[str]]

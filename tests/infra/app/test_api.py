@@ -57,7 +57,7 @@ def test_api_key_mode_uses_the_lambda_authorizer_on_every_route(dev: Synthesized
         "AWS::SecretsManager::Secret",
         {"GenerateSecretString": Match.object_like({"ExcludePunctuation": True})},
     )
-    role = dev.stage.api.authorizer_function.role  # type: ignore[union-attr]
+    role = dev.stage.api.api_key.function.role  # type: ignore[union-attr]
     secret = dev.logical_id(dev.stage.api.api_key_secret)  # type: ignore[arg-type]
     assert (frozenset({"secretsmanager:GetSecretValue"}), frozenset({secret})) in dev.role_grants(role)
 
@@ -86,13 +86,14 @@ def test_none_mode_has_no_authorizer(local: SynthesizedStage) -> None:
         assert route["Properties"].get("AuthorizationType", "NONE") == "NONE"
 
 
-def test_cors_is_limited_to_the_configured_origins(any_stage: SynthesizedStage) -> None:
-    any_stage.templates["api"].has_resource_properties(
+def test_cors_is_limited_to_the_configured_origins(local: SynthesizedStage) -> None:
+    assert local.config.cors_allowed_origins
+    local.templates["api"].has_resource_properties(
         "AWS::ApiGatewayV2::Api",
         {
             "CorsConfiguration": Match.object_like(
                 {
-                    "AllowOrigins": list(any_stage.config.cors_allowed_origins),
+                    "AllowOrigins": list(local.config.cors_allowed_origins),
                     "AllowMethods": ["GET", "POST", "OPTIONS"],
                     # Browsers may send the API key and a client idempotency key, nothing else custom.
                     "AllowHeaders": [
@@ -105,8 +106,19 @@ def test_cors_is_limited_to_the_configured_origins(any_stage: SynthesizedStage) 
             )
         },
     )
-    for api in any_stage.resources("api", "AWS::ApiGatewayV2::Api").values():
+    for api in local.resources("api", "AWS::ApiGatewayV2::Api").values():
         assert "*" not in api["Properties"]["CorsConfiguration"]["AllowOrigins"]
+
+
+def test_without_configured_origins_the_api_has_no_cors_configuration(
+    dev: SynthesizedStage, prod: SynthesizedStage
+) -> None:
+    """No CORS configuration: API Gateway adds no CORS headers and answers no preflight, so browsers
+    refuse cross-origin calls (API Gateway Developer Guide, "Configuring CORS for HTTP APIs")."""
+    for stage in (dev, prod):
+        assert stage.config.cors_allowed_origins == ()
+        for api in stage.resources("api", "AWS::ApiGatewayV2::Api").values():
+            assert "CorsConfiguration" not in api["Properties"]
 
 
 def test_default_stage_is_throttled_and_access_logged(any_stage: SynthesizedStage) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.components.alarms import FIS_STOP_ALARMS
 from app.constructs.fis_experiments import (
     ACTION_ADD_DELAY,
     ACTION_ERROR,
@@ -12,7 +13,6 @@ from app.constructs.fis_experiments import (
     FIS_EXEC_WRAPPER,
     extension_layer_parameter,
 )
-from app.stacks.observability_stack import FIS_STOP_ALARMS
 from functions.common import names
 from tests.infra.synth import SynthesizedStage
 

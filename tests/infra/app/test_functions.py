@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from app.constructs.functions_code import BUNDLED_REQUIREMENTS, REPO_ROOT
 from app.constructs.lambda_fn import (
-    REPO_ROOT,
     LambdaFn,
     powertools_layer_arn,
     powertools_layer_parameter,
@@ -44,7 +46,7 @@ def _expected_grants(stage: SynthesizedStage) -> dict[str, set[Grant]]:
     queue, dlq, quarantine = stage.arn(state.queue), stage.arn(state.dlq), stage.arn(state.quarantine_queue)
     table, jobs = stage.arn(state.state_table), stage.arn(state.jobs_table)
     parameter = _parameter_arn(stage)
-    delivery_dlq = stage.arn(compute.delivery_dlq)
+    delivery_dlq = stage.arn(compute.events.delivery_dlq)
     redrive_self = (
         f"arn:AWS::Partition:lambda:{config.region}:{config.account}:function:{config.prefix}-redrive"
     )
@@ -53,7 +55,7 @@ def _expected_grants(stage: SynthesizedStage) -> dict[str, set[Grant]]:
         "worker": _grants(
             ({"dynamodb:UpdateItem"}, {table}),
             ({"ssm:GetParameter"}, {parameter}),
-            ({"events:PutEvents"}, {stage.arn(compute.event_bus.bus)}),
+            ({"events:PutEvents"}, {stage.arn(compute.events.bus)}),
             ({"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"}, {queue}),
         ),
         "redrive": _grants(
@@ -208,15 +210,34 @@ def test_each_function_logs_to_its_own_log_group_with_retention(any_stage: Synth
         assert group["RetentionInDays"] == any_stage.config.log_retention_days
 
 
-def test_code_asset_holds_only_the_functions_package(dev: SynthesizedStage, synthesis: Synthesis) -> None:
-    props = dev.raw["functions"]["Resources"][dev.logical_id(dev.stage.compute.worker.function)]["Properties"]
-    asset_hash = props["Code"]["S3Key"].removesuffix(".zip")
-    asset = Path(synthesis.outdir) / f"asset.{asset_hash}"
+def _code_asset(stage: SynthesizedStage, synthesis: Synthesis) -> Path:
+    worker = stage.stage.compute.worker.function
+    props = stage.raw["functions"]["Resources"][stage.logical_id(worker)]["Properties"]
+    asset = Path(synthesis.outdir) / f"asset.{props['Code']['S3Key'].removesuffix('.zip')}"
     assert asset.is_dir()
-    top_level = {p.name for p in asset.iterdir()}
-    assert top_level == {"functions"}
+    return asset
+
+
+def _bundled_pins() -> dict[str, str]:
+    """name -> version of every line of requirements-bundled.txt (each must be pinned with ==)."""
+    pins = {}
+    for line in BUNDLED_REQUIREMENTS.read_text().splitlines():
+        requirement = line.split("#", 1)[0].strip()
+        if requirement:
+            name, separator, version = requirement.partition("==")
+            assert separator, f"{requirement}: bundled requirements must be pinned with =="
+            assert version.strip(), requirement
+            pins[name.strip()] = version.strip()
+    return pins
+
+
+def test_code_asset_holds_the_functions_package_and_nothing_else_of_the_repository(
+    dev: SynthesizedStage, synthesis: Synthesis
+) -> None:
+    asset = _code_asset(dev, synthesis)
     assert (asset / "functions" / "common" / "names.py").is_file()
     assert not list(asset.rglob("__pycache__"))
+    assert not list(asset.rglob("*.pyc"))
 
     def files(root: Path) -> set[str]:
         return {
@@ -225,8 +246,57 @@ def test_code_asset_holds_only_the_functions_package(dev: SynthesizedStage, synt
             if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
         }
 
-    # Nothing of the package is lost to the exclude list (which names the other top-level entries).
-    assert files(asset) == {f"functions/{name}" for name in files(REPO_ROOT / "functions")}
+    # All of the package, nothing lost, nothing added.
+    assert files(asset / "functions") == files(REPO_ROOT / "functions")
+    # Every other top-level entry belongs to a bundled distribution (its dist-info lists it).
+    recorded = {
+        entry.split("/", 1)[0]
+        for dist_info in asset.glob("*.dist-info")
+        for entry in (dist_info / "RECORD").read_text().splitlines()
+    }
+    assert {p.name for p in asset.iterdir()} - {"functions"} <= recorded | {
+        p.name for p in asset.glob("*.dist-info")
+    }
+
+
+def test_code_asset_carries_each_bundled_package_with_its_licence(
+    dev: SynthesizedStage, synthesis: Synthesis
+) -> None:
+    """Third-party code the runtime lacks is bundled into the asset (AWS Lambda Developer Guide,
+    "Working with .zip file archives for Python Lambda functions"), licence included."""
+    asset = _code_asset(dev, synthesis)
+    pins = _bundled_pins()
+    assert "rfc8785" in pins
+    for name, version in pins.items():
+        (dist_info,) = asset.glob(f"{name.replace('-', '_')}-{version}.dist-info")
+        licences = [p for p in dist_info.rglob("*") if p.is_file() and "licen" in p.name.lower()]
+        assert licences, f"{dist_info.name} carries no licence file"
+    # Importable as the runtime imports it: the asset root on sys.path, no site-packages (-S), so
+    # the package cannot come from the developer's venv.
+    probe = (
+        "import rfc8785, functions.common.names; "
+        "print(rfc8785.__file__); print(rfc8785.dumps({'b': 1, 'a': 1e16}).decode())"
+    )
+    result = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", f"import sys; sys.path.insert(0, {str(asset)!r}); {probe}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    module_file, canonical = result.stdout.split()
+    assert Path(module_file).is_relative_to(asset)
+    assert canonical == '{"a":10000000000000000,"b":1}'
+
+
+def test_code_asset_is_the_same_for_every_function_and_stage(synthesis: Synthesis) -> None:
+    """One asset per content: every function of every stage points at the same S3 key."""
+    keys = {
+        fn["Properties"]["Code"]["S3Key"]
+        for stage in synthesis.stages.values()
+        for kind in ("functions", "api")
+        for fn in stage.resources(kind, "AWS::Lambda::Function").values()
+    }
+    assert len(keys) == 1
 
 
 def test_worker_event_source_reports_partial_batch_failures(any_stage: SynthesizedStage) -> None:
@@ -235,7 +305,7 @@ def test_worker_event_source_reports_partial_batch_failures(any_stage: Synthesiz
         "AWS::Lambda::EventSourceMapping",
         {
             "EventSourceArn": any_stage.raw["functions"]["Resources"][
-                any_stage.logical_id(any_stage.stage.compute.event_source)
+                any_stage.logical_id(any_stage.stage.compute.worker.event_source)
             ]["Properties"]["EventSourceArn"],
             "FunctionName": {"Ref": any_stage.logical_id(any_stage.stage.compute.worker.function)},
             "BatchSize": config.batch_size,
@@ -245,7 +315,7 @@ def test_worker_event_source_reports_partial_batch_failures(any_stage: Synthesiz
         },
     )
     mapping = any_stage.raw["functions"]["Resources"][
-        any_stage.logical_id(any_stage.stage.compute.event_source)
+        any_stage.logical_id(any_stage.stage.compute.worker.event_source)
     ]
     assert any_stage.ref(mapping["Properties"]["EventSourceArn"]) == any_stage.arn(
         any_stage.stage.state.queue
@@ -291,4 +361,4 @@ def test_redrive_environment_and_async_job_configuration(dev: SynthesizedStage) 
     ]
     assert invoke_config["MaximumRetryAttempts"] == 0
     destination = invoke_config["DestinationConfig"]["OnFailure"]["Destination"]
-    assert dev.ref(destination) == dev.arn(dev.stage.compute.delivery_dlq)
+    assert dev.ref(destination) == dev.arn(dev.stage.compute.events.delivery_dlq)

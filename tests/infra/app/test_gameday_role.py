@@ -21,7 +21,7 @@ def test_role_name_is_deterministic_and_trusted_by_the_pipeline_account_only(
 ) -> None:
     props = any_stage.raw["observability"]["Resources"][any_stage.logical_id(_role(any_stage))]["Properties"]
     assert props["RoleName"] == f"ingestion-{any_stage.config.env_name}-pipeline-checks"
-    assert props["RoleName"] == gameday_role_name(any_stage.config)
+    assert props["RoleName"] == gameday_role_name(any_stage.config.prefix) == any_stage.stage.checks_role_name
     (trust,) = props["AssumeRolePolicyDocument"]["Statement"]
     assert trust["Action"] == "sts:AssumeRole"
     assert any_stage.ref(trust["Principal"]["AWS"]) == f"arn:AWS::Partition:iam::{PIPELINE_ACCOUNT}:root"
@@ -41,7 +41,7 @@ def test_role_may_do_exactly_what_the_checks_need(dev: SynthesizedStage) -> None
         ),
         (
             frozenset({"sqs:GetQueueAttributes", "sqs:ReceiveMessage", "sqs:DeleteMessage"}),
-            frozenset({dev.arn(compute.event_bus.audit_queue)}),
+            frozenset({dev.arn(compute.events.audit_queue)}),
         ),
         (
             frozenset({"dynamodb:GetItem", "dynamodb:Query", "dynamodb:Scan", "dynamodb:BatchGetItem"}),

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from app.stacks.observability_stack import query_files
+from app.components.log_insights import query_files
 from functions.common import names
 from tests import REPO_ROOT
 from tests.infra.synth import ALARM_EMAIL, WEBHOOK_URL, SynthesizedStage

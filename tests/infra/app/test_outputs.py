@@ -30,7 +30,7 @@ def test_outputs_point_at_the_right_resources(dev: SynthesizedStage) -> None:
         compute.worker.function
     )
     assert dev.ref(outputs[names.Output.EVENT_AUDIT_QUEUE_URL.value]) == dev.logical_id(
-        compute.event_bus.audit_queue
+        compute.events.audit_queue
     )
 
 
@@ -38,7 +38,7 @@ def test_stack_names_are_deterministic(any_stage: SynthesizedStage) -> None:
     stage = any_stage.stage
     prefix = any_stage.config.prefix
     assert [s.stack_name for s in (stage.state, stage.compute, stage.api, stage.observability)] == [
-        f"{prefix}-queues",
+        f"{prefix}-state",
         f"{prefix}-functions",
         f"{prefix}-api",
         f"{prefix}-observability",

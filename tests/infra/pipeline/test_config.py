@@ -13,7 +13,13 @@ from aws_cdk import aws_sqs as sqs
 from cdk_nag import AwsSolutionsChecks
 
 from pipeline import build_pipeline
-from pipeline.config import LoadTestSettings, PipelineConfigError, build_pipeline_config, load_pipeline_config
+from pipeline.config import (
+    LoadTestSettings,
+    PipelineConfig,
+    PipelineConfigError,
+    build_pipeline_config,
+    load_pipeline_config,
+)
 from pipeline.stack import cdk_cli_version
 from tests import REPO_ROOT as REPO
 
@@ -67,7 +73,7 @@ def test_every_broken_rule_is_reported_at_once() -> None:
         repository="no-owner",
         gamedayInProd="maybe",
         stepTimeoutMinutes=1,
-        load={**CONTEXT["pipeline"]["load"], "users": 0, "maxFailureRatio": 2, "runTime": "soon"},
+        load={"users": 0, "maxFailureRatio": 2, "runTime": "soon"},
     )
     with pytest.raises(PipelineConfigError) as error:
         build_pipeline_config(raw)
@@ -157,3 +163,24 @@ def test_cdk_nag_reaches_the_stages_a_pipeline_synthesizes(tmp_path: Path) -> No
         for construct in violation["violatingConstructs"]
     }
     assert flagged == {"Pipeline/Dev/Service/QueueWithoutDlq/Resource"}
+
+
+def test_cdk_json_sets_only_what_has_no_default() -> None:
+    """The pipeline object of cdk.json holds the placeholders of the required keys; defaults live in
+    the model (pipeline/config.py)."""
+    assert set(CONTEXT["pipeline"]) == {"account", "region", "connectionArn", "repository"}
+    assert {key for key, field in PipelineConfig.model_fields.items() if field.is_required()} == {
+        "account",
+        "region",
+        "connection_arn",
+        "repository",
+    }
+
+
+def test_load_settings_refuse_strings_and_booleans_for_numbers() -> None:
+    with pytest.raises(PipelineConfigError) as error:
+        build_pipeline_config(pipeline_section(load={"users": "10", "spawnRate": True, "maxP95Ms": "fast"}))
+    message = str(error.value)
+    assert "pipeline.load.users: must be an integer, got '10'" in message
+    assert "pipeline.load.spawnRate: must be a number, got True" in message
+    assert "pipeline.load.maxP95Ms: must be a number, got 'fast'" in message

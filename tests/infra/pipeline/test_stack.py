@@ -1,5 +1,6 @@
-"""The delivery pipeline as `python -m app` synthesizes it: source, self-mutation, stage order, post-deploy
-steps (commands, outputs, role), artifact key, and cdk-nag over the pipeline and the stages inside it."""
+"""The delivery pipeline as the entry point (cdk_app.py) synthesizes it: source, self-mutation, stage
+order, post-deploy steps (commands, outputs, role), artifact key, and cdk-nag over the pipeline and the
+stages inside it."""
 
 from __future__ import annotations
 
@@ -16,13 +17,12 @@ import pytest
 from aws_cdk import App, Validations
 from cfnlint.api import ManualArgs, lint
 
+import cdk_app
 from app.config import load_stage_config
 from app.constructs.gameday_role import gameday_role_name
-from app.main import build_app
 from functions.common import names
 from lab.cli import build_parser as lab_parser
 from loadtest.run import build_parser as loadtest_parser
-from pipeline import build_pipeline
 from pipeline.config import load_pipeline_config
 from pipeline.stack import PIPELINE_STACK_ID, IngestionPipelineStack, pipeline_context
 from pipeline.steps import GAMEDAY_OUTPUTS, LOAD_OUTPUTS, SMOKE_OUTPUTS
@@ -30,7 +30,8 @@ from tests import REPO_ROOT as REPO
 from tests.infra.app.test_nag_and_lint import CFN_LINT_IGNORED
 
 CDK_JSON = json.loads((REPO / "cdk.json").read_text())
-PIPELINE_CONTEXT = CDK_JSON["context"]["pipeline"]
+# The effective pipeline settings: cdk.json placeholders on top of the model's defaults.
+PIPELINE = load_pipeline_config(CDK_JSON["context"])
 # CodePipeline rejects an action whose configuration value is longer than this.
 ACTION_CONFIGURATION_LIMIT = 1000
 IN_STAGE = "pipeline/scripts/in_stage.sh"
@@ -92,10 +93,11 @@ class PipelineSynthesis:
 
 @pytest.fixture(scope="module")
 def synthesized() -> Iterator[PipelineSynthesis]:
-    """The app exactly as app/__main__.py builds it, synthesized once for this module."""
+    """The app exactly as the entry point (cdk_app.py) builds it, synthesized once for this module."""
     with tempfile.TemporaryDirectory(prefix="pipeline-tests-") as outdir:
-        app = build_app(App(outdir=outdir))
-        stack = build_pipeline(app)
+        app = cdk_app.build(App(outdir=outdir))
+        stack = app.node.find_child(PIPELINE_STACK_ID)
+        assert isinstance(stack, IngestionPipelineStack)
         error: str | None = None
         try:
             app.synth()
@@ -124,7 +126,7 @@ def stage_config(env_name: str) -> Any:
 
 def checks_role_arn(env_name: str) -> str:
     config = stage_config(env_name)
-    return f"arn:aws:iam::{config.account}:role/{gameday_role_name(config)}"
+    return f"arn:aws:iam::{config.account}:role/{gameday_role_name(config.prefix)}"
 
 
 # --- Source, synth and self-mutation ----------------------------------------------------------
@@ -132,9 +134,9 @@ def checks_role_arn(env_name: str) -> str:
 
 def test_the_pipeline_is_a_v2_pipeline_in_the_pipeline_account(synthesized: PipelineSynthesis) -> None:
     assert synthesized.pipeline["PipelineType"] == "V2"
-    assert synthesized.pipeline["Name"] == PIPELINE_CONTEXT["pipelineName"]
-    assert synthesized.stack.account == PIPELINE_CONTEXT["account"]
-    assert synthesized.stack.region == PIPELINE_CONTEXT["region"]
+    assert synthesized.pipeline["Name"] == PIPELINE.pipeline_name
+    assert synthesized.stack.account == PIPELINE.account
+    assert synthesized.stack.region == PIPELINE.region
 
 
 def test_source_is_the_connection_and_branch_from_context_and_a_push_triggers_it(
@@ -148,9 +150,9 @@ def test_source_is_the_connection_and_branch_from_context_and_a_push_triggers_it
         "Provider": "CodeStarSourceConnection",
         "Version": "1",
     }
-    assert source["Configuration"]["ConnectionArn"] == PIPELINE_CONTEXT["connectionArn"]
-    assert source["Configuration"]["FullRepositoryId"] == PIPELINE_CONTEXT["repository"]
-    assert source["Configuration"]["BranchName"] == PIPELINE_CONTEXT["branch"]
+    assert source["Configuration"]["ConnectionArn"] == PIPELINE.connection_arn
+    assert source["Configuration"]["FullRepositoryId"] == PIPELINE.repository
+    assert source["Configuration"]["BranchName"] == PIPELINE.branch
     assert source["Configuration"]["DetectChanges"] is True
 
 
@@ -171,11 +173,10 @@ def test_synth_runs_the_developer_check_before_it_synthesizes(synthesized: Pipel
     (fetch,) = [c for c in commands if "get-parameter" in c]
     assert commands.index(fetch) < len(commands) - 1
     assert fetch.endswith("> cdk.context.json")
-    assert synthesized.project_env(synth)["CDK_CONTEXT_PARAMETER"] == PIPELINE_CONTEXT["contextParameterName"]
+    assert synthesized.project_env(synth)["CDK_CONTEXT_PARAMETER"] == PIPELINE.context_parameter_name
     ssm = [s for s in synthesized.role_statements(synth) if s["Action"] == "ssm:GetParameter"]
     assert [joined(s["Resource"]) for s in ssm] == [
-        f"arn:aws:ssm:{PIPELINE_CONTEXT['region']}:{PIPELINE_CONTEXT['account']}:parameter"
-        f"{PIPELINE_CONTEXT['contextParameterName']}"
+        f"arn:aws:ssm:{PIPELINE.region}:{PIPELINE.account}:parameter{PIPELINE.context_parameter_name}"
     ]
 
 
@@ -217,7 +218,7 @@ def test_dev_deploys_before_the_approval_and_prod_after_it(synthesized: Pipeline
     dev, prod = synthesized.stage("Dev"), synthesized.stage("Prod")
     dev_stacks = {a["Configuration"]["StackName"] for a in deploy_actions(dev)}
     prod_stacks = {a["Configuration"]["StackName"] for a in deploy_actions(prod)}
-    kinds = ("queues", "functions", "api", "observability")
+    kinds = ("state", "functions", "api", "observability")
     assert dev_stacks == {f"ingestion-dev-{kind}" for kind in kinds}
     assert prod_stacks == {f"ingestion-prod-{kind}" for kind in kinds}
     assert not [a for a in dev if a["ActionTypeId"]["Category"] == "Approval"]
@@ -295,12 +296,13 @@ def test_the_stage_deploys_the_checks_role_trusted_by_the_pipeline_account_only(
         roles = [
             r["Properties"]
             for r in template["Resources"].values()
-            if r["Type"] == "AWS::IAM::Role" and r["Properties"].get("RoleName") == gameday_role_name(config)
+            if r["Type"] == "AWS::IAM::Role"
+            and r["Properties"].get("RoleName") == gameday_role_name(config.prefix)
         ]
-        assert len(roles) == 1, f"{stage} deploys no role named {gameday_role_name(config)}"
+        assert len(roles) == 1, f"{stage} deploys no role named {gameday_role_name(config.prefix)}"
         (statement,) = roles[0]["AssumeRolePolicyDocument"]["Statement"]
         assert statement["Action"] == "sts:AssumeRole"
-        assert joined(statement["Principal"]["AWS"]) == f"arn:aws:iam::{PIPELINE_CONTEXT['account']}:root"
+        assert joined(statement["Principal"]["AWS"]) == f"arn:aws:iam::{PIPELINE.account}:root"
 
 
 def build_commands(synthesized: PipelineSynthesis, stage: str, step: str) -> list[str]:
@@ -320,15 +322,15 @@ def test_smoke_runs_the_curl_script_inside_the_stage(synthesized: PipelineSynthe
     (secret,) = [r for r in api["Resources"].values() if r["Type"] == "AWS::SecretsManager::Secret"]
     assert dev_env["API_KEY_SECRET_ID"] == secret["Properties"]["Name"]
     assert stage_config("prod").auth_mode == "jwt"
-    assert prod_env["JWT_SECRET_ID"] == PIPELINE_CONTEXT["jwtTokenSecretName"]
+    assert prod_env["JWT_SECRET_ID"] == PIPELINE.jwt_token_secret_name
     (read_token,) = [
         s
         for s in synthesized.role_statements(synthesized.action("Prod", "Smoke"))
         if s["Action"] == "secretsmanager:GetSecretValue"
     ]
     assert joined(read_token["Resource"]) == (
-        f"arn:aws:secretsmanager:{PIPELINE_CONTEXT['region']}:{PIPELINE_CONTEXT['account']}:secret:"
-        f"{PIPELINE_CONTEXT['jwtTokenSecretName']}-??????"
+        f"arn:aws:secretsmanager:{PIPELINE.region}:{PIPELINE.account}:secret:"
+        f"{PIPELINE.jwt_token_secret_name}-??????"
     )
 
 
@@ -338,17 +340,17 @@ def test_load_step_runs_locust_and_the_gate_with_the_context_settings(synthesize
     assert argv[:4] == [IN_STAGE, "python", "-m", "loadtest"]
     # The runner's own parser accepts the step's arguments (a renamed flag fails here, not in AWS).
     args = loadtest_parser().parse_args(argv[4:])
-    load = PIPELINE_CONTEXT["load"]
+    load = PIPELINE.load
     assert args.target == "env"
-    assert args.users == load["users"]
-    assert args.spawn_rate == load["spawnRate"]
-    assert args.run_time == load["runTime"]
-    assert args.rps_per_user == load["rpsPerUser"]
-    assert args.duplicate_pool_size == load["duplicatePoolSize"]
-    assert args.max_failure_ratio == load["maxFailureRatio"]
-    assert args.max_p95_ms == load["maxP95Ms"]
-    assert args.min_requests == load["minRequests"]
-    assert args.verify_timeout == load["verifyTimeoutSeconds"]
+    assert args.users == load.users
+    assert args.spawn_rate == load.spawn_rate
+    assert args.run_time == load.run_time
+    assert args.rps_per_user == load.rps_per_user
+    assert args.duplicate_pool_size == load.duplicate_pool_size
+    assert args.max_failure_ratio == load.max_failure_ratio
+    assert args.max_p95_ms == load.max_p95_ms
+    assert args.min_requests == load.min_requests
+    assert args.verify_timeout == load.verify_timeout_seconds
     assert args.count_events is True  # the duplicate-submit check counts success events too
     assert args.skip_verify is False
 
@@ -488,7 +490,7 @@ JOIN_STYLE = "Prefer using Fn::Sub over Fn::Join with an empty delimiter"
 
 
 def test_cfn_lint_finds_nothing_in_the_pipeline_template(synthesized: PipelineSynthesis) -> None:
-    config = ManualArgs(regions=[PIPELINE_CONTEXT["region"]], ignore_checks=list(CFN_LINT_IGNORED))
+    config = ManualArgs(regions=[PIPELINE.region], ignore_checks=list(CFN_LINT_IGNORED))
     problems = [
         f"{match.rule.id} {match.message}"
         for match in lint((synthesized.outdir / synthesized.stack.template_file).read_text(), config=config)

@@ -19,10 +19,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from aws_cdk import App
 
-from app.config import load_stage_config
-from app.constructs.gameday_role import gameday_role_name
-from app.main import stage_context
-from app.stage import IngestionStage
+from app import IngestionStage, load_stage_config, stage_context
 from functions.common import names
 from lab.harness.paths import CDK_BIN, STAGE_NAME
 from lab.localcloud.engine import ACCOUNT_ID, REGION, aws_env
@@ -175,7 +172,7 @@ def stage_checks_role(
     outdir = tmp_path_factory.mktemp("checks-assembly")
     app = App(outdir=str(outdir))
     config = load_stage_config(stage_context(app), "local", pipelineAccount=ACCOUNT_ID)
-    IngestionStage(app, STAGE_NAME, config=config)
+    stage = IngestionStage(app, STAGE_NAME, config=config)
     app.synth()
     base = {key: value for key, value in os.environ.items() if not key.startswith("AWS_")}
     deployed = subprocess.run(
@@ -188,8 +185,8 @@ def stage_checks_role(
         check=False,
     )
     assert deployed.returncode == 0, deployed.stdout[-3000:] + deployed.stderr[-3000:]
-    role_arn = f"arn:aws:iam::{ACCOUNT_ID}:role/{gameday_role_name(config)}"
-    assert local_engine.client("iam").get_role(RoleName=gameday_role_name(config))["Role"]["Arn"] == role_arn
+    role_arn = f"arn:aws:iam::{ACCOUNT_ID}:role/{stage.checks_role_name}"
+    assert local_engine.client("iam").get_role(RoleName=stage.checks_role_name)["Role"]["Arn"] == role_arn
     return role_arn
 
 

@@ -1,4 +1,5 @@
-"""Queues, tables and the failure switch: redrive policy, visibility, retention, encryption, TLS-only, TTL."""
+"""The stage's state: queues, tables, key and failure switch: redrive policy, visibility, retention,
+encryption, TLS-only, TTL."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from tests.infra.synth import SynthesizedStage
 
 
 def _queue(stage: SynthesizedStage, construct: IConstruct) -> dict[str, Any]:
-    return stage.raw["queues"]["Resources"][stage.logical_id(construct)]["Properties"]
+    return stage.raw["state"]["Resources"][stage.logical_id(construct)]["Properties"]
 
 
 def test_main_queue_dead_letters_after_max_receive_count(any_stage: SynthesizedStage) -> None:
@@ -21,18 +22,24 @@ def test_main_queue_dead_letters_after_max_receive_count(any_stage: SynthesizedS
     assert any_stage.ref(policy["deadLetterTargetArn"]) == any_stage.arn(state.dlq)
 
 
-def test_visibility_is_at_least_six_times_the_worker_timeout(any_stage: SynthesizedStage) -> None:
+def test_visibility_is_six_times_the_worker_timeout_plus_the_batching_window(
+    any_stage: SynthesizedStage,
+) -> None:
+    """AWS Lambda Developer Guide, "Using Lambda with Amazon SQS": the source queue's visibility
+    timeout is at least six times the function timeout (plus the event source's batching window)."""
     visibility = _queue(any_stage, any_stage.stage.state.queue)["VisibilityTimeout"]
-    worker = any_stage.raw["functions"]["Resources"][
-        any_stage.logical_id(any_stage.stage.compute.worker.function)
-    ]
-    assert visibility >= 6 * worker["Properties"]["Timeout"]
+    compute = any_stage.stage.compute
+    worker = any_stage.raw["functions"]["Resources"][any_stage.logical_id(compute.worker.function)]
+    mapping = any_stage.raw["functions"]["Resources"][any_stage.logical_id(compute.worker.event_source)]
+    window = mapping["Properties"]["MaximumBatchingWindowInSeconds"]
+    assert window > 0
+    assert visibility >= 6 * worker["Properties"]["Timeout"] + window
     assert visibility == any_stage.config.visibility_timeout_seconds
 
 
 def test_local_queue_dead_letters_a_poison_message_within_a_minute(local: SynthesizedStage) -> None:
     queue = _queue(local, local.stage.state.queue)
-    assert queue["VisibilityTimeout"] == 18
+    assert queue["VisibilityTimeout"] == 6 * 3 + 2
     assert queue["VisibilityTimeout"] * queue["RedrivePolicy"]["maxReceiveCount"] <= 60
 
 
@@ -54,7 +61,7 @@ def test_queues_use_the_aws_managed_sqs_key_by_default(
     local: SynthesizedStage, dev: SynthesizedStage
 ) -> None:
     for stage in (local, dev):
-        for queue in stage.resources("queues", "AWS::SQS::Queue").values():
+        for queue in stage.resources("state", "AWS::SQS::Queue").values():
             assert queue["Properties"]["KmsMasterKeyId"] == "alias/aws/sqs"
         # Queues that AWS services write to cannot use alias/aws/sqs: SSE-SQS instead.
         for queue in stage.resources("functions", "AWS::SQS::Queue").values():
@@ -63,15 +70,15 @@ def test_queues_use_the_aws_managed_sqs_key_by_default(
 
 def test_cmk_encrypts_queues_topics_and_tables_with_rotation_and_alias(prod: SynthesizedStage) -> None:
     key_id = prod.logical_id(prod.stage.state.key)  # type: ignore[arg-type]
-    prod.templates["queues"].has_resource_properties("AWS::KMS::Key", {"EnableKeyRotation": True})
-    prod.templates["queues"].has_resource_properties("AWS::KMS::Alias", {"AliasName": "alias/ingestion-prod"})
-    for kind in ("queues", "functions"):
+    prod.templates["state"].has_resource_properties("AWS::KMS::Key", {"EnableKeyRotation": True})
+    prod.templates["state"].has_resource_properties("AWS::KMS::Alias", {"AliasName": "alias/ingestion-prod"})
+    for kind in ("state", "functions"):
         for queue in prod.resources(kind, "AWS::SQS::Queue").values():
             assert prod.ref(queue["Properties"]["KmsMasterKeyId"]) == f"{key_id}.Arn"
     for kind in ("functions", "observability"):
         for topic in prod.resources(kind, "AWS::SNS::Topic").values():
             assert prod.ref(topic["Properties"]["KmsMasterKeyId"]) == f"{key_id}.Arn"
-    for table in prod.resources("queues", "AWS::DynamoDB::Table").values():
+    for table in prod.resources("state", "AWS::DynamoDB::Table").values():
         sse = table["Properties"]["SSESpecification"]
         assert sse["SSEEnabled"] is True
         assert sse["SSEType"] == "KMS"
@@ -79,7 +86,7 @@ def test_cmk_encrypts_queues_topics_and_tables_with_rotation_and_alias(prod: Syn
 
 
 def test_every_queue_refuses_requests_without_tls(any_stage: SynthesizedStage) -> None:
-    for kind in ("queues", "functions"):
+    for kind in ("state", "functions"):
         queues = set(any_stage.resources(kind, "AWS::SQS::Queue"))
         protected = set()
         for policy in any_stage.resources(kind, "AWS::SQS::QueuePolicy").values():
@@ -109,7 +116,7 @@ def test_every_topic_refuses_publishers_without_tls(any_stage: SynthesizedStage)
 
 
 def test_state_table_keys_ttl_recovery_and_billing(any_stage: SynthesizedStage) -> None:
-    any_stage.templates["queues"].has_resource_properties(
+    any_stage.templates["state"].has_resource_properties(
         "AWS::DynamoDB::Table",
         {
             "TableName": f"ingestion_state-{any_stage.config.env_name}",
@@ -119,7 +126,7 @@ def test_state_table_keys_ttl_recovery_and_billing(any_stage: SynthesizedStage) 
             "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
         },
     )
-    any_stage.templates["queues"].has_resource_properties(
+    any_stage.templates["state"].has_resource_properties(
         "AWS::DynamoDB::Table",
         {
             "KeySchema": [{"AttributeName": names.REDRIVE_JOBS_PARTITION_KEY, "KeyType": "HASH"}],
@@ -132,13 +139,13 @@ def test_deletion_protection_only_outside_local_and_dev(
     local: SynthesizedStage, dev: SynthesizedStage, prod: SynthesizedStage
 ) -> None:
     for stage, protected in ((local, False), (dev, False), (prod, True)):
-        for logical_id, table in stage.resources("queues", "AWS::DynamoDB::Table").items():
+        for logical_id, table in stage.resources("state", "AWS::DynamoDB::Table").items():
             assert table["Properties"].get("DeletionProtectionEnabled", False) is protected, logical_id
             assert table["DeletionPolicy"] == ("Retain" if protected else "Delete")
 
 
 def test_failure_mode_parameter_defaults_to_none(any_stage: SynthesizedStage) -> None:
-    any_stage.templates["queues"].has_resource_properties(
+    any_stage.templates["state"].has_resource_properties(
         "AWS::SSM::Parameter",
         {"Name": names.FAILURE_MODE_PARAMETER, "Type": "String", "Value": names.FailureMode.NONE.value},
     )
@@ -152,7 +159,7 @@ def test_quarantine_queue_is_a_separate_encrypted_parking_queue(any_stage: Synth
 
 
 def test_cmk_policy_lets_only_our_account_services_write_encrypted_messages(prod: SynthesizedStage) -> None:
-    (key,) = prod.resources("queues", "AWS::KMS::Key").values()
+    (key,) = prod.resources("state", "AWS::KMS::Key").values()
     statements = key["Properties"]["KeyPolicy"]["Statement"]
     (services,) = [s for s in statements if s.get("Sid") == "AllowAwsServicesToWriteEncryptedMessages"]
     assert sorted(services["Principal"]["Service"]) == [

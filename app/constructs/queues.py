@@ -1,4 +1,4 @@
-"""Encrypted, TLS-only SQS queues: the main queue with its DLQ, and single secure queues."""
+"""Encrypted, TLS-only SQS queues: a queue with its dead-letter queue, parking queues, single queues."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from app.config import StageConfig
 from app.constructs.nag import suppress
 
 
@@ -58,25 +57,33 @@ def secure_queue(
     )
 
 
-class SqsWithDlq(Construct):
-    """The ingestion queue and its dead-letter queue, sized from the stage configuration.
-
-    The DLQ keeps messages longer than the main queue (dlqRetentionDays > mainQueueRetentionDays,
-    validated in config) so that a message is never lost between dead-lettering and redrive.
-    """
+class QueueWithDlq(Construct):
+    """A queue and its dead-letter queue. The DLQ keeps messages longer than the queue (validated in
+    the stage configuration) so that a message is never lost between dead-lettering and redrive."""
 
     def __init__(
-        self, scope: Construct, construct_id: str, *, config: StageConfig, key: kms.IKey | None
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        queue_name: str,
+        key: kms.IKey | None,
+        visibility_timeout_seconds: int,
+        retention_days: int,
+        max_receive_count: int,
+        dlq_retention_days: int,
+        dlq_visibility_timeout_seconds: int,
+        max_message_size_bytes: int,
     ) -> None:
         super().__init__(scope, construct_id)
         self.dlq = secure_queue(
             self,
             "DeadLetterQueue",
-            queue_name=f"{config.prefix}-events-dlq",
-            retention=Duration.days(config.dlq_retention_days),
+            queue_name=f"{queue_name}-dlq",
+            retention=Duration.days(dlq_retention_days),
             key=key,
-            max_message_size_bytes=config.max_message_size_bytes,
-            visibility_timeout=Duration.seconds(config.redrive_timeout_seconds),
+            max_message_size_bytes=max_message_size_bytes,
+            visibility_timeout=Duration.seconds(dlq_visibility_timeout_seconds),
         )
         suppress(
             self.dlq, "Serverless-SQSRedrivePolicy", "this queue is the dead-letter queue of the main queue"
@@ -84,10 +91,36 @@ class SqsWithDlq(Construct):
         self.queue = secure_queue(
             self,
             "Queue",
-            queue_name=f"{config.prefix}-events",
-            retention=Duration.days(config.main_queue_retention_days),
+            queue_name=queue_name,
+            retention=Duration.days(retention_days),
             key=key,
-            visibility_timeout=Duration.seconds(config.visibility_timeout_seconds),
-            max_message_size_bytes=config.max_message_size_bytes,
-            dead_letter_queue=sqs.DeadLetterQueue(queue=self.dlq, max_receive_count=config.max_receive_count),
+            visibility_timeout=Duration.seconds(visibility_timeout_seconds),
+            max_message_size_bytes=max_message_size_bytes,
+            dead_letter_queue=sqs.DeadLetterQueue(queue=self.dlq, max_receive_count=max_receive_count),
         )
+
+
+def parking_queue(
+    scope: Construct,
+    construct_id: str,
+    *,
+    queue_name: str,
+    key: kms.IKey | None,
+    reason: str,
+    writers: Writers = Writers.OWN_PRINCIPALS,
+    max_message_size_bytes: int | None = None,
+) -> sqs.Queue:
+    """A terminal queue kept 14 days (the SQS maximum) that nothing consumes automatically: a
+    dead-letter queue itself, or a queue an operator or a drill reads; `reason` says which."""
+    queue = secure_queue(
+        scope,
+        construct_id,
+        queue_name=queue_name,
+        retention=Duration.days(14),
+        key=key,
+        writers=writers,
+        max_message_size_bytes=max_message_size_bytes,
+    )
+    suppress(queue, "AwsSolutions-SQS3", reason)
+    suppress(queue, "Serverless-SQSRedrivePolicy", reason)
+    return queue

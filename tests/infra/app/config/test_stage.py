@@ -7,7 +7,15 @@ from typing import Any
 
 import pytest
 
-from app.config import ConfigError, build_stage_config, environment_names, load_stage_config
+from app.config import (
+    AlarmSettings,
+    ConfigError,
+    StageConfig,
+    build_stage_config,
+    environment_names,
+    load_stage_config,
+    visibility_timeout_for,
+)
 from app.main import CDK_JSON
 
 CONTEXT: dict[str, Any] = json.loads(CDK_JSON.read_text())["context"]
@@ -21,7 +29,7 @@ def test_cdk_json_declares_local_dev_and_prod() -> None:
 def test_local_environment_is_tuned_for_minute_long_drills() -> None:
     local = load_stage_config(CONTEXT, "local")
     assert local.worker_timeout_seconds == 3
-    assert local.visibility_timeout_seconds == 18
+    assert local.visibility_timeout_seconds == 6 * 3 + 2
     # A poison message is dead-lettered after maxReceiveCount visibility timeouts.
     assert local.max_receive_count * local.visibility_timeout_seconds <= 60
     assert local.alarms.period_seconds == 10
@@ -39,9 +47,31 @@ def test_prod_refuses_injection_and_protects_data() -> None:
     assert prod.auth_mode == "jwt"
 
 
-def test_visibility_defaults_to_six_times_the_worker_timeout() -> None:
-    config = build_stage_config({**BASE, "workerTimeoutSeconds": 45})
-    assert config.visibility_timeout_seconds == 270
+def test_visibility_is_six_times_the_function_timeout_plus_the_batching_window() -> None:
+    """AWS Lambda Developer Guide, "Using Lambda with Amazon SQS": queue visibility >= 6 x the function
+    timeout (+ the batching window), so a throttled batch can be retried before it reappears."""
+    assert visibility_timeout_for(function_timeout_seconds=45, batching_window_seconds=0) == 270
+    assert visibility_timeout_for(function_timeout_seconds=45, batching_window_seconds=20) == 290
+    config = build_stage_config({**BASE, "workerTimeoutSeconds": 45, "maxBatchingWindowSeconds": 20})
+    assert config.visibility_timeout_seconds == 290
+    assert build_stage_config({**BASE, **{"workerTimeoutSeconds": 45}}).visibility_timeout_seconds == 272
+    # Below the derived minimum is refused, by exactly the batching window's share too.
+    with pytest.raises(ConfigError, match=r"queueVisibilitySeconds: must be >= 6 x workerTimeoutSeconds \+ "):
+        build_stage_config(
+            {
+                **BASE,
+                "workerTimeoutSeconds": 45,
+                "maxBatchingWindowSeconds": 20,
+                "queueVisibilitySeconds": 289,
+            }
+        )
+    explicit = {
+        **BASE,
+        "workerTimeoutSeconds": 45,
+        "maxBatchingWindowSeconds": 20,
+        "queueVisibilitySeconds": 290,
+    }
+    assert build_stage_config(explicit).visibility_timeout_seconds == 290
 
 
 def test_overrides_replace_account_and_region() -> None:
@@ -69,18 +99,31 @@ def test_overrides_replace_account_and_region() -> None:
         ({"jwtIssuer": "https://issuer.example.com"}, "jwtIssuer: jwtIssuer/jwtAudience only apply"),
         ({"envName": "prod", "authMode": "none"}, "authMode: prod must authenticate callers"),
         ({"dlqRetentionDays": 4, "mainQueueRetentionDays": 4}, "dlqRetentionDays: must be longer than"),
-        ({"corsAllowedOrigins": ["*"]}, "corsAllowedOrigins: '*' is not an allowed origin"),
         (
-            {"corsAllowedOrigins": ["http://evil.example.com"]},
-            "corsAllowedOrigins: 'http://evil.example.com'",
+            {"corsAllowedOrigins": ["*"]},
+            "corsAllowedOrigins[0]: must be https://host[:port], or http://localhost / http://127.0.0.1 for "
+            "local work ('*' is refused), got '*'",
+        ),
+        (
+            {"corsAllowedOrigins": ["https://ok.example.com", "http://evil.example.com"]},
+            "corsAllowedOrigins[1]: must be https://host[:port], or http://localhost / http://127.0.0.1 for "
+            "local work ('*' is refused), got 'http://evil.example.com'",
         ),
         ({"alarms": {"periodSeconds": 45}}, "alarms.periodSeconds: must be 10, 30 or a multiple of 60"),
         ({"alarms": {"bogus": 1}}, "alarms.bogus: unknown key"),
+        (
+            {"alarms": {"periodSeconds": 3600, "evaluationPeriods": 25}},
+            "alarms.evaluationPeriods: periodSeconds x",
+        ),
+        ({"jwtAudience": ["a", ""]}, "jwtAudience[1]: "),
+        ({"envName": "Prod"}, "envName: must match"),
+        ({"region": "mars"}, "region: must be an AWS region"),
+        ({"repoUrl": "http://example.com"}, "repoUrl: must be an https:// URL"),
         ({"maxReceiveCount": 0}, "maxReceiveCount: must be between 1 and 1000"),
         ({"batchSize": "10"}, "batchSize: must be an integer"),
         ({"useKmsCmk": "yes"}, "useKmsCmk: must be true or false"),
         ({"kmsAlias": "alias/aws/sqs", "useKmsCmk": True}, "kmsAlias: must look like alias/<name>"),
-        ({"kmsAlias": "alias/mine"}, "kmsAlias: only applies with useKmsCmk true"),
+        ({"kmsAlias": "alias/mine", "useKmsCmk": False}, "kmsAlias: only applies with useKmsCmk true"),
         ({"webhookUrl": "http://hooks.example.com"}, "webhookUrl: must be an https:// URL"),
         ({"alarmEmail": "not-an-email"}, "alarmEmail: must be an email address"),
         ({"logRetentionDays": 2}, "logRetentionDays: must be a CloudWatch Logs retention"),
@@ -137,3 +180,69 @@ def test_unknown_environment_lists_the_known_ones() -> None:
 def test_missing_context_section_is_explained() -> None:
     with pytest.raises(ConfigError, match=r"ingestion: missing from the cdk\.json context"):
         load_stage_config({}, "dev")
+
+
+def test_rules_are_reported_with_type_errors_in_one_message() -> None:
+    """Field errors do not hide the cross-field rules: both come in one report."""
+    with pytest.raises(ConfigError) as error:
+        build_stage_config(
+            {**BASE, "batchSize": "ten", "authMode": "jwt", "kmsAlias": "alias/a", "useKmsCmk": False}
+        )
+    message = str(error.value)
+    for line in (
+        "ingestion.batchSize: must be an integer, got 'ten'",
+        "ingestion.jwtIssuer: authMode jwt requires an https:// issuer URL",
+        "ingestion.jwtAudience: authMode jwt requires at least one audience",
+        "ingestion.kmsAlias: only applies with useKmsCmk true",
+    ):
+        assert line in message
+
+
+def test_a_rule_on_an_invalid_key_is_not_reported_twice() -> None:
+    with pytest.raises(ConfigError) as error:
+        build_stage_config({**BASE, "dlqRetentionDays": 0})
+    assert str(error.value).count("dlqRetentionDays") == 1
+
+
+def test_defaults_are_the_secure_ones() -> None:
+    """An environment that sets nothing authenticates callers, encrypts with its own key, protects
+    its data, refuses failure injection and answers no browser origin."""
+    config = build_stage_config(BASE)
+    assert config.auth_mode == "apiKey"
+    assert config.cors_allowed_origins == ()
+    assert config.use_kms_cmk is True
+    assert config.deletion_protection is True
+    assert config.failure_injection_enabled is False
+    assert config.fis_enabled is False
+
+
+def test_cdk_json_sets_only_what_differs_from_the_model() -> None:
+    section = CONTEXT["ingestion"]
+    assert set(section) == {"environments"}, "defaults live in the model (app/config/stage.py)"
+    defaults = StageConfig.model_construct()
+    for env_name, values in section["environments"].items():
+        for key, value in values.items():
+            name = next(n for n, f in StageConfig.model_fields.items() if f.alias == key)
+            default = getattr(defaults, name, None)
+            if key == "alarms":
+                default_alarms = AlarmSettings().model_dump(by_alias=True)
+                repeated = {k for k, v in value.items() if default_alarms[k] == v}
+                assert not repeated, f"{env_name}.alarms repeats the model's defaults for {repeated}"
+            else:
+                as_json = list(default) if isinstance(default, tuple) else default
+                assert value != as_json, f"{env_name}.{key} repeats the model's default {default!r}"
+
+
+def test_a_defaults_block_in_the_context_is_refused() -> None:
+    context = {
+        "ingestion": {"defaults": {"batchSize": 10}, "environments": CONTEXT["ingestion"]["environments"]}
+    }
+    with pytest.raises(
+        ConfigError, match=r"ingestion: unknown key\(s\) \['defaults'\]; defaults live in the model"
+    ):
+        load_stage_config(context, "dev")
+
+
+def test_overrides_merge_alarm_settings_with_the_environment() -> None:
+    config = load_stage_config(CONTEXT, "local", alarms={"dlqAgeSeconds": 45})
+    assert (config.alarms.dlq_age_seconds, config.alarms.period_seconds) == (45, 10)

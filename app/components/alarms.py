@@ -1,0 +1,133 @@
+"""The stage's alarms: the topic they notify and its subscribers, and the alarm table (one row per
+alarm, each linking its runbook in ops/runbooks/)."""
+
+from __future__ import annotations
+
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_sns_subscriptions as subscriptions
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from app.config import AlarmSettings
+from app.constructs.alarms import AlarmSpec
+from app.constructs.dashboard import lab_metric
+from app.constructs.queues import Writers, parking_queue
+from app.constructs.topics import secure_topic
+from functions.common import names
+
+# Alarms that mean a drill went beyond its blast radius (messages dead-lettered or backing up):
+# they stop FIS experiments. Worker errors are the drills' intended effect, so they do not.
+FIS_STOP_ALARMS = ("dlq-depth", "dlq-age", "main-queue-age")
+
+
+class AlarmTopic(Construct):
+    """The topic every alarm notifies (ALARM and OK), and its email and webhook subscribers, whose
+    rejected notifications are kept in a dead-letter queue rather than dropped."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        stage_prefix: str,
+        key: kms.IKey | None,
+        email: str | None,
+        webhook_url: str | None,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.topic = secure_topic(self, "Topic", topic_name=f"{stage_prefix}-alarms", key=key)
+        if not (email or webhook_url):
+            return
+        notification_dlq = parking_queue(
+            self,
+            "NotificationDlq",
+            queue_name=f"{stage_prefix}-alarm-notification-dlq",
+            key=key,
+            writers=Writers.AWS_SERVICES,
+            reason="this queue is itself the dead-letter queue of the alarm topic's subscriptions",
+        )
+        if email:
+            self.topic.add_subscription(
+                subscriptions.EmailSubscription(email, dead_letter_queue=notification_dlq)
+            )
+        if webhook_url:
+            self.topic.add_subscription(
+                subscriptions.UrlSubscription(webhook_url, dead_letter_queue=notification_dlq)
+            )
+
+
+def stage_alarms(
+    *,
+    queue: sqs.IQueue,
+    dlq: sqs.IQueue,
+    worker: lambda_.IFunction,
+    ingest: lambda_.IFunction,
+    thresholds: AlarmSettings,
+) -> list[AlarmSpec]:
+    """Every alarm of the stage: slug, metric, threshold, what it means, and its runbook."""
+    return [
+        AlarmSpec(
+            "dlq-depth",
+            dlq.metric_approximate_number_of_messages_visible(statistic="Maximum"),
+            thresholds.dlq_visible_threshold,
+            "Messages are in the dead-letter queue",
+            "poison-pill",
+        ),
+        AlarmSpec(
+            "dlq-age",
+            dlq.metric_approximate_age_of_oldest_message(statistic="Maximum"),
+            thresholds.dlq_age_seconds,
+            "The oldest dead-lettered message is waiting for a redrive",
+            "poison-pill",
+        ),
+        AlarmSpec(
+            "main-queue-age",
+            queue.metric_approximate_age_of_oldest_message(statistic="Maximum"),
+            thresholds.main_queue_age_seconds,
+            "The ingestion queue is falling behind (age of oldest message)",
+            "backlog",
+        ),
+        AlarmSpec(
+            "main-queue-visible",
+            queue.metric_approximate_number_of_messages_visible(statistic="Maximum"),
+            thresholds.main_queue_visible_threshold,
+            "The ingestion queue backlog is growing (visible messages)",
+            "backlog",
+        ),
+        AlarmSpec(
+            "worker-errors",
+            worker.metric_errors(statistic="Sum"),
+            thresholds.lambda_errors_threshold,
+            "The worker function fails (whole batches return to the queue)",
+            "timeout-vs-visibility",
+        ),
+        AlarmSpec(
+            "worker-throttles",
+            worker.metric_throttles(statistic="Sum"),
+            thresholds.lambda_throttles_threshold,
+            "The worker function is throttled",
+            "throttling",
+        ),
+        AlarmSpec(
+            "ingest-errors",
+            ingest.metric_errors(statistic="Sum"),
+            thresholds.lambda_errors_threshold,
+            "The ingest function fails (callers get 5xx)",
+            "poison-pill",
+        ),
+        AlarmSpec(
+            "ingest-throttles",
+            ingest.metric_throttles(statistic="Sum"),
+            thresholds.lambda_throttles_threshold,
+            "The ingest function is throttled (callers get 429/5xx)",
+            "throttling",
+        ),
+        AlarmSpec(
+            "redrive-quarantined",
+            lab_metric(names.MetricName.REDRIVE_QUARANTINED),
+            thresholds.quarantine_threshold,
+            "Redrive quarantined messages that reached maxRedrivesPerMessage",
+            "redrive-quarantine",
+        ),
+    ]

@@ -1,0 +1,109 @@
+"""Event routing: the stage's bus, and IngestionSuccess / IngestionFailure routed to their SNS topics
+and to the event-log function, every target with a dead-letter queue.
+
+An "event audit" queue is subscribed (raw delivery) to both topics so that drills can count events.
+The delivery DLQ also receives the asynchronous failures of the functions that run in the background.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Duration
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
+from constructs import Construct
+
+from app.constructs.lambda_fn import FunctionSettings, LambdaFn
+from app.constructs.nag import suppress
+from app.constructs.queues import Writers, parking_queue, secure_queue
+from app.constructs.topics import secure_topic
+from functions.common import names
+
+# EventBridge retries a failed target delivery this many times before its dead-letter queue.
+TARGET_RETRY_ATTEMPTS = 8
+
+
+class EventRouting(Construct):
+    """The bus the worker publishes to, its rules, topics and targets, and where failed deliveries go."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        functions: FunctionSettings,
+        key: kms.IKey | None,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        prefix = functions.prefix
+        self.delivery_dlq = parking_queue(
+            self,
+            "DeliveryDlq",
+            queue_name=f"{prefix}-event-delivery-dlq",
+            key=key,
+            writers=Writers.AWS_SERVICES,
+            reason="this queue is itself the dead-letter queue of event deliveries and of asynchronous "
+            "invocations",
+        )
+        self.event_log = LambdaFn(
+            self,
+            "EventLog",
+            settings=functions,
+            name="event-log",
+            handler=names.Handler.EVENT_LOG,
+            description="Logs IngestionSuccess/IngestionFailure events as structured JSON",
+            timeout_seconds=10,
+            async_failure_queue=self.delivery_dlq,
+        )
+        self.bus = events.EventBus(self, "Bus", event_bus_name=f"{prefix}-bus")
+        self.audit_queue = secure_queue(
+            self,
+            "AuditQueue",
+            queue_name=f"{prefix}-event-audit",
+            retention=Duration.days(1),
+            key=key,
+            writers=Writers.AWS_SERVICES,
+        )
+        reason = "drills read and delete audit copies; a failed audit read needs no DLQ"
+        suppress(self.audit_queue, "AwsSolutions-SQS3", reason)
+        suppress(self.audit_queue, "Serverless-SQSRedrivePolicy", reason)
+
+        self.topics: dict[names.DetailType, sns.Topic] = {}
+        self.rules: dict[names.DetailType, events.Rule] = {}
+        for detail_type, slug in (
+            (names.DetailType.SUCCESS, "success"),
+            (names.DetailType.FAILURE, "failure"),
+        ):
+            self.topics[detail_type], self.rules[detail_type] = self._route(detail_type, slug, prefix, key)
+
+    def _route(
+        self, detail_type: names.DetailType, slug: str, prefix: str, key: kms.IKey | None
+    ) -> tuple[sns.Topic, events.Rule]:
+        topic = secure_topic(self, f"{detail_type.value}Topic", topic_name=f"{prefix}-{slug}", key=key)
+        topic.add_subscription(
+            subscriptions.SqsSubscription(
+                self.audit_queue, raw_message_delivery=True, dead_letter_queue=self.delivery_dlq
+            )
+        )
+        rule = events.Rule(
+            self,
+            f"{detail_type.value}Rule",
+            rule_name=f"{prefix}-{slug}",
+            description=f"Routes {detail_type.value} events to the {slug} topic and the event log",
+            event_bus=self.bus,
+            event_pattern=events.EventPattern(source=[names.EVENT_SOURCE], detail_type=[detail_type.value]),
+        )
+        rule.add_target(
+            targets.SnsTopic(topic, dead_letter_queue=self.delivery_dlq, retry_attempts=TARGET_RETRY_ATTEMPTS)
+        )
+        rule.add_target(
+            targets.LambdaFunction(
+                self.event_log.function,
+                dead_letter_queue=self.delivery_dlq,
+                retry_attempts=TARGET_RETRY_ATTEMPTS,
+                max_event_age=Duration.hours(2),
+            )
+        )
+        return topic, rule

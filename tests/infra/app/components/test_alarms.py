@@ -1,0 +1,60 @@
+"""The alarm topic and the alarm table on a bare Stack."""
+
+from __future__ import annotations
+
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_sqs as sqs
+
+from app.components.alarms import FIS_STOP_ALARMS, AlarmTopic, stage_alarms
+from app.config import AlarmSettings
+from tests import REPO_ROOT
+from tests.infra.bare_stack import BareStack
+
+
+def test_without_subscribers_the_topic_has_no_notification_dlq(bare: BareStack) -> None:
+    AlarmTopic(bare.stack, "Alarms", stage_prefix="ingestion-test", key=None, email=None, webhook_url=None)
+    (topic,) = bare.resources("AWS::SNS::Topic").values()
+    assert topic["Properties"]["TopicName"] == "ingestion-test-alarms"
+    assert not bare.resources("AWS::SNS::Subscription")
+    assert not bare.resources("AWS::SQS::Queue")
+
+
+def test_subscribers_keep_rejected_notifications_in_a_dlq(bare: BareStack) -> None:
+    AlarmTopic(
+        bare.stack, "Alarms", stage_prefix="ingestion-test", key=None, email="a@example.com",
+        webhook_url="https://hooks.example.com/x",
+    )  # fmt: skip
+    (dlq_id,) = bare.resources("AWS::SQS::Queue")
+    subscriptions = {
+        (s["Properties"]["Protocol"], s["Properties"]["Endpoint"]): bare.ref(
+            s["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]
+        )
+        for s in bare.resources("AWS::SNS::Subscription").values()
+    }
+    assert subscriptions == {
+        ("email", "a@example.com"): f"{dlq_id}.Arn",
+        ("https", "https://hooks.example.com/x"): f"{dlq_id}.Arn",
+    }
+
+
+def test_the_table_has_one_row_per_alarm_each_with_an_existing_runbook(bare: BareStack) -> None:
+    def fn(label: str) -> lambda_.Function:
+        return lambda_.Function(
+            bare.stack,
+            label,
+            runtime=lambda_.Runtime.PYTHON_3_13,
+            handler="x.y",
+            code=lambda_.Code.from_inline("x"),
+        )
+
+    thresholds = AlarmSettings(dlq_age_seconds=120)
+    specs = stage_alarms(
+        queue=sqs.Queue(bare.stack, "Q"), dlq=sqs.Queue(bare.stack, "D"), worker=fn("W"), ingest=fn("I"),
+        thresholds=thresholds,
+    )  # fmt: skip
+    slugs = [spec.slug for spec in specs]
+    assert len(slugs) == len(set(slugs)) == 9
+    assert set(FIS_STOP_ALARMS) <= set(slugs)
+    assert {spec.slug: spec.threshold for spec in specs}["dlq-age"] == 120
+    for spec in specs:
+        assert (REPO_ROOT / "ops" / "runbooks" / f"{spec.runbook}.md").is_file(), spec.runbook

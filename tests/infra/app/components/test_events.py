@@ -1,0 +1,35 @@
+"""Event routing on a bare Stack: each detail type to its topic and to the event log, with DLQs."""
+
+from __future__ import annotations
+
+from app.components.events import TARGET_RETRY_ATTEMPTS, EventRouting
+from functions.common import names
+from tests.infra.bare_stack import FUNCTIONS, BareStack
+
+
+def test_each_detail_type_goes_to_its_topic_and_the_event_log_with_a_dead_letter_queue(
+    bare: BareStack,
+) -> None:
+    routing = EventRouting(bare.stack, "Events", functions=FUNCTIONS, key=None)
+    assert bare.props(routing.bus)["Name"] == "ingestion-test-bus"
+    for detail, slug in ((names.DetailType.SUCCESS, "success"), (names.DetailType.FAILURE, "failure")):
+        rule = bare.props(routing.rules[detail])
+        assert rule["Name"] == f"ingestion-test-{slug}"
+        assert rule["EventPattern"] == {"source": [names.EVENT_SOURCE], "detail-type": [detail.value]}
+        targets = {bare.ref(t["Arn"]): t for t in rule["Targets"]}
+        assert set(targets) == {
+            bare.logical_id(routing.topics[detail]),
+            bare.arn(routing.event_log.function),
+        }
+        for target in targets.values():
+            assert bare.ref(target["DeadLetterConfig"]["Arn"]) == bare.arn(routing.delivery_dlq)
+            assert target["RetryPolicy"]["MaximumRetryAttempts"] == TARGET_RETRY_ATTEMPTS
+    subscriptions = list(bare.resources("AWS::SNS::Subscription").values())
+    assert len(subscriptions) == 2
+    for subscription in subscriptions:
+        props = subscription["Properties"]
+        assert (props["Protocol"], props["RawMessageDelivery"]) == ("sqs", True)
+        assert bare.ref(props["Endpoint"]) == bare.arn(routing.audit_queue)
+        assert bare.ref(props["RedrivePolicy"]["deadLetterTargetArn"]) == bare.arn(routing.delivery_dlq)
+    assert bare.props(routing.audit_queue)["MessageRetentionPeriod"] == 86_400
+    assert bare.props(routing.delivery_dlq)["QueueName"] == "ingestion-test-event-delivery-dlq"

@@ -1,0 +1,58 @@
+"""The configuration tables of the README are generated from the models and never drift from them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from app.config import StageConfig
+from app.config.doc import README, load_model, main, render, render_table
+from pipeline.config import PipelineConfig
+
+
+def test_the_committed_readme_tables_match_the_models() -> None:
+    assert main(["--check", str(README)]) == 0, "run `make docs` and commit README.md"
+
+
+def test_the_readme_shows_the_stage_and_the_pipeline_models() -> None:
+    text = README.read_text(encoding="utf-8")
+    assert render_table(StageConfig) in text
+    assert render_table(PipelineConfig) in text
+
+
+def test_a_stale_table_fails_the_check_and_is_rewritten(tmp_path: Path) -> None:
+    document = tmp_path / "doc.md"
+    document.write_text(
+        "intro\n<!-- config-table app.config:StageConfig -->\n| stale |\n<!-- end config-table -->\nafter\n"
+    )
+    assert main(["--check", str(document)]) == 1
+    assert "| stale |" in document.read_text()
+    assert main([str(document)]) == 0
+    assert document.read_text() == render(document.read_text())
+    assert main(["--check", str(document)]) == 0
+    assert document.read_text().startswith("intro\n")
+    assert document.read_text().endswith("after\n")
+
+
+def test_every_key_appears_once_with_its_default_bounds_and_meaning() -> None:
+    table = render_table(StageConfig)
+    rows = {line.split(" | ")[0].strip("| `"): line for line in table.splitlines()[2:]}
+    assert len(rows) == len(table.splitlines()) - 2
+    assert (
+        rows["maxReceiveCount"]
+        == "| `maxReceiveCount` | 5 | 1..1000 | receives before a message goes to the DLQ |"
+    )
+    assert "| `authMode` | `apiKey` | `none`, `apiKey`, `jwt` |" in rows["authMode"]
+    assert rows["alarms.periodSeconds"].startswith("| `alarms.periodSeconds` | 60 | 10..86400 |")
+    assert rows["account"].startswith("| `account` | required | a 12-digit AWS account id |")
+    assert rows["corsAllowedOrigins"].startswith(
+        "| `corsAllowedOrigins` | [] | a list of: https://host[:port]"
+    )
+    assert all(StageConfig.model_fields[name].description for name in StageConfig.model_fields)
+
+
+def test_a_marker_must_name_a_configuration_model() -> None:
+    assert load_model("pipeline.config:LoadTestSettings").__name__ == "LoadTestSettings"
+    with pytest.raises(TypeError, match="not a configuration model"):
+        load_model("app.config.doc:Path")
