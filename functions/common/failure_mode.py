@@ -20,7 +20,7 @@ from aws_lambda_powertools.utilities.parameters import BaseProvider
 from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
 
 from functions.common.names import FailureMode
-from functions.common.observability import logger
+from functions.common.observability import fields, logger
 
 DEFAULT_CACHE_SECONDS = 5
 DEFAULT_MAX_TTL_SECONDS = 3600
@@ -168,13 +168,13 @@ class FailureModeReader:
             )
             level(
                 "failure mode resolved",
-                extra={
-                    "failureMode": resolved.mode.value,
-                    "resolution": resolved.resolution.value,
-                    "rawValue": resolved.raw,
-                    "expiresAt": resolved.expires_at,
-                    "setBy": resolved.set_by,
-                },
+                extra=fields(
+                    FAILURE_MODE=resolved.mode.value,
+                    RESOLUTION=resolved.resolution.value,
+                    RAW_VALUE=resolved.raw,
+                    EXPIRES_AT=resolved.expires_at,
+                    SET_BY=resolved.set_by,
+                ),
             )
         return resolved
 

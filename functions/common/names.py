@@ -133,6 +133,9 @@ class MetricName(StrEnum):
 
 # --- Structured log fields (metric filters and Logs Insights queries match on these) ---------
 class LogField(StrEnum):
+    """Every field a function adds to a log line: one wire name per meaning (observability.fields)."""
+
+    # Matched by metric filters and the saved Logs Insights queries (app/, ops/queries).
     REQUEST_ID = "requestId"
     IDEMPOTENCY_KEY = "idempotencyKey"
     ERROR_TYPE = "errorType"
@@ -140,6 +143,38 @@ class LogField(StrEnum):
     PROCESSED = "processed"
     DUPLICATE = "duplicate"
     REDRIVE_JOB_ID = "redriveJobId"
+    # Context for a reader of one log line.
+    MESSAGE_ID = "messageId"
+    DUPLICATE_MESSAGE_ID = "duplicateMessageId"
+    ERROR_TYPE_CANDIDATE = "errorTypeCandidate"
+    RECORD_STATUS = "status"
+    JOB_STATUS = "jobStatus"
+    HTTP_STATUS = "httpStatus"
+    ERROR_CODE = "code"
+    REASON = "reason"
+    ATTEMPTS = "attempts"
+    REDRIVE_COUNT = "redriveCount"
+    REPUBLISHING_EVENT = "republishingEvent"
+    STATE_RECORDED = "stateRecorded"
+    QUEUE_URL = "queueUrl"
+    MESSAGE_COUNT = "messages"
+    ROUTE = "route"
+    COUNTERS = "counters"
+    PARAMS = "params"
+    EVENT_ID = "eventId"
+    EVENT_SOURCE = "source"
+    EVENT_TIME = "time"
+    DETAIL_TYPE = "detailType"
+    DETAIL = "detail"
+    FAILURE_MODE = "failureMode"
+    RESOLUTION = "resolution"
+    RAW_VALUE = "rawValue"
+    EXPIRES_AT = "expiresAt"
+    SET_BY = "setBy"
+    PARAMETER = "parameter"
+    PARAMETER_VALUE = "value"
+    AUTHORIZED = "authorized"
+    ROUTE_ARN = "routeArn"
 
 
 # --- Stage outputs (CfnOutput keys: the lab CLI, pipeline steps and tests read these) ---------

@@ -54,6 +54,61 @@ def is_conditional_check_failure(error: ClientError) -> bool:
     return error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
 
 
+def _number(value: Any, default: float | None = None) -> float | None:
+    return float(value) if isinstance(value, int | float) else default
+
+
+@dataclass(frozen=True)
+class StateRecord:
+    """One ingestion_state item, parsed once: what the worker and the redrive know about a key."""
+
+    idempotency_key: str
+    status: RecordStatus | None
+    attempts: int = 0
+    checksum: str | None = None
+    error_type: str | None = None
+    redrive_count: int = 0
+    inflight_until: float | None = None
+    event_published: bool | None = None
+    event_detail: str | None = None
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any]) -> StateRecord:
+        """From a low-level DynamoDB item (attribute-value form, as the client returns it)."""
+        plain = plain_item(item)
+        raw_status = plain.get("status")
+        error_type = plain.get("errorType")
+        checksum = plain.get("checksum")
+        detail = plain.get("eventDetail")
+        published = plain.get("eventPublished")
+        return cls(
+            idempotency_key=str(plain.get(STATE_TABLE_PARTITION_KEY, "")),
+            status=RecordStatus(raw_status) if raw_status in _STATUSES else None,
+            attempts=int(_number(plain.get("attempts"), 0) or 0),
+            checksum=checksum if isinstance(checksum, str) else None,
+            error_type=error_type if isinstance(error_type, str) and error_type else None,
+            redrive_count=int(_number(plain.get("redriveCount"), 0) or 0),
+            inflight_until=_number(plain.get("inflightUntil")),
+            event_published=published if isinstance(published, bool) else None,
+            event_detail=detail if isinstance(detail, str) else None,
+        )
+
+    def orphaned_event(self, now: float) -> dict[str, Any] | None:
+        """The success event still unpublished after its invocation's deadline (that invocation died)."""
+        # Before the deadline the settling invocation may still be about to publish: a duplicate
+        # delivered then stays silent, and if that invocation dies its own message comes back
+        # (visibility timeout > function timeout), after the deadline, and publishes.
+        if self.event_published is not False or self.event_detail is None:
+            return None
+        if (self.inflight_until or 0) >= now:
+            return None
+        detail: dict[str, Any] = json.loads(self.event_detail)
+        return detail
+
+
+_STATUSES = {status.value for status in RecordStatus}
+
+
 @dataclass(frozen=True)
 class Acquired:
     attempts: int
@@ -61,24 +116,12 @@ class Acquired:
 
 @dataclass(frozen=True)
 class AlreadySucceeded:
-    item: dict[str, Any]
-
-    def orphaned_event(self, now: float) -> dict[str, Any] | None:
-        """The success event still unpublished after its invocation's deadline (that invocation died)."""
-        # Before the deadline the settling invocation may still be about to publish: a duplicate
-        # delivered then stays silent, and if that invocation dies its own message comes back
-        # (visibility timeout > function timeout), after the deadline, and publishes.
-        if self.item.get("eventPublished") is not False or "eventDetail" not in self.item:
-            return None
-        if float(self.item.get("inflightUntil", 0)) >= now:
-            return None
-        detail: dict[str, Any] = json.loads(self.item["eventDetail"])
-        return detail
+    record: StateRecord
 
 
 @dataclass(frozen=True)
 class HeldByAnother:
-    item: dict[str, Any]
+    record: StateRecord
 
 
 BeginResult = Acquired | AlreadySucceeded | HeldByAnother
@@ -126,8 +169,8 @@ class StateTable:
         except ClientError as error:
             if not is_conditional_check_failure(error):
                 raise
-            old = plain_item(error.response.get("Item"))
-            if old.get("status") == RecordStatus.SUCCEEDED.value:
+            old = StateRecord.from_item(error.response.get("Item") or {})
+            if old.status is RecordStatus.SUCCEEDED:
                 return AlreadySucceeded(old)
             return HeldByAnother(old)
         return Acquired(int(plain_item(response["Attributes"])["attempts"]))
@@ -215,13 +258,19 @@ class StateTable:
         names: dict[str, str] | None = None,
     ) -> bool:
         """One conditional UpdateItem; False when the condition did not hold."""
+        # DynamoDB refuses a placeholder that the expressions do not use, hence the filter.
+        used = {
+            placeholder: name
+            for placeholder, name in {"#status": "status", **(names or {})}.items()
+            if placeholder in update or placeholder in condition
+        }
         try:
             self._client.update_item(
                 TableName=self._table,
                 Key=self._key(idempotency_key),
                 UpdateExpression=update,
                 ConditionExpression=condition,
-                ExpressionAttributeNames={"#status": "status", **(names or {})},
+                ExpressionAttributeNames=used,
                 ExpressionAttributeValues=values,
             )
         except ClientError as error:
@@ -231,49 +280,58 @@ class StateTable:
         return True
 
     # --- used by the redrive function ------------------------------------------------------------
-    def get(self, idempotency_key: str) -> dict[str, Any] | None:
+    def get(self, idempotency_key: str) -> StateRecord | None:
         response = self._client.get_item(
             TableName=self._table,
             Key=self._key(idempotency_key),
-            ProjectionExpression="#status, errorType, redriveCount, attempts",
-            ExpressionAttributeNames={"#status": "status"},
+            ProjectionExpression="#pk, #status, errorType, redriveCount, attempts, inflightUntil",
+            ExpressionAttributeNames={"#pk": STATE_TABLE_PARTITION_KEY, "#status": "status"},
         )
         item = response.get("Item")
-        return plain_item(item) if item else None
+        return StateRecord.from_item(item) if item else None
 
-    def record_redrive(
-        self, idempotency_key: str, *, redrive_count: int, job_id: str, now: float, quarantined: bool
-    ) -> bool:
-        """Record the redrive count (and QUARANTINED); never creates an item nor reopens a SUCCEEDED one."""
-        update = "SET redriveCount = :count, lastRedriveJobId = :job, lastRedrivenAt = :nowIso"
-        values: dict[str, Any] = {
-            ":count": {"N": str(redrive_count)},
-            ":job": {"S": job_id},
-            ":nowIso": {"S": iso(now)},
-        }
-        names = {"#pk": STATE_TABLE_PARTITION_KEY}
-        condition = "attribute_exists(#pk)"
-        if quarantined:
-            update += ", #status = :quarantined"
-            values[":quarantined"] = {"S": RecordStatus.QUARANTINED.value}
-            values[":succeeded"] = {"S": RecordStatus.SUCCEEDED.value}
-            names["#status"] = "status"
+    def record_redrive(self, idempotency_key: str, *, redrive_count: int, job_id: str, now: float) -> bool:
+        """Record the redrive count of a key sent back to the main queue; never creates an item."""
+        return self._mark_redriven(idempotency_key, redrive_count=redrive_count, job_id=job_id, now=now)
+
+    def quarantine(self, idempotency_key: str, *, redrive_count: int, job_id: str, now: float) -> bool:
+        """QUARANTINED with its redrive count; never creates an item nor reopens a SUCCEEDED one."""
+        return self._mark_redriven(
+            idempotency_key,
+            redrive_count=redrive_count,
+            job_id=job_id,
+            now=now,
             # A stray copy of an already processed key must not reopen it for processing.
-            condition += " AND #status <> :succeeded"
-        try:
-            self._client.update_item(
-                TableName=self._table,
-                Key=self._key(idempotency_key),
-                UpdateExpression=update,
-                ConditionExpression=condition,
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
-            )
-        except ClientError as error:
-            if is_conditional_check_failure(error):
-                return False
-            raise
-        return True
+            status_update=(", #status = :quarantined", " AND #status <> :succeeded"),
+            status_values={
+                ":quarantined": {"S": RecordStatus.QUARANTINED.value},
+                ":succeeded": {"S": RecordStatus.SUCCEEDED.value},
+            },
+        )
+
+    def _mark_redriven(
+        self,
+        idempotency_key: str,
+        *,
+        redrive_count: int,
+        job_id: str,
+        now: float,
+        status_update: tuple[str, str] = ("", ""),
+        status_values: dict[str, Any] | None = None,
+    ) -> bool:
+        update, condition = status_update
+        return self._update_if(
+            idempotency_key,
+            update="SET redriveCount = :count, lastRedriveJobId = :job, lastRedrivenAt = :nowIso" + update,
+            condition="attribute_exists(#pk)" + condition,
+            values={
+                ":count": {"N": str(redrive_count)},
+                ":job": {"S": job_id},
+                ":nowIso": {"S": iso(now)},
+                **(status_values or {}),
+            },
+            names={"#pk": STATE_TABLE_PARTITION_KEY},
+        )
 
     def annotate_error(self, idempotency_key: str, *, attempts: int, error_type: str) -> bool:
         """Name the error an attempt is about to die of, while it still holds the lease."""

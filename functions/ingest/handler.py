@@ -43,12 +43,12 @@ def post_event() -> Response[str]:
     count(MetricName.EVENTS_ACCEPTED)
     logger.info(
         "event accepted",
-        extra={
-            **fields(IDEMPOTENCY_KEY=accepted.idempotency_key),
-            "messageId": accepted.message_id,
-            "duplicateMessageId": accepted.duplicate_message_id,
-            "errorTypeCandidate": accepted.error_type_candidate,
-        },
+        extra=fields(
+            IDEMPOTENCY_KEY=accepted.idempotency_key,
+            MESSAGE_ID=accepted.message_id,
+            DUPLICATE_MESSAGE_ID=accepted.duplicate_message_id,
+            ERROR_TYPE_CANDIDATE=accepted.error_type_candidate,
+        ),
     )
     body = {"idempotencyKey": accepted.idempotency_key, "messageId": accepted.message_id}
     if accepted.duplicate_message_id:
@@ -59,7 +59,9 @@ def post_event() -> Response[str]:
 @app.exception_handler(IngestRejected)
 def rejected(error: IngestRejected) -> Response[str]:
     count(MetricName.EVENTS_REJECTED)
-    logger.info("event rejected", extra={"status": error.status, "code": error.code, "reason": error.message})
+    logger.info(
+        "event rejected", extra=fields(HTTP_STATUS=error.status, ERROR_CODE=error.code, REASON=error.message)
+    )
     return _json(error.status, {"error": error.code, "message": error.message})
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -42,13 +43,60 @@ class JobStatus(StrEnum):
 TERMINAL = {JobStatus.CANCELLED, JobStatus.SUCCEEDED, JobStatus.FAILED}
 
 
+@dataclass(frozen=True)
+class RedriveJob:
+    """One redrive_jobs item, parsed once."""
+
+    job_id: str
+    status: JobStatus
+    params: RedriveParams
+    counters: Counters
+    created_at: str
+    updated_at: str
+    expires_at: int
+    finished_at: str | None = None
+    error: str | None = None
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any]) -> RedriveJob:
+        """From a low-level DynamoDB item (attribute-value form)."""
+        plain = plain_item(item)
+        return cls(
+            job_id=str(plain[REDRIVE_JOBS_PARTITION_KEY]),
+            status=JobStatus(plain["status"]),
+            params=RedriveParams.from_item(plain["params"]),
+            counters=Counters.from_dict(plain.get("counters")),
+            created_at=str(plain.get("createdAt", "")),
+            updated_at=str(plain.get("updatedAt", "")),
+            expires_at=int(plain.get(REDRIVE_JOBS_TTL_ATTRIBUTE, 0)),
+            finished_at=plain.get("finishedAt"),
+            error=plain.get("error"),
+        )
+
+    def to_response(self) -> dict[str, Any]:
+        """The job as GET /redrive/status and the job run answer it."""
+        response: dict[str, Any] = {
+            "jobId": self.job_id,
+            "status": self.status.value,
+            "params": self.params.to_item(),
+            "counters": self.counters.as_dict(),
+            "createdAt": self.created_at,
+            "updatedAt": self.updated_at,
+            REDRIVE_JOBS_TTL_ATTRIBUTE: self.expires_at,
+        }
+        for name, value in (("finishedAt", self.finished_at), ("error", self.error)):
+            if value is not None:
+                response[name] = value
+        return response
+
+
 class JobNotFound(LookupError):
     pass
 
 
 class JobConflict(RuntimeError):
-    def __init__(self, job: dict[str, Any]) -> None:
-        super().__init__(f"job {job['jobId']} is {job['status']}")
+    def __init__(self, job: RedriveJob) -> None:
+        super().__init__(f"job {job.job_id} is {job.status.value}")
         self.job = job
 
 
@@ -72,36 +120,38 @@ class JobStore:
     def _key(self, job_id: str) -> dict[str, Any]:
         return {REDRIVE_JOBS_PARTITION_KEY: {"S": job_id}}
 
-    def create(self, params: RedriveParams) -> dict[str, Any]:
+    def create(self, params: RedriveParams) -> RedriveJob:
         now = self._clock()
-        job = {
-            REDRIVE_JOBS_PARTITION_KEY: str(uuid.uuid4()),
-            "status": JobStatus.PENDING.value,
-            "params": params.to_item(),
-            "counters": Counters().as_dict(),
-            "createdAt": iso(now),
-            "updatedAt": iso(now),
-            REDRIVE_JOBS_TTL_ATTRIBUTE: int(now) + self._ttl_seconds,
-        }
+        item = _values(
+            {
+                REDRIVE_JOBS_PARTITION_KEY: str(uuid.uuid4()),
+                "status": JobStatus.PENDING.value,
+                "params": params.to_item(),
+                "counters": Counters().as_dict(),
+                "createdAt": iso(now),
+                "updatedAt": iso(now),
+                REDRIVE_JOBS_TTL_ATTRIBUTE: int(now) + self._ttl_seconds,
+            }
+        )
         self._client.put_item(
             TableName=self._table,
-            Item=_values(job),
+            Item=item,
             ConditionExpression="attribute_not_exists(#pk)",
             ExpressionAttributeNames={"#pk": REDRIVE_JOBS_PARTITION_KEY},
         )
-        return job
+        return RedriveJob.from_item(item)
 
-    def get(self, job_id: str) -> dict[str, Any]:
+    def get(self, job_id: str) -> RedriveJob:
         item = self._client.get_item(TableName=self._table, Key=self._key(job_id), ConsistentRead=True).get(
             "Item"
         )
         if not item:
             raise JobNotFound(job_id)
-        return plain_item(item)
+        return RedriveJob.from_item(item)
 
     def transition(
         self, job_id: str, to: JobStatus, *, allowed_from: set[JobStatus], extra: dict[str, Any] | None = None
-    ) -> dict[str, Any] | None:
+    ) -> RedriveJob | None:
         """Conditional status change; None when the job was not in an allowed status."""
         values = {"to": to.value, "now": iso(self._clock()), **(extra or {})}
         # Every caller-supplied attribute goes through a #name placeholder: some are DynamoDB
@@ -125,7 +175,7 @@ class JobStore:
             if is_conditional_check_failure(error):
                 return None
             raise
-        return plain_item(response["Attributes"])
+        return RedriveJob.from_item(response["Attributes"])
 
     def save_progress(self, job_id: str, counters: Counters) -> None:
         self._client.update_item(
@@ -134,11 +184,6 @@ class JobStore:
             UpdateExpression="SET counters = :counters, updatedAt = :now",
             ExpressionAttributeValues=_values({":counters": counters.as_dict(), ":now": iso(self._clock())}),
         )
-
-
-def _add(total: Counters, batch: Counters) -> None:
-    for name, value in batch.as_dict().items():
-        setattr(total, name, getattr(total, name) + value)
 
 
 class RedriveJobs:
@@ -155,62 +200,57 @@ class RedriveJobs:
         self._start_async = start_async
         self._pacer_factory = pacer_factory
 
-    def start(self, params: RedriveParams) -> dict[str, Any]:
+    def start(self, params: RedriveParams) -> RedriveJob:
         job = self._store.create(params)
-        job_id = job[REDRIVE_JOBS_PARTITION_KEY]
         try:
-            self._start_async(job_id)
+            self._start_async(job.job_id)
         except Exception as error:
             self._store.transition(
-                job_id,
+                job.job_id,
                 JobStatus.FAILED,
                 allowed_from={JobStatus.PENDING},
                 extra={"error": f"not started: {error}"},
             )
             raise JobStartFailed(str(error)) from error
-        logger.info(
-            "redrive job started", extra={**fields(REDRIVE_JOB_ID=job_id), "params": params.to_item()}
-        )
+        logger.info("redrive job started", extra=fields(REDRIVE_JOB_ID=job.job_id, PARAMS=params.to_item()))
         return job
 
-    def status(self, job_id: str) -> dict[str, Any]:
+    def status(self, job_id: str) -> RedriveJob:
         return self._store.get(job_id)
 
-    def cancel(self, job_id: str) -> dict[str, Any]:
+    def cancel(self, job_id: str) -> RedriveJob:
         job = self._store.transition(
             job_id, JobStatus.CANCEL_REQUESTED, allowed_from={JobStatus.PENDING, JobStatus.RUNNING}
         )
         if job is not None:
             return job
         current = self._store.get(job_id)
-        if current["status"] == JobStatus.CANCEL_REQUESTED.value:
+        if current.status is JobStatus.CANCEL_REQUESTED:
             return current
         raise JobConflict(current)
 
-    def run(self, job_id: str, remaining_ms: Callable[[], int]) -> dict[str, Any]:
+    def run(self, job_id: str, remaining_ms: Callable[[], int]) -> RedriveJob:
         """The job loop of one invocation: batches until done, cancelled, failed or handed over."""
         job = self._store.transition(job_id, JobStatus.RUNNING, allowed_from={JobStatus.PENDING})
         if job is None:
             job = self._store.get(job_id)
-            if job["status"] == JobStatus.CANCEL_REQUESTED.value:
-                return self._finish(job_id, JobStatus.CANCELLED, Counters(**job["counters"]))
-            if job["status"] != JobStatus.RUNNING.value:
+            if job.status is JobStatus.CANCEL_REQUESTED:
+                return self._finish(job_id, JobStatus.CANCELLED, job.counters)
+            if job.status is not JobStatus.RUNNING:
                 logger.info(
-                    "redrive job not runnable",
-                    extra={**fields(REDRIVE_JOB_ID=job_id), "status": job["status"]},
+                    "redrive job not runnable", extra=fields(REDRIVE_JOB_ID=job_id, JOB_STATUS=job.status)
                 )
                 return job
-        params = RedriveParams.from_item(job["params"])
-        totals = Counters(**{name: int(value) for name, value in job["counters"].items()})
+        totals = job.counters
         try:
-            return self._loop(job_id, params, totals, remaining_ms)
+            return self._loop(job_id, job.params, totals, remaining_ms)
         except Exception as error:
             logger.exception("redrive job failed", extra=fields(REDRIVE_JOB_ID=job_id))
             return self._finish(job_id, JobStatus.FAILED, totals, error=repr(error))
 
     def _loop(
         self, job_id: str, params: RedriveParams, totals: Counters, remaining_ms: Callable[[], int]
-    ) -> dict[str, Any]:
+    ) -> RedriveJob:
         pacer = self._pacer_factory()
         seen: set[str] = set()
         empty_rounds = 0
@@ -219,7 +259,7 @@ class RedriveJobs:
         # shrinks to a third of this invocation's time, and every invocation moves a batch first.
         margin_ms = min(HANDOVER_MARGIN_MS, remaining_ms() // 3)
         while True:
-            if self._store.get(job_id)["status"] == JobStatus.CANCEL_REQUESTED.value:
+            if self._store.get(job_id).status is JobStatus.CANCEL_REQUESTED:
                 return self._finish(job_id, JobStatus.CANCELLED, totals)
             budget = params.max_messages - totals.moved - totals.quarantined
             if budget <= 0 or empty_rounds >= MAX_EMPTY_ROUNDS:
@@ -228,7 +268,7 @@ class RedriveJobs:
                 self._store.save_progress(job_id, totals)
                 self._start_async(job_id)
                 logger.info(
-                    "redrive job handed over", extra={**fields(REDRIVE_JOB_ID=job_id), **totals.as_dict()}
+                    "redrive job handed over", extra=fields(REDRIVE_JOB_ID=job_id, COUNTERS=totals.as_dict())
                 )
                 return self._store.get(job_id)
             messages = self._mover.receive(min(budget, pacer.batch_size))
@@ -237,12 +277,12 @@ class RedriveJobs:
             outcome = self._mover.move(messages, params, job_id=job_id, seen=seen, pacer=pacer)
             batches += 1
             empty_rounds = 0 if outcome.new_messages else empty_rounds + 1
-            _add(totals, outcome.counters)
+            totals.add(outcome.counters)
             self._store.save_progress(job_id, totals)
 
     def _finish(
         self, job_id: str, status: JobStatus, totals: Counters, *, error: str | None = None
-    ) -> dict[str, Any]:
+    ) -> RedriveJob:
         extra: dict[str, Any] = {"counters": totals.as_dict(), "finishedAt": iso(time.time())}
         if error:
             extra["error"] = error
@@ -257,6 +297,6 @@ class RedriveJobs:
             job = self._store.get(job_id)
         logger.info(
             "redrive job finished",
-            extra={**fields(REDRIVE_JOB_ID=job_id), "status": job["status"], **totals.as_dict()},
+            extra=fields(REDRIVE_JOB_ID=job_id, JOB_STATUS=job.status, COUNTERS=totals.as_dict()),
         )
         return job

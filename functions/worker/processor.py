@@ -1,5 +1,8 @@
-"""The worker's per-record state machine (ARCHITECTURE.md, data flow step 3) and its failure modes.
+"""The worker's per-record state machine and its failure modes.
 
+One state item per idempotency key (functions.common.state_table): begin takes the key INFLIGHT
+(absent, FAILED, QUARANTINED or INFLIGHT past its lease), then the attempt that holds the lease
+settles it SUCCEEDED or FAILED; a SUCCEEDED key is a duplicate, a live lease is retried later.
 Success events go through an outbox on the state item (eventDetail, eventPublished), so an invocation
 killed before PutEvents loses none: its redelivery re-sends the same event. Events are at-least-once
 (a crash between PutEvents and the mark re-sends one); consumers dedupe on idempotencyKey.
@@ -90,11 +93,11 @@ class RecordProcessor:
             count(MetricName.INFLIGHT_CONFLICTS)
             logger.info(
                 "key in flight elsewhere",
-                extra={
-                    **fields(IDEMPOTENCY_KEY=key),
-                    "messageId": record.message_id,
-                    "status": begin.item.get("status"),
-                },
+                extra=fields(
+                    IDEMPOTENCY_KEY=key,
+                    MESSAGE_ID=record.message_id,
+                    RECORD_STATUS=begin.record.status,
+                ),
             )
             raise InflightElsewhereError(key)
         attempts = begin.attempts
@@ -120,11 +123,13 @@ class RecordProcessor:
         milliseconds(MetricName.PROCESSING_LATENCY, latency_ms)
         logger.info(
             "record processed",
-            extra={
-                **fields(IDEMPOTENCY_KEY=key, PROCESSED=True, LATENCY_MS=latency_ms),
-                "messageId": record.message_id,
-                "attempts": attempts,
-            },
+            extra=fields(
+                IDEMPOTENCY_KEY=key,
+                PROCESSED=True,
+                LATENCY_MS=latency_ms,
+                MESSAGE_ID=record.message_id,
+                ATTEMPTS=attempts,
+            ),
         )
         self._events.add(
             DetailType.SUCCESS,
@@ -136,7 +141,7 @@ class RecordProcessor:
     def _duplicate(self, record: SQSRecord, key: str, begin: AlreadySucceeded, now: float) -> None:
         """A processed key: silent, unless its success event was orphaned by a killed invocation."""
         count(MetricName.DUPLICATES_DETECTED)
-        orphaned = begin.orphaned_event(now)
+        orphaned = begin.record.orphaned_event(now)
         # The claim (a conditional UpdateItem) lets one of concurrent redeliveries re-send it, not all.
         if orphaned is not None and not self._state.claim_orphaned_event(
             key, now=now, lease_seconds=self._remaining_ms() / 1000
@@ -144,11 +149,12 @@ class RecordProcessor:
             orphaned = None
         logger.info(
             "duplicate of a processed key",
-            extra={
-                **fields(IDEMPOTENCY_KEY=key, DUPLICATE=True),
-                "messageId": record.message_id,
-                "republishingEvent": orphaned is not None,
-            },
+            extra=fields(
+                IDEMPOTENCY_KEY=key,
+                DUPLICATE=True,
+                MESSAGE_ID=record.message_id,
+                REPUBLISHING_EVENT=orphaned is not None,
+            ),
         )
         if orphaned is not None:
             count(DeliveryMetricName.EVENTS_REPUBLISHED)
@@ -167,7 +173,7 @@ class RecordProcessor:
         except (ClientError, BotoCoreError) as error:
             # The event is out; an unmarked key only means a later redelivery may send it again.
             logger.warning(
-                "event published but not marked", extra={**fields(IDEMPOTENCY_KEY=key), "reason": str(error)}
+                "event published but not marked", extra=fields(IDEMPOTENCY_KEY=key, REASON=str(error))
             )
 
     def _run(self, record: SQSRecord, key: str, attempts: int) -> None:
@@ -202,18 +208,16 @@ class RecordProcessor:
         count(MetricName.RECORDS_FAILED)
         logger.warning(
             "record failed",
-            extra={
-                **fields(
-                    IDEMPOTENCY_KEY=key,
-                    ERROR_TYPE=error_type,
-                    PROCESSED=False,
-                    LATENCY_MS=round((now - started) * 1000, 1),
-                ),
-                "messageId": record.message_id,
-                "attempts": attempts,
-                "reason": str(error),
-                "stateRecorded": recorded,
-            },
+            extra=fields(
+                IDEMPOTENCY_KEY=key,
+                ERROR_TYPE=error_type,
+                PROCESSED=False,
+                LATENCY_MS=round((now - started) * 1000, 1),
+                MESSAGE_ID=record.message_id,
+                ATTEMPTS=attempts,
+                REASON=str(error),
+                STATE_RECORDED=recorded,
+            ),
         )
         # No outbox for failure events: the message is a batch item failure, and a FAILED key is
         # taken again by its next delivery (or redrive), whose own outcome is announced.

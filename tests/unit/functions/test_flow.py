@@ -136,7 +136,7 @@ def test_poison_then_reset_then_redrive_recovers(stage: Any, lambda_context: Any
         pacer_factory=lambda: Pacer(100),
     )
     job = jobs.start(RedriveParams(max_messages=10, filter_error_type=ErrorType.SCHEMA_VALIDATION.value))
-    assert jobs.run(job["jobId"], lambda: 600_000)["counters"]["moved"] == 1
+    assert jobs.run(job.job_id, lambda: 600_000).counters.moved == 1
 
     assert drain_through_worker(stage, lambda_context) == []
     item = stage.state(key)

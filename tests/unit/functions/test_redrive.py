@@ -13,7 +13,7 @@ import pytest
 from functions.common.names import REDRIVE_JOB_EVENT_KEY, ErrorType, MessageAttribute, RecordStatus
 from functions.common.state_table import StateTable
 from functions.redrive import handler
-from functions.redrive.jobs import JobStartFailed, JobStatus, JobStore, RedriveJobs
+from functions.redrive.jobs import JobStartFailed, JobStatus, JobStore, RedriveJob, RedriveJobs
 from functions.redrive.mover import DlqMover, Pacer
 from functions.redrive.params import RedriveParams
 from tests.unit.functions.http_events import JSON_HEADERS, http_event
@@ -106,10 +106,10 @@ class Jobs:
             pacer_factory=lambda: Pacer(rate, sleep=self.naps.append),
         )
 
-    def run(self, params: RedriveParams, remaining_ms: int = 600_000) -> dict[str, Any]:
+    def run(self, params: RedriveParams, remaining_ms: int = 600_000) -> RedriveJob:
         job = self.jobs.start(params)
-        assert self.started[-1] == job["jobId"]
-        return self.jobs.run(job["jobId"], lambda: remaining_ms)
+        assert self.started[-1] == job.job_id
+        return self.jobs.run(job.job_id, lambda: remaining_ms)
 
 
 def attribute(message: dict[str, Any], name: MessageAttribute) -> str | None:
@@ -129,7 +129,7 @@ def api(stage: Any, lambda_context: Any, monkeypatch: pytest.MonkeyPatch) -> Any
             return {"StatusCode": 202}
 
     deps = replace(handler.dependencies(), lambda_client=FakeLambda())
-    deps.mover._wait_seconds = 0
+    deps.mover.dlq._wait_seconds = 0
     monkeypatch.setattr(handler, "dependencies", lambda: deps)
 
     def call(method: str, path: str, *, query: dict[str, str] | None = None, body: Any = None) -> Any:
@@ -173,6 +173,28 @@ def test_preview_filters_by_error_type_and_age(stage: Any) -> None:
     assert len(stage.receive_all(stage.dlq_url)) == 2
 
 
+def test_preview_and_move_take_the_same_routing_decision(stage: Any) -> None:
+    wanted = {park(stage, n, error_type=ErrorType.TRANSIENT) for n in range(3)}
+    condemned = park(stage, 7, error_type=ErrorType.TRANSIENT, redrive_count=3)
+    for n in range(3):
+        park(stage, n)
+    params = RedriveParams(max_messages=100, filter_error_type=ErrorType.TRANSIENT.value)
+    dlq_mover = mover(stage, max_redrives=3)
+
+    preview = dlq_mover.preview(params)
+    job = Jobs(stage, dlq_mover).run(params)
+
+    routes = {m["idempotencyKey"]: m["route"] for m in preview["messages"]}
+    assert routes == {**dict.fromkeys(wanted, "main"), condemned: "quarantine"}
+    assert {
+        attribute(m, MessageAttribute.IDEMPOTENCY_KEY) for m in stage.receive_all(stage.queue_url)
+    } == wanted
+    assert [
+        attribute(m, MessageAttribute.IDEMPOTENCY_KEY) for m in stage.receive_all(stage.quarantine_url)
+    ] == [condemned]
+    assert (job.counters.moved, job.counters.quarantined, job.counters.skipped) == (3, 1, 3)
+
+
 # --- moving --------------------------------------------------------------------------------------------
 def test_start_moves_messages_with_redrive_count_and_jitter_bounds(stage: Any) -> None:
     keys = {park(stage, n) for n in range(15)}
@@ -181,8 +203,14 @@ def test_start_moves_messages_with_redrive_count_and_jitter_bounds(stage: Any) -
 
     job = jobs.run(RedriveParams(max_messages=100, per_message_delay_jitter=4))
 
-    assert job["status"] == JobStatus.SUCCEEDED.value
-    assert job["counters"] == {"received": 15, "moved": 15, "skipped": 0, "quarantined": 0, "failed": 0}
+    assert job.status is JobStatus.SUCCEEDED
+    assert job.counters.as_dict() == {
+        "received": 15,
+        "moved": 15,
+        "skipped": 0,
+        "quarantined": 0,
+        "failed": 0,
+    }
     delays = [entry["DelaySeconds"] for entry in sqs.sent_entries]
     assert all(0 <= delay <= 4 for delay in delays)
     assert len(set(delays)) > 1
@@ -191,7 +219,7 @@ def test_start_moves_messages_with_redrive_count_and_jitter_bounds(stage: Any) -
     # Messages delayed by up to 4 s may not be visible yet; the ones that are carry the new count.
     for message in moved:
         assert attribute(message, MessageAttribute.REDRIVE_COUNT) == "1"
-        assert attribute(message, MessageAttribute.REDRIVE_JOB_ID) == job["jobId"]
+        assert attribute(message, MessageAttribute.REDRIVE_JOB_ID) == job.job_id
         assert attribute(message, MessageAttribute.IDEMPOTENCY_KEY) in keys
     assert stage.depth(stage.queue_url) == 15
     assert {stage.state(key)["redriveCount"] for key in keys} == {1}
@@ -208,7 +236,7 @@ def test_max_messages_bounds_the_move(stage: Any) -> None:
     for n in range(12):
         park(stage, n)
     job = Jobs(stage, mover(stage)).run(RedriveParams(max_messages=5))
-    assert job["counters"]["moved"] == 5
+    assert job.counters.moved == 5
     assert stage.depth(stage.dlq_url) == 7
     assert stage.depth(stage.queue_url) == 5
 
@@ -222,8 +250,8 @@ def test_error_type_filter_moves_only_matching_and_releases_the_rest(stage: Any)
         RedriveParams(max_messages=100, filter_error_type=ErrorType.TRANSIENT.value)
     )
 
-    assert job["counters"]["moved"] == 3
-    assert job["counters"]["skipped"] == 4
+    assert job.counters.moved == 3
+    assert job.counters.skipped == 4
     assert {
         attribute(m, MessageAttribute.IDEMPOTENCY_KEY) for m in stage.receive_all(stage.queue_url)
     } == wanted
@@ -239,7 +267,7 @@ def test_failed_send_leaves_the_message_in_the_dlq(stage: Any) -> None:
 
     job = jobs.run(RedriveParams(max_messages=10))
 
-    assert (job["counters"]["moved"], job["counters"]["failed"]) == (1, 1)
+    assert (job.counters.moved, job.counters.failed) == (1, 1)
     [left] = stage.receive_all(stage.dlq_url)
     assert left["Body"] == refused_body
     assert "redriveCount" not in stage.state(refused_key)
@@ -251,8 +279,8 @@ def test_send_call_error_leaves_everything_in_the_dlq(stage: Any) -> None:
     job = Jobs(stage, mover(stage, sqs=RecordingSqs(stage.sqs, fail_calls=True))).run(
         RedriveParams(max_messages=10)
     )
-    assert job["counters"]["failed"] == 3
-    assert job["status"] == JobStatus.SUCCEEDED.value
+    assert job.counters.failed == 3
+    assert job.status is JobStatus.SUCCEEDED
     assert len(stage.receive_all(stage.dlq_url)) == 3
     assert stage.depth(stage.queue_url) == 0
 
@@ -263,7 +291,7 @@ def test_message_at_the_redrive_limit_is_quarantined_not_requeued(stage: Any) ->
 
     job = Jobs(stage, mover(stage, max_redrives=3)).run(RedriveParams(max_messages=10))
 
-    assert (job["counters"]["moved"], job["counters"]["quarantined"]) == (1, 1)
+    assert (job.counters.moved, job.counters.quarantined) == (1, 1)
     [requeued] = stage.receive_all(stage.queue_url)
     assert attribute(requeued, MessageAttribute.IDEMPOTENCY_KEY) == fresh
     assert attribute(requeued, MessageAttribute.REDRIVE_COUNT) == "3"
@@ -284,7 +312,7 @@ def test_quarantine_never_reopens_a_succeeded_key(stage: Any) -> None:
         ExpressionAttributeValues={":s": {"S": RecordStatus.SUCCEEDED.value}},
     )
     job = Jobs(stage, mover(stage, max_redrives=3)).run(RedriveParams(max_messages=10))
-    assert job["counters"]["quarantined"] == 1
+    assert job.counters.quarantined == 1
     assert stage.state(key)["status"] == RecordStatus.SUCCEEDED.value
 
 
@@ -335,7 +363,7 @@ def test_job_sends_in_batches_no_larger_than_the_rate(stage: Any) -> None:
     sqs = RecordingSqs(stage.sqs)
     jobs = Jobs(stage, mover(stage, sqs=sqs), rate=3)
     job = jobs.run(RedriveParams(max_messages=100))
-    assert job["counters"]["moved"] == 9
+    assert job.counters.moved == 9
     assert len(jobs.naps) >= 2
     assert sum(jobs.naps) > 1.0
 
@@ -357,8 +385,8 @@ def test_cancel_stops_a_running_job_before_its_next_batch(stage: Any) -> None:
     dlq_mover.move = move_then_cancel  # type: ignore[method-assign]
     job = jobs.run(RedriveParams(max_messages=100))
 
-    assert job["status"] == JobStatus.CANCELLED.value
-    assert job["counters"]["moved"] == 10
+    assert job.status is JobStatus.CANCELLED
+    assert job.counters.moved == 10
     assert len(job_ids) == 1
     assert stage.depth(stage.dlq_url) == 15
 
@@ -367,8 +395,8 @@ def test_cancelled_before_start_moves_nothing(stage: Any) -> None:
     park(stage, 1)
     jobs = Jobs(stage, mover(stage))
     job = jobs.jobs.start(RedriveParams(max_messages=10))
-    assert jobs.jobs.cancel(job["jobId"])["status"] == JobStatus.CANCEL_REQUESTED.value
-    assert jobs.jobs.run(job["jobId"], lambda: 600_000)["status"] == JobStatus.CANCELLED.value
+    assert jobs.jobs.cancel(job.job_id).status is JobStatus.CANCEL_REQUESTED
+    assert jobs.jobs.run(job.job_id, lambda: 600_000).status is JobStatus.CANCELLED
     assert stage.depth(stage.dlq_url) == 1
 
 
@@ -379,13 +407,13 @@ def test_job_near_its_timeout_hands_over_to_a_new_invocation(stage: Any) -> None
     job = jobs.jobs.start(RedriveParams(max_messages=100))
     clock = iter([60_000, 1_000])  # plenty at the start, the deadline near after one batch
 
-    handed = jobs.jobs.run(job["jobId"], lambda: next(clock))
+    handed = jobs.jobs.run(job.job_id, lambda: next(clock))
 
-    assert handed["status"] == JobStatus.RUNNING.value
-    assert handed["counters"]["moved"] == 10
-    assert jobs.started == [job["jobId"], job["jobId"]]
-    finished = jobs.jobs.run(job["jobId"], lambda: 600_000)
-    assert (finished["status"], finished["counters"]["moved"]) == (JobStatus.SUCCEEDED.value, 25)
+    assert handed.status is JobStatus.RUNNING
+    assert handed.counters.moved == 10
+    assert jobs.started == [job.job_id, job.job_id]
+    finished = jobs.jobs.run(job.job_id, lambda: 600_000)
+    assert (finished.status, finished.counters.moved) == (JobStatus.SUCCEEDED, 25)
 
 
 def test_a_short_timeout_still_moves_a_batch_per_invocation(stage: Any) -> None:
@@ -396,8 +424,8 @@ def test_a_short_timeout_still_moves_a_batch_per_invocation(stage: Any) -> None:
     # A 3-second function that is nearly out of time after its first batch: it still moved one
     # batch before handing over (no endless chain of empty hand-overs).
     clock = iter([3_000] + [100] * 10)
-    handed = jobs.jobs.run(job["jobId"], lambda: next(clock))
-    assert (handed["status"], handed["counters"]["moved"]) == (JobStatus.RUNNING.value, 10)
+    handed = jobs.jobs.run(job.job_id, lambda: next(clock))
+    assert (handed.status, handed.counters.moved) == (JobStatus.RUNNING, 10)
 
 
 # --- the API ------------------------------------------------------------------------------------------
@@ -478,15 +506,15 @@ def test_a_job_whose_batch_raises_ends_failed_with_its_error(stage: Any) -> None
     def broken_receive(max_messages: int) -> Any:
         raise RuntimeError("dlq unreachable")
 
-    dlq_mover.receive = broken_receive  # type: ignore[method-assign,assignment]
+    dlq_mover.receive = broken_receive  # type: ignore[method-assign]
     jobs = Jobs(stage, dlq_mover)
 
     job = jobs.run(RedriveParams(max_messages=10))
 
-    stored = jobs.store.get(job["jobId"])
-    assert (job["status"], stored["status"]) == (JobStatus.FAILED.value, JobStatus.FAILED.value)
-    assert "dlq unreachable" in stored["error"]
-    assert stored["finishedAt"]
+    stored = jobs.store.get(job.job_id)
+    assert job.status is stored.status is JobStatus.FAILED
+    assert "dlq unreachable" in (stored.error or "")
+    assert stored.finished_at
     assert stage.depth(stage.dlq_url) == 1
 
 
@@ -505,5 +533,5 @@ def test_a_job_that_cannot_start_ends_failed_with_its_error(stage: Any) -> None:
 
     [job_id] = created
     stored = store.get(job_id)
-    assert stored["status"] == JobStatus.FAILED.value
-    assert stored["error"] == "not started: lambda unreachable"
+    assert stored.status is JobStatus.FAILED
+    assert stored.error == "not started: lambda unreachable"
