@@ -23,6 +23,9 @@ FAILURE_MODE_PARAMETER = "/ingestion/failure_mode"
 # --- HTTP headers the API accepts (the authorizer, the ingest and the API's CORS all use them) --
 API_KEY_HEADER = "x-api-key"
 IDEMPOTENCY_KEY_HEADER = "idempotency-key"
+# Keys the ingest computes (SHA-256 of the payload's RFC 8785 form) start with this; client keys
+# never may, so a client cannot pre-empt another client's payload by sending its hash as a key.
+COMPUTED_KEY_PREFIX = "sha256:"
 
 
 class FailureMode(StrEnum):
@@ -79,6 +82,9 @@ class MessageAttribute(StrEnum):
     ERROR_TYPE_CANDIDATE = "errorTypeCandidate"
     REDRIVE_COUNT = "redriveCount"
     REDRIVE_JOB_ID = "redriveJobId"
+    # Set by the worker on a message it parks in the DLQ itself (an idempotency conflict): the
+    # redrive reads the error type here, since the key's state record belongs to the first payload.
+    ERROR_TYPE = "errorType"
 
 
 # --- DynamoDB state table ------------------------------------------------------------------
@@ -101,6 +107,13 @@ class ErrorType(StrEnum):
     TRANSIENT = "TransientDownstreamError"
     TIMEOUT = "DownstreamTimeoutError"
     UNEXPECTED = "UnexpectedError"
+    # A key reused with another payload: the worker parks the message in the DLQ with this type.
+    IDEMPOTENCY_CONFLICT = "IdempotencyConflict"
+
+
+# The redrive filter value that selects messages whose key has no recorded error type: what a
+# killed batch leaves behind besides the one record it was processing.
+NO_ERROR_TYPE = "none"
 
 
 # --- EventBridge ---------------------------------------------------------------------------
@@ -123,6 +136,8 @@ class MetricName(StrEnum):
     RECORDS_FAILED = "RecordsFailed"
     DUPLICATES_DETECTED = "DuplicatesDetected"
     INFLIGHT_CONFLICTS = "InflightConflicts"
+    # A key reused with another payload (worker: parked in the DLQ; ingest: refused with 409).
+    IDEMPOTENCY_CONFLICTS = "IdempotencyConflicts"
     PROCESSING_LATENCY = "ProcessingLatencyMs"
     REDRIVE_MOVED = "RedriveMessagesMoved"
     REDRIVE_QUARANTINED = "RedriveMessagesQuarantined"
@@ -159,6 +174,7 @@ class LogField(StrEnum):
     QUEUE_URL = "queueUrl"
     MESSAGE_COUNT = "messages"
     ROUTE = "route"
+    RUNNER = "runner"
     COUNTERS = "counters"
     PARAMS = "params"
     EVENT_ID = "eventId"

@@ -1,9 +1,16 @@
 """The ingestion_state table (PK idempotencyKey): the worker's state machine and the redrive's marks.
 
-Every write is a single conditional UpdateItem. The worker's first write is an UpdateItem rather
-than the spec's PutItem: it creates the item when absent exactly like a conditional PutItem, but
-keeps attempts, firstSeenAt and the redrive's redriveCount across retries (a PutItem would erase
-them), and ReturnValuesOnConditionCheckFailure=ALL_OLD still replaces a separate GetItem.
+Every write is a single conditional UpdateItem, which DynamoDB applies atomically: of two concurrent
+writers only the one whose condition holds succeeds (https://docs.aws.amazon.com/amazondynamodb/
+latest/developerguide/WorkingWithItems.html#WorkingWithItems.ConditionalUpdate). The worker's
+first write is an UpdateItem rather than the spec's PutItem: it creates the item when absent
+exactly like a conditional PutItem, but keeps attempts, firstSeenAt and the redrive's redriveCount
+across retries (a PutItem would erase them), and ReturnValuesOnConditionCheckFailure=ALL_OLD still
+replaces a separate GetItem.
+A key's checksum (functions.common.canonical.payload_checksum) is written by its first attempt and
+never changes: a later message with the same key and another checksum is an idempotency conflict
+and leaves the record untouched. Every item carries the TTL attribute from its first write on, so a
+record whose message never comes back (INFLIGHT for ever) still expires.
 A SUCCEEDED item is also the outbox of its success event (eventDetail, eventPublished): see
 functions/worker/processor.py.
 """
@@ -20,10 +27,22 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import ClientError
 
-from functions.common.names import STATE_TABLE_PARTITION_KEY, STATE_TABLE_TTL_ATTRIBUTE, RecordStatus
+from functions.common.names import (
+    COMPUTED_KEY_PREFIX,
+    STATE_TABLE_PARTITION_KEY,
+    STATE_TABLE_TTL_ATTRIBUTE,
+    RecordStatus,
+)
 
 _DESERIALIZER = TypeDeserializer()
 MAX_ERROR_MESSAGE_LENGTH = 512
+# Checksums carry their algorithm: one written by an earlier algorithm (a bare hex digest) is never
+# compared, so a deployment that changes the checksum does not turn redeliveries into conflicts.
+CHECKSUM_PREFIX = COMPUTED_KEY_PREFIX
+
+
+def checksums_conflict(stored: str | None, incoming: str) -> bool:
+    return stored is not None and stored.startswith(CHECKSUM_PREFIX) and stored != incoming
 
 
 def iso(epoch_seconds: float) -> str:
@@ -105,6 +124,12 @@ class StateRecord:
         detail: dict[str, Any] = json.loads(self.event_detail)
         return detail
 
+    def conflicts_with(self, checksum: str) -> bool:
+        return checksums_conflict(self.checksum, checksum)
+
+    def lease_is_live(self, now: float) -> bool:
+        return self.status is RecordStatus.INFLIGHT and (self.inflight_until or 0) >= now
+
 
 _STATUSES = {status.value for status in RecordStatus}
 
@@ -124,7 +149,14 @@ class HeldByAnother:
     record: StateRecord
 
 
-BeginResult = Acquired | AlreadySucceeded | HeldByAnother
+@dataclass(frozen=True)
+class Conflict:
+    """The key's record holds another payload's checksum; the record was not touched."""
+
+    record: StateRecord
+
+
+BeginResult = Acquired | AlreadySucceeded | HeldByAnother | Conflict
 
 
 class StateTable:
@@ -137,7 +169,8 @@ class StateTable:
         return {STATE_TABLE_PARTITION_KEY: {"S": idempotency_key}}
 
     def begin(self, idempotency_key: str, *, checksum: str, now: float, lease_seconds: float) -> BeginResult:
-        """Take the key INFLIGHT if it is absent, FAILED, QUARANTINED or INFLIGHT past its lease."""
+        """Take the key INFLIGHT if it is absent, FAILED, QUARANTINED or INFLIGHT past its lease,
+        and only for the payload it was first taken for (its checksum)."""
         try:
             response = self._client.update_item(
                 TableName=self._table,
@@ -145,13 +178,15 @@ class StateTable:
                 UpdateExpression=(
                     "SET #status = :inflight, attempts = if_not_exists(attempts, :zero) + :one, "
                     "checksum = :checksum, firstSeenAt = if_not_exists(firstSeenAt, :nowIso), "
-                    "inflightUntil = :until, updatedAt = :nowIso REMOVE errorType, errorMessage"
+                    "inflightUntil = :until, updatedAt = :nowIso, #ttl = :ttl REMOVE errorType, errorMessage"
                 ),
                 ConditionExpression=(
-                    "attribute_not_exists(#pk) OR attribute_not_exists(#status) "
-                    "OR #status IN (:failed, :quarantined) OR (#status = :inflight AND inflightUntil < :now)"
+                    "(attribute_not_exists(checksum) OR checksum = :checksum "
+                    "OR NOT begins_with(checksum, :checksumPrefix)) "
+                    "AND (attribute_not_exists(#status) OR #status IN (:failed, :quarantined) "
+                    "OR (#status = :inflight AND inflightUntil < :now))"
                 ),
-                ExpressionAttributeNames={"#pk": STATE_TABLE_PARTITION_KEY, "#status": "status"},
+                ExpressionAttributeNames={"#status": "status", "#ttl": STATE_TABLE_TTL_ATTRIBUTE},
                 ExpressionAttributeValues={
                     ":inflight": {"S": RecordStatus.INFLIGHT.value},
                     ":failed": {"S": RecordStatus.FAILED.value},
@@ -159,9 +194,11 @@ class StateTable:
                     ":zero": {"N": "0"},
                     ":one": {"N": "1"},
                     ":checksum": {"S": checksum},
+                    ":checksumPrefix": {"S": CHECKSUM_PREFIX},
                     ":nowIso": {"S": iso(now)},
                     ":now": {"N": str(int(now))},
                     ":until": {"N": str(math.ceil(now + lease_seconds))},
+                    ":ttl": {"N": str(int(now) + self._ttl_seconds)},
                 },
                 ReturnValues="UPDATED_NEW",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
@@ -170,6 +207,8 @@ class StateTable:
             if not is_conditional_check_failure(error):
                 raise
             old = StateRecord.from_item(error.response.get("Item") or {})
+            if old.conflicts_with(checksum):
+                return Conflict(old)
             if old.status is RecordStatus.SUCCEEDED:
                 return AlreadySucceeded(old)
             return HeldByAnother(old)
@@ -279,6 +318,14 @@ class StateTable:
             raise
         return True
 
+    # --- used by the ingest ------------------------------------------------------------------------
+    def checksum_of(self, idempotency_key: str) -> str | None:
+        """The key's stored checksum (an eventually consistent read: an early warning only)."""
+        item = self._client.get_item(
+            TableName=self._table, Key=self._key(idempotency_key), ProjectionExpression="checksum"
+        ).get("Item")
+        return StateRecord.from_item(item).checksum if item else None
+
     # --- used by the redrive function ------------------------------------------------------------
     def get(self, idempotency_key: str) -> StateRecord | None:
         response = self._client.get_item(
@@ -295,17 +342,22 @@ class StateTable:
         return self._mark_redriven(idempotency_key, redrive_count=redrive_count, job_id=job_id, now=now)
 
     def quarantine(self, idempotency_key: str, *, redrive_count: int, job_id: str, now: float) -> bool:
-        """QUARANTINED with its redrive count; never creates an item nor reopens a SUCCEEDED one."""
+        """QUARANTINED with its redrive count; never creates an item, never reopens a SUCCEEDED one and
+        never overwrites a live INFLIGHT lease (another copy of the key is being processed)."""
         return self._mark_redriven(
             idempotency_key,
             redrive_count=redrive_count,
             job_id=job_id,
             now=now,
-            # A stray copy of an already processed key must not reopen it for processing.
-            status_update=(", #status = :quarantined", " AND #status <> :succeeded"),
+            status_update=(
+                ", #status = :quarantined",
+                " AND #status <> :succeeded AND (#status <> :inflight OR inflightUntil < :now)",
+            ),
             status_values={
                 ":quarantined": {"S": RecordStatus.QUARANTINED.value},
                 ":succeeded": {"S": RecordStatus.SUCCEEDED.value},
+                ":inflight": {"S": RecordStatus.INFLIGHT.value},
+                ":now": {"N": str(int(now))},
             },
         )
 

@@ -1,9 +1,11 @@
-"""Moving messages out of the DLQ: sampling (preview), routing, paced and jittered sends, quarantine.
+"""Moving messages out of the DLQ: sampling (preview), routing, jittered sends, quarantine, pacing.
 
 A message leaves the DLQ only after the queue it was sent to returned a MessageId for it.
 Messages that do not match the filters are made visible again at once. A message whose
 redriveCount already reached the limit goes to the quarantine queue instead of the main queue,
-so a poison message can never loop DLQ -> main -> DLQ indefinitely.
+so a poison message can never loop DLQ -> main -> DLQ indefinitely; so does an idempotency
+conflict, which no redelivery can fix. The pace is kept before a batch is received, so no
+received message waits for the pacer while its visibility timeout runs.
 """
 
 from __future__ import annotations
@@ -16,15 +18,17 @@ from typing import Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from functions.common.names import DeliveryMetricName, MessageAttribute, MetricName
+from functions.common.names import NO_ERROR_TYPE, DeliveryMetricName, MessageAttribute, MetricName
 from functions.common.observability import count, fields, logger
 from functions.common.state_table import StateRecord, StateTable
 from functions.redrive.dlq import SQS_BATCH_LIMIT, DlqMessage, DlqQueue, chunks
 from functions.redrive.params import RedriveParams
 from functions.redrive.routing import Route, RoutingPolicy
 
-# Long enough to send and delete a batch (pacing sleeps included), short enough that a crashed
-# job's messages reappear in the DLQ quickly.
+# Long enough to send, delete and record one batch (the pacer waits before receiving, never while
+# holding messages), short enough that a crashed job's messages reappear in the DLQ quickly. A
+# message held past it becomes visible again and can be received (and sent) a second time
+# (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-visibility-timeout.html).
 RECEIVE_VISIBILITY_SECONDS = 60
 PREVIEW_SAMPLE_LIMIT = 100
 # A preview answers within the API's 30-second integration timeout even on a deep DLQ.
@@ -54,7 +58,12 @@ class Counters:
 
 
 class Pacer:
-    """At most `rate` messages per second on average since the first send, in bursts <= one batch."""
+    """At most `rate` messages per second on average since the first batch, in bursts <= one batch.
+
+    Used before a batch is received: wait_seconds() says how long the next batch must wait (the job
+    hands over instead when that would overrun its invocation), admit() waits and reserves the
+    batch, refund() returns what the batch did not send.
+    """
 
     def __init__(
         self,
@@ -73,14 +82,21 @@ class Pacer:
     def batch_size(self) -> int:
         return max(1, min(SQS_BATCH_LIMIT, int(self.rate)))
 
-    def admit(self, messages: int) -> None:
-        now = self._clock()
+    def wait_seconds(self) -> float:
         if self._started is None:
-            self._started = now
-        due = self._started + self._admitted / self.rate
-        if due > now:
-            self._sleep(due - now)
+            return 0.0
+        return max(0.0, self._started + self._admitted / self.rate - self._clock())
+
+    def admit(self, messages: int) -> None:
+        wait = self.wait_seconds()
+        if wait > 0:
+            self._sleep(wait)
+        if self._started is None:
+            self._started = self._clock()
         self._admitted += messages
+
+    def refund(self, messages: int) -> None:
+        self._admitted -= messages
 
 
 @dataclass
@@ -95,11 +111,8 @@ class Triaged:
 
     message: DlqMessage
     record: StateRecord | None
+    error_type: str | None
     route: Route
-
-    @property
-    def error_type(self) -> str | None:
-        return self.record.error_type if self.record else None
 
 
 class _Settle(Protocol):
@@ -116,7 +129,8 @@ class Destination:
     redrives_added: int
     # Jitter spreads a replay over time for the consumer; a parked message has no consumer.
     jittered: bool
-    settle: _Settle
+    # What a send records on the key's state item (None: the record is not the message's to change).
+    settle: _Settle | None
     metric: MetricName
 
     def next_count(self, message: DlqMessage) -> int:
@@ -160,6 +174,14 @@ class DlqMover:
                 settle=state.quarantine,
                 metric=MetricName.REDRIVE_QUARANTINED,
             ),
+            Route.CONFLICT: Destination(
+                Route.CONFLICT,
+                quarantine_url,
+                0,
+                jittered=False,
+                settle=None,
+                metric=MetricName.REDRIVE_QUARANTINED,
+            ),
         }
 
     def receive(self, max_messages: int) -> list[DlqMessage]:
@@ -169,8 +191,11 @@ class DlqMover:
         return RoutingPolicy(params, self.max_redrives_per_message)
 
     def triage(self, message: DlqMessage, policy: RoutingPolicy, now: float) -> Triaged:
-        record = self._state.get(message.idempotency_key) if message.idempotency_key else None
-        return Triaged(message, record, policy.route(message, record.error_type if record else None, now))
+        """The message's error type is its own attribute when the worker parked it itself, else its key's."""
+        own = message.attribute(MessageAttribute.ERROR_TYPE)
+        record = self._state.get(message.idempotency_key) if message.idempotency_key and not own else None
+        error_type = own or (record.error_type if record else None)
+        return Triaged(message, record, error_type, policy.route(message, error_type, now))
 
     # --- preview --------------------------------------------------------------------------------------
     def preview(self, params: RedriveParams) -> dict[str, Any]:
@@ -179,6 +204,8 @@ class DlqMover:
         wanted = min(params.max_messages, PREVIEW_SAMPLE_LIMIT)
         received: dict[str, DlqMessage] = {}
         samples: list[dict[str, Any]] = []
+        # Every scanned message by error type (NO_ERROR_TYPE: none recorded, e.g. a killed batch's).
+        error_types: dict[str, int] = {}
         try:
             while len(samples) < wanted and len(received) < PREVIEW_SCAN_LIMIT:
                 batch = self.dlq.receive(SQS_BATCH_LIMIT, visibility_seconds=PREVIEW_VISIBILITY_SECONDS)
@@ -189,6 +216,8 @@ class DlqMover:
                 now = self._clock()
                 for message in new:
                     item = self.triage(message, policy, now)
+                    name = item.error_type or NO_ERROR_TYPE
+                    error_types[name] = error_types.get(name, 0) + 1
                     if item.route is not Route.SKIP and len(samples) < wanted:
                         samples.append(describe(item, now))
         finally:
@@ -200,13 +229,14 @@ class DlqMover:
             "sampleLimit": PREVIEW_SAMPLE_LIMIT,
             "scanLimit": PREVIEW_SCAN_LIMIT,
             "maxRedrivesPerMessage": self.max_redrives_per_message,
-            "filters": params.as_dict(),
+            "filters": params.to_item(),
+            "errorTypes": error_types,
             "messages": samples,
         }
 
     # --- moving ------------------------------------------------------------------------------------
     def move(
-        self, messages: list[DlqMessage], params: RedriveParams, *, job_id: str, seen: set[str], pacer: Pacer
+        self, messages: list[DlqMessage], params: RedriveParams, *, job_id: str, seen: set[str]
     ) -> BatchOutcome:
         """Route one received batch, send the routed messages on, delete what was sent."""
         outcome = BatchOutcome()
@@ -223,14 +253,13 @@ class DlqMover:
             routed[self.triage(message, policy, now).route].append(message)
         counters.skipped = len(routed[Route.SKIP])
         self.dlq.release(repeats + routed[Route.SKIP])
-        forwarded = len(routed[Route.MAIN]) + len(routed[Route.QUARANTINE])
-        if forwarded:
-            pacer.admit(forwarded)
-        counters.moved = self._forward(routed[Route.MAIN], self._destinations[Route.MAIN], params, job_id)
-        counters.quarantined = self._forward(
-            routed[Route.QUARANTINE], self._destinations[Route.QUARANTINE], params, job_id
-        )
-        counters.failed = forwarded - counters.moved - counters.quarantined
+        sent = {
+            route: self._forward(routed[route], destination, params, job_id)
+            for route, destination in self._destinations.items()
+        }
+        counters.moved = sent[Route.MAIN]
+        counters.quarantined = sent[Route.QUARANTINE] + sent[Route.CONFLICT]
+        counters.failed = sum(len(routed[route]) for route in self._destinations) - sum(sent.values())
         if counters.failed:
             count(DeliveryMetricName.REDRIVE_SEND_FAILED, counters.failed)
         return outcome
@@ -285,19 +314,18 @@ class DlqMover:
         return [message for index, message in enumerate(chunk) if index in accepted]
 
     def _settle(self, message: DlqMessage, destination: Destination, job_id: str) -> None:
-        if not message.idempotency_key:
-            return
         redrive_count = destination.next_count(message)
-        try:
-            destination.settle(
-                message.idempotency_key, redrive_count=redrive_count, job_id=job_id, now=self._clock()
-            )
-        except (ClientError, BotoCoreError):
-            # The message already moved; its attribute still carries the count that matters.
-            logger.exception(
-                "redrive count not recorded", extra=fields(IDEMPOTENCY_KEY=message.idempotency_key)
-            )
-        if destination.route is Route.QUARANTINE:
+        if message.idempotency_key and destination.settle is not None:
+            try:
+                destination.settle(
+                    message.idempotency_key, redrive_count=redrive_count, job_id=job_id, now=self._clock()
+                )
+            except (ClientError, BotoCoreError):
+                # The message already moved; its attribute still carries the count that matters.
+                logger.exception(
+                    "redrive count not recorded", extra=fields(IDEMPOTENCY_KEY=message.idempotency_key)
+                )
+        if destination.route is not Route.MAIN:
             logger.warning(
                 "message quarantined",
                 extra=fields(
@@ -305,6 +333,7 @@ class DlqMover:
                     REDRIVE_JOB_ID=job_id,
                     MESSAGE_ID=message.message_id,
                     REDRIVE_COUNT=redrive_count,
+                    ROUTE=destination.route.value,
                 ),
             )
 
@@ -322,5 +351,5 @@ def describe(item: Triaged, now: float) -> dict[str, Any]:
         "receiveCount": message.receive_count,
         "redriveCount": message.redrive_count,
         "route": item.route.value,
-        "wouldQuarantine": item.route is Route.QUARANTINE,
+        "wouldQuarantine": item.route in {Route.QUARANTINE, Route.CONFLICT},
     }

@@ -3,6 +3,12 @@
 One state item per idempotency key (functions.common.state_table): begin takes the key INFLIGHT
 (absent, FAILED, QUARANTINED or INFLIGHT past its lease), then the attempt that holds the lease
 settles it SUCCEEDED or FAILED; a SUCCEEDED key is a duplicate, a live lease is retried later.
+A key reused with another payload (another checksum) is an idempotency conflict: the first record
+stays as it is, the message is parked in the DLQ with errorType IdempotencyConflict, and a failure
+event and the IdempotencyConflicts metric announce it.
+
+The failure mode is read once per batch by the handler and passed in.
+
 Success events go through an outbox on the state item (eventDetail, eventPublished), so an invocation
 killed before PutEvents loses none: its redelivery re-sends the same event. Events are at-least-once
 (a crash between PutEvents and the mark re-sends one); consumers dedupe on idempotencyKey.
@@ -18,8 +24,7 @@ from functools import partial
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from botocore.exceptions import BotoCoreError, ClientError
 
-from functions.common.canonical import sha256_hex
-from functions.common.failure_mode import FailureModeReader
+from functions.common.canonical import computed_key_for_text
 from functions.common.names import (
     DeliveryMetricName,
     DetailType,
@@ -30,8 +35,9 @@ from functions.common.names import (
     RecordStatus,
 )
 from functions.common.observability import count, fields, logger, milliseconds
-from functions.common.payload import MalformedJsonError, SchemaError, parse_strict_json, validate_event
-from functions.common.state_table import AlreadySucceeded, HeldByAnother, StateTable, iso
+from functions.common.payload import ReceivedBody, SchemaError, validate_event
+from functions.common.state_table import AlreadySucceeded, Conflict, HeldByAnother, StateTable, iso
+from functions.worker.dead_letters import DeadLetterQueue
 from functions.worker.events import EventBatch, event_detail
 
 RANDOM_FAILURE_PROBABILITY = 0.3
@@ -64,16 +70,18 @@ class RecordProcessor:
         self,
         *,
         state: StateTable,
-        failure_modes: FailureModeReader,
+        mode: FailureMode,
         events: EventBatch,
+        dead_letters: DeadLetterQueue,
         remaining_ms: Callable[[], int],
         rng: random.Random | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._state = state
-        self._failure_modes = failure_modes
+        self._mode = mode
         self._events = events
+        self._dead_letters = dead_letters
         self._remaining_ms = remaining_ms
         self._rng = rng or random.Random()  # noqa: S311 - fault injection, not cryptography
         self._sleep = sleep
@@ -83,11 +91,15 @@ class RecordProcessor:
         """Settle one record; raising makes it a batch item failure (back after the visibility timeout)."""
         started = self._clock()
         key = idempotency_key_of(record)
+        body = ReceivedBody.parse(record.body)
         begin = self._state.begin(
-            key, checksum=sha256_hex(record.body), now=started, lease_seconds=self._remaining_ms() / 1000
+            key, checksum=body.checksum, now=started, lease_seconds=self._remaining_ms() / 1000
         )
         if isinstance(begin, AlreadySucceeded):
             self._duplicate(record, key, begin, started)
+            return
+        if isinstance(begin, Conflict):
+            self._conflict(record, key, begin, started)
             return
         if isinstance(begin, HeldByAnother):
             count(MetricName.INFLIGHT_CONFLICTS)
@@ -102,7 +114,7 @@ class RecordProcessor:
             raise InflightElsewhereError(key)
         attempts = begin.attempts
         try:
-            self._run(record, key, attempts)
+            self._run(body, key, attempts)
         except Exception as error:
             failure = error if isinstance(error, ProcessingError) else ProcessingError(repr(error))
             self._record_failure(record, key, attempts, failure, started)
@@ -165,6 +177,33 @@ class RecordProcessor:
                 on_published=partial(self._mark_published, key),
             )
 
+    def _conflict(self, record: SQSRecord, key: str, begin: Conflict, now: float) -> None:
+        """Park the message in the DLQ (raises, so the message comes back, if SQS refuses) and say so."""
+        error_type = ErrorType.IDEMPOTENCY_CONFLICT
+        self._dead_letters.park(record, error_type)
+        count(MetricName.IDEMPOTENCY_CONFLICTS)
+        logger.warning(
+            "idempotency conflict: key reused with another payload; message parked in the DLQ",
+            extra=fields(
+                IDEMPOTENCY_KEY=key,
+                ERROR_TYPE=error_type.value,
+                PROCESSED=False,
+                MESSAGE_ID=record.message_id,
+                RECORD_STATUS=begin.record.status,
+            ),
+        )
+        self._events.add(
+            DetailType.FAILURE,
+            event_detail(
+                IDEMPOTENCY_KEY=key,
+                MESSAGE_ID=record.message_id,
+                STATUS=RecordStatus.FAILED.value,
+                ERROR_TYPE=error_type.value,
+                PROCESSED_AT=iso(now),
+            ),
+            message_id=record.message_id,
+        )
+
     def _mark_published(self, key: str) -> None:
         # Runs after PutEvents accepted the entry: a crash before this write makes the event
         # at-least-once (the next delivery of the key re-sends it; consumers dedupe on idempotencyKey).
@@ -176,13 +215,15 @@ class RecordProcessor:
                 "event published but not marked", extra=fields(IDEMPOTENCY_KEY=key, REASON=str(error))
             )
 
-    def _run(self, record: SQSRecord, key: str, attempts: int) -> None:
-        mode = self._failure_modes.current().mode
+    def _run(self, body: ReceivedBody, key: str, attempts: int) -> None:
+        mode = self._mode
         if mode is FailureMode.POISON_PAYLOAD:
             raise SchemaValidationError("failure mode poison_payload: payload rejected")
+        if body.error is not None:
+            raise SchemaValidationError(body.error)
         try:
-            validate_event(parse_strict_json(record.body))
-        except (MalformedJsonError, SchemaError) as error:
+            validate_event(body.value)
+        except SchemaError as error:
             raise SchemaValidationError(str(error)) from None
         if mode is FailureMode.SLOW_DOWNSTREAM:
             # The runtime kills the invocation during this sleep, so no outcome is ever written;
@@ -236,8 +277,8 @@ class RecordProcessor:
 
 
 def idempotency_key_of(record: SQSRecord) -> str:
-    """The ingest's key attribute; for a message from elsewhere, the hash of its body."""
+    """The ingest's key attribute; for a message from elsewhere, the computed key of its body."""
     # Powertools' __getitem__ answers None for a missing name (its .get returns the raw dict).
     attribute = record.message_attributes[MessageAttribute.IDEMPOTENCY_KEY.value]
     value = attribute.string_value if attribute is not None else None
-    return value or sha256_hex(record.body)
+    return value or computed_key_for_text(record.body)

@@ -79,8 +79,9 @@ def test_duplicate_submit_through_a_killed_batch_still_gives_one_success_event_p
     # The invocation settles every record, then the runtime kills it before its PutEvents.
     killed = RecordProcessor(
         state=worker.dependencies().state,
-        failure_modes=worker.dependencies().failure_modes,
+        mode=worker.dependencies().failure_modes.current().mode,
         events=EventBatch(stage.events, stage.bus_name),
+        dead_letters=worker.dependencies().dead_letters,
         remaining_ms=lambda: 3_000,
         clock=lambda: time.time() - 60,
     )
@@ -135,7 +136,9 @@ def test_poison_then_reset_then_redrive_recovers(stage: Any, lambda_context: Any
         start_async=lambda job_id: None,
         pacer_factory=lambda: Pacer(100),
     )
-    job = jobs.start(RedriveParams(max_messages=10, filter_error_type=ErrorType.SCHEMA_VALIDATION.value))
+    job = jobs.start(
+        RedriveParams(max_messages=10, filter_error_types=frozenset({ErrorType.SCHEMA_VALIDATION.value}))
+    )
     assert jobs.run(job.job_id, lambda: 600_000).counters.moved == 1
 
     assert drain_through_worker(stage, lambda_context) == []

@@ -61,14 +61,14 @@ SCHEMA = ErrorType.SCHEMA_VALIDATION.value
             id="old enough",
         ),
         pytest.param(
-            RedriveParams(max_messages=10, filter_error_type=TRANSIENT),
+            RedriveParams(max_messages=10, filter_error_types=frozenset({TRANSIENT})),
             message(),
             SCHEMA,
             Route.SKIP,
             id="other error type",
         ),
         pytest.param(
-            RedriveParams(max_messages=10, filter_error_type=TRANSIENT),
+            RedriveParams(max_messages=10, filter_error_types=frozenset({TRANSIENT})),
             message(),
             TRANSIENT,
             Route.MAIN,
@@ -82,7 +82,7 @@ SCHEMA = ErrorType.SCHEMA_VALIDATION.value
             id="at the limit",
         ),
         pytest.param(
-            RedriveParams(max_messages=10, filter_error_type=TRANSIENT),
+            RedriveParams(max_messages=10, filter_error_types=frozenset({TRANSIENT})),
             message(redrive_count=3),
             SCHEMA,
             Route.SKIP,
