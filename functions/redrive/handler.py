@@ -17,7 +17,8 @@ from functions.common.config import env_float, env_int, env_str
 from functions.common.names import REDRIVE_JOB_EVENT_KEY, EnvVar
 from functions.common.observability import bind_request_id, fields, logger, metrics, tracer
 from functions.common.state_table import StateTable
-from functions.redrive.jobs import JobConflict, JobNotFound, JobStartFailed, JobStore, RedriveJobs
+from functions.redrive.job_store import JobNotFound, JobStore
+from functions.redrive.jobs import JobConflict, JobStartFailed, RedriveJobs
 from functions.redrive.mover import DlqMover, Pacer
 from functions.redrive.params import InvalidParameters, parse_params
 

@@ -11,7 +11,8 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from functions.common.names import DetailType, ErrorType, RecordStatus
 from functions.ingest import handler as ingest
-from functions.redrive.jobs import JobStore, RedriveJobs
+from functions.redrive.job_store import JobStore
+from functions.redrive.jobs import RedriveJobs
 from functions.redrive.mover import DlqMover, Pacer
 from functions.redrive.params import RedriveParams
 from functions.reset import handler as reset

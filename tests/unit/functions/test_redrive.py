@@ -20,16 +20,8 @@ from functions.common.names import (
 )
 from functions.common.state_table import StateTable
 from functions.redrive import handler
-from functions.redrive.jobs import (
-    JobConflict,
-    JobHandoverFailed,
-    JobNotFound,
-    JobStartFailed,
-    JobStatus,
-    JobStore,
-    RedriveJob,
-    RedriveJobs,
-)
+from functions.redrive.job_store import JobNotFound, JobStatus, JobStore, RedriveJob
+from functions.redrive.jobs import JobConflict, JobHandoverFailed, JobStartFailed, RedriveJobs
 from functions.redrive.mover import RECEIVE_VISIBILITY_SECONDS, DlqMover, Pacer
 from functions.redrive.params import RedriveParams, parse_params
 from tests.unit.functions.http_events import JSON_HEADERS, http_event
