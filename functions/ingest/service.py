@@ -42,6 +42,7 @@ from functions.common.state_table import StateTable, checksums_conflict, iso
 DEFAULT_MAX_BODY_BYTES = 256_000
 SQS_MESSAGE_LIMIT_BYTES = 262_144
 NO_ERROR_CANDIDATE = "none"
+REPLACEMENT_CHARACTER = "\ufffd"
 
 # The errorType the worker will give a message submitted while a mode is on: a hint that lets an
 # operator tell drill traffic from genuine failures in the DLQ.
@@ -115,9 +116,20 @@ def _body_text(body: str | None, is_base64_encoded: bool, max_body_bytes: int) -
             413, "payload_too_large", f"body is {len(raw)} bytes; the limit is {max_body_bytes}"
         )
     try:
-        return raw.decode("utf-8")
+        text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise IngestRejected(400, "invalid_utf8", "body is not valid UTF-8") from None
+    if REPLACEMENT_CHARACTER in text:
+        # A gateway that decodes a text body before the function sees it puts U+FFFD where the
+        # bytes were not UTF-8 (the local API does; tests/local/engine/test_integrations.py), so a
+        # raw U+FFFD cannot be told from damage. One that is meant can be sent escaped: \ufffd.
+        raise IngestRejected(
+            400,
+            "invalid_utf8",
+            "body holds U+FFFD, the mark of bytes that were not UTF-8; "
+            "send it escaped (\\ufffd) if it is meant",
+        )
+    return text
 
 
 def _canonical(text: str) -> tuple[Any, str]:

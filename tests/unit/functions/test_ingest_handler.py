@@ -237,6 +237,9 @@ BAD_INPUTS: list[tuple[str, Any, dict[str, str] | None, bool, int, str]] = [
     ("base64 of invalid UTF-8", b'{"orderId":"\xff","amount":1}', None, True, 400, "invalid_utf8"),
     # Issue 11: text handed over with a lone surrogate (bytes that were not UTF-8, decoded lossily).
     ("text body with a lone surrogate", '{"orderId":"\ud800","amount":1}', None, False, 400, "invalid_utf8"),
+    # Issue 11: a gateway that decodes the text body lossily leaves U+FFFD where the bytes were not
+    # UTF-8 (the local API does: tests/local/engine/test_integrations.py).
+    ("raw U+FFFD", '{"orderId":"\ufffd","amount":1}', None, False, 400, "invalid_utf8"),
     # Issue 11: characters SQS cannot carry (SendMessage API reference), escaped or raw.
     (
         "U+FFFF escaped",
@@ -328,6 +331,13 @@ def test_sqs_unsafe_text_never_reaches_sqs(ingest: Any, sqs: SqsWithCharacterRul
 
 
 # --- idempotency keys: namespaces and RFC 8785 (issue 11, items 2 and 4) ---------------------------------
+def test_an_escaped_replacement_character_is_accepted(ingest: Any, stage: Any) -> None:
+    status, _ = ingest('{"orderId":"\\ufffd","amount":1}')
+    assert status == 202
+    [message] = stage.receive_all(stage.queue_url)
+    assert json.loads(message["Body"])["orderId"] == "\ufffd"
+
+
 def test_computed_keys_are_namespaced_and_client_keys_are_kept_as_given(ingest: Any) -> None:
     _, computed = ingest('{"orderId":"n-1","amount":1}')
     assert computed["idempotencyKey"].startswith(COMPUTED_KEY_PREFIX)
