@@ -198,23 +198,25 @@ class RedriveJobs:
         # From here on this invocation writes nothing: the job belongs to whichever runner takes the
         # lease. A start that failed may still have started a successor, and one started twice is
         # harmless (the second finds the lease taken), so the start is retried, never undone.
+        failure: Exception | None = None
         for attempt in range(1, HANDOVER_ATTEMPTS + 1):
             try:
                 self._start_async(run.job_id)
             except Exception as error:
+                failure = error
                 logger.warning(
                     "redrive hand-over start failed",
                     extra=fields(REDRIVE_JOB_ID=run.job_id, ATTEMPTS=attempt, REASON=repr(error)),
                 )
-                if attempt == HANDOVER_ATTEMPTS:
-                    logger.error(
-                        "redrive job left RUNNING without a runner: its successor could not be started; "
-                        "cancel it or start a new job",
-                        extra=fields(REDRIVE_JOB_ID=run.job_id, COUNTERS=run.totals.as_dict()),
-                    )
-                    raise JobHandoverFailed(run.job_id) from error
-                continue
-            break
+            else:
+                break
+        else:
+            logger.error(
+                "redrive job left RUNNING without a runner: its successor could not be started; "
+                "cancel it or start a new job",
+                extra=fields(REDRIVE_JOB_ID=run.job_id, COUNTERS=run.totals.as_dict()),
+            )
+            raise JobHandoverFailed(run.job_id) from failure
         logger.info(
             "redrive job handed over", extra=fields(REDRIVE_JOB_ID=run.job_id, COUNTERS=run.totals.as_dict())
         )
