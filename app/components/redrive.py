@@ -94,9 +94,11 @@ class RedriveFunction(LambdaFn):
                 names.EnvVar.REDRIVE_MAX_MESSAGES_PER_SECOND: str(max_messages_per_second),
                 names.EnvVar.TTL_DAYS: str(ttl_days),
             },
-            # A job must never run twice: an asynchronous invocation that fails is not retried,
-            # the job record shows FAILED and the operator starts a new one.
-            async_retry_attempts=0,
+            # Lambda retries a failed asynchronous invocation twice (Lambda Developer Guide, "Error
+            # handling and automatic retries"). Safe here: a job has one runner at a time (a lease
+            # taken with conditional writes), so a retry resumes a job whose hand-over failed and
+            # never runs it twice; after the retries the event goes to the failure queue.
+            async_retry_attempts=2,
             async_failure_queue=failure_queue,
         )
         self.grant_queue(CONSUME_AND_HOLD, dlq)
