@@ -48,7 +48,8 @@ class Target:
     endpoint_url: str | None = None
     api_key: str | None = None
     _clients: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
-    _session: list[boto3.session.Session] = field(default_factory=list, compare=False, repr=False)
+    # Not an init field: a copy of the target (dataclasses.replace) resolves credentials afresh.
+    _session: list[boto3.session.Session] = field(default_factory=list, init=False, compare=False, repr=False)
 
     @property
     def is_local(self) -> bool:

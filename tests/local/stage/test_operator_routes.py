@@ -1,11 +1,11 @@
 """Producers cannot operate the DLQ, on the deployed IngestionLocal stage: the redrive routes take IAM
 authorization (SigV4) in every authMode, so a request without a signature, or signed by a principal
-that may not execute-api:Invoke the route, gets API Gateway's 403 (API Gateway Developer Guide,
-"Control access to HTTP APIs with IAM authorization"), while the operator's signature opens them.
+that may not execute-api:Invoke the route, gets a 403 (API Gateway Developer Guide, "Control access
+to HTTP APIs with IAM authorization"), while the operator's signature opens them.
 
-The refusals need the local cloud to enforce route-level IAM authorization, which the engine does
-not do by itself (issue 12, item 8: the lab's engine patches enforce it, lab/localcloud); until
-they do, those tests are expected to fail, strictly, so the enforcement landing turns them green.
+The engine enforces route-level IAM authorization itself (IAM on, as the local tier runs it): an
+unsigned request gets 403 {"message": "Forbidden"}, a signature by a principal without
+execute-api:Invoke gets 403 with the engine's AccessDenied body (only the status is asserted there).
 """
 
 from __future__ import annotations
@@ -26,10 +26,6 @@ from stage_client.target import Target
 from tests.local.conftest import LocalEngine
 
 OPERATOR_ROUTES = [route for route in ApiRoute if route.for_operators]
-NEEDS_ROUTE_IAM = pytest.mark.xfail(
-    strict=True,
-    reason="the local cloud does not enforce route-level IAM authorization yet (issue 12 item 8)",
-)
 
 
 def unsigned(target: Target, route: ApiRoute) -> tuple[int, Any]:
@@ -48,13 +44,11 @@ def unsigned(target: Target, route: ApiRoute) -> tuple[int, Any]:
         return error.code, json.loads(error.read() or b"null")
 
 
-@NEEDS_ROUTE_IAM
 @pytest.mark.parametrize("route", OPERATOR_ROUTES, ids=[r.value for r in OPERATOR_ROUTES])
 def test_a_request_without_a_signature_is_forbidden(local_target: Target, route: ApiRoute) -> None:
     assert unsigned(local_target, route) == (403, {"message": "Forbidden"})
 
 
-@NEEDS_ROUTE_IAM
 def test_a_principal_not_allowed_to_invoke_the_route_is_forbidden(
     local_engine: LocalEngine, local_target: Target, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -76,9 +70,10 @@ def test_a_principal_not_allowed_to_invoke_the_route_is_forbidden(
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", credentials["AccessKeyId"])
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", credentials["SecretAccessKey"])
     monkeypatch.setenv("AWS_SESSION_TOKEN", credentials["SessionToken"])
-    producer = dataclasses.replace(local_target)  # a fresh credentials session: the role's
+    producer = dataclasses.replace(local_target)  # its own credentials session: the role's
     response = call_api(producer, "GET", ApiRoute.REDRIVE_PREVIEW.path, retries=0)
-    assert (response.status, response.body) == (403, {"message": "Forbidden"})
+    assert response.status == 403, response.body
+    assert "execute-api:Invoke" in json.dumps(response.body)
 
 
 def test_the_operators_signature_opens_the_routes(local_target: Target) -> None:
