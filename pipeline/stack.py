@@ -46,6 +46,34 @@ def use_connection_action(connection_arn: str) -> str:
     return f"{service}:UseConnection"
 
 
+def synth_role_policy(
+    stack: Stack, config: PipelineConfig, stages: list[StageConfig]
+) -> list[iam.PolicyStatement]:
+    """What the synth step reads beyond its checkout: the context parameter, and the public
+    parameters its pre-flight looks up in the stages' regions (none when no stage resolves one)."""
+    public_parameter_arns = sorted({item.arn for item in regional_parameters(stages)})
+    statements = [
+        iam.PolicyStatement(
+            sid="ReadSynthContext",
+            actions=["ssm:GetParameter"],
+            resources=[
+                stack.format_arn(
+                    service="ssm",
+                    resource="parameter",
+                    resource_name=config.context_parameter_name.lstrip("/"),
+                )
+            ],
+        )
+    ]
+    if public_parameter_arns:
+        statements.append(
+            iam.PolicyStatement(
+                sid="PreflightPublicParameters", actions=["ssm:GetParameter"], resources=public_parameter_arns
+            )
+        )
+    return statements
+
+
 def cdk_cli_version(package_json: Path = PACKAGE_JSON) -> str:
     """The CDK CLI version pinned in package.json, so the pipeline deploys with the CLI developers use."""
     try:
@@ -109,24 +137,7 @@ class IngestionPipelineStack(Stack):
                 ),
             ),
             synth_code_build_defaults=pipelines.CodeBuildOptions(
-                role_policy=[
-                    iam.PolicyStatement(
-                        sid="ReadSynthContext",
-                        actions=["ssm:GetParameter"],
-                        resources=[
-                            self.format_arn(
-                                service="ssm",
-                                resource="parameter",
-                                resource_name=config.context_parameter_name.lstrip("/"),
-                            )
-                        ],
-                    ),
-                    iam.PolicyStatement(
-                        sid="PreflightPublicParameters",
-                        actions=["ssm:GetParameter"],
-                        resources=sorted({item.arn for item in regional_parameters([dev, prod])}),
-                    ),
-                ]
+                role_policy=synth_role_policy(self, config, [dev, prod])
             ),
         )
 

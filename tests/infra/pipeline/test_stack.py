@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aws_cdk import App, Validations
+from aws_cdk import App, Stack, Validations
 from aws_cdk import aws_iam as iam
 from cfnlint.api import ManualArgs, lint
 
@@ -25,7 +25,13 @@ from functions.common import names
 from lab.cli import build_parser as lab_parser
 from loadtest.run import build_parser as loadtest_parser
 from pipeline.config import load_pipeline_config
-from pipeline.stack import PIPELINE_STACK_ID, IngestionPipelineStack, build_pipeline, pipeline_context
+from pipeline.stack import (
+    PIPELINE_STACK_ID,
+    IngestionPipelineStack,
+    build_pipeline,
+    pipeline_context,
+    synth_role_policy,
+)
 from pipeline.steps import GAMEDAY_OUTPUTS, LOAD_OUTPUTS, SMOKE_OUTPUTS
 from tests import REPO_ROOT as REPO
 from tests.infra.app.test_nag_and_lint import CFN_LINT_IGNORED
@@ -560,3 +566,14 @@ def test_prod_trusts_the_identity_provider_of_the_context(synthesized: PipelineS
         "Issuer": PROD_IDENTITY["prodJwtIssuer"],
         "Audience": [PROD_IDENTITY["prodJwtAudience"]],
     }
+
+
+def test_the_synth_role_reads_no_public_parameter_when_no_stage_resolves_one() -> None:
+    """A statement with no resource is invalid IAM: without public parameters there is none."""
+    app = App()
+    stack = Stack(app, "Synth", env={"account": PIPELINE.account, "region": PIPELINE.region})
+    local = load_stage_config(CDK_JSON["context"], "local")
+    assert not local.powertools_layer_from_ssm
+    (context_read,) = synth_role_policy(stack, PIPELINE, [local])
+    assert stack.resolve(context_read.to_json())["Sid"] == "ReadSynthContext"
+    assert len(synth_role_policy(stack, PIPELINE, [stage_config("dev")])) == 2
