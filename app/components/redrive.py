@@ -7,13 +7,12 @@ The component's state (the jobs table and the quarantine queue) lives in the sta
 
 from __future__ import annotations
 
-from aws_cdk import ArnFormat, Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from app.constructs.lambda_fn import CONSUME_AND_HOLD, SEND, FunctionSettings, LambdaFn
+from app.constructs.lambda_fn import CONSUME_AND_HOLD, SEND, FunctionSettings, LambdaFn, function_arn
 from app.constructs.nag import suppress
 from app.constructs.queues import parking_queue
 from app.constructs.tables import durable_table
@@ -37,10 +36,11 @@ class RedriveStore(Construct):
         protect: bool,
     ) -> None:
         super().__init__(scope, construct_id)
+        self.quarantine_queue_name = f"{stage_prefix}-quarantine"
         self.quarantine_queue = parking_queue(
             self,
             "QuarantineQueue",
-            queue_name=f"{stage_prefix}-quarantine",
+            queue_name=self.quarantine_queue_name,
             key=key,
             max_message_size_bytes=max_message_size_bytes,
             reason="the quarantine is the terminal parking queue of redrive storm protection; it has no "
@@ -107,17 +107,7 @@ class RedriveFunction(LambdaFn):
         self.grant_table(["dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem"], store.jobs_table)
         # Built from the function name rather than a reference to the function: the function
         # depends on its role's policy, so a reference here would be a circular dependency.
-        self.allow(
-            ["lambda:InvokeFunction"],
-            [
-                Stack.of(self).format_arn(
-                    service="lambda",
-                    resource="function",
-                    resource_name=self.function_name,
-                    arn_format=ArnFormat.COLON_RESOURCE_NAME,
-                )
-            ],
-        )
+        self.allow(["lambda:InvokeFunction"], [function_arn(self, self.function_name)])
         if failure_queue.encryption_master_key is not None:
             for finding in (
                 "AwsSolutions-IAM5[Action::kms:GenerateDataKey*]",

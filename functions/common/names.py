@@ -28,6 +28,40 @@ IDEMPOTENCY_KEY_HEADER = "idempotency-key"
 COMPUTED_KEY_PREFIX = "sha256:"
 
 
+# --- API routes (app/ deploys them; stage_client signs the operator ones) --------------------
+# Producers may only POST /events, with the authMode's credential. The routes under this prefix
+# read and move dead-lettered payloads: they take IAM authorization (SigV4) in every authMode, so
+# only principals allowed execute-api:Invoke on them (operators, the pipeline's checks role) get in.
+OPERATOR_PATH_PREFIX = "/redrive/"
+
+
+class ApiRoute(StrEnum):
+    """Every route of the HTTP API, as its route key "METHOD /path"."""
+
+    EVENTS = "POST /events"
+    REDRIVE_PREVIEW = "GET /redrive/preview"
+    REDRIVE_START = "POST /redrive/start"
+    REDRIVE_CANCEL = "POST /redrive/cancel"
+    REDRIVE_STATUS = "GET /redrive/status"
+
+    @property
+    def method(self) -> str:
+        return self.value.split(" ", 1)[0]
+
+    @property
+    def path(self) -> str:
+        return self.value.split(" ", 1)[1]
+
+    @property
+    def for_operators(self) -> bool:
+        return is_operator_path(self.path)
+
+
+def is_operator_path(path: str) -> bool:
+    """Whether a request path (with or without its leading slash) is an operator route."""
+    return f"/{path.lstrip('/')}".startswith(OPERATOR_PATH_PREFIX)
+
+
 class FailureMode(StrEnum):
     """Values of /ingestion/failure_mode that the break/fix lab understands."""
 

@@ -20,20 +20,25 @@ from functions.common.names import (
     FailureMode,
     Output,
     RecordStatus,
+    is_operator_path,
 )
+from stage_client.api import signed
 from stage_client.target import Target
 
 
 def call(
     target: Target, method: str, path: str, body: Any = None, raw: bytes | None = None
 ) -> tuple[int, Any]:
+    """One raw API call; the operator routes (/redrive/*) signed with SigV4 as the caller, as on AWS."""
     data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
-    request = urllib.request.Request(
-        f"{target.api_url}{path}",
-        data=data,
-        method=method,
-        headers={"content-type": "application/json", **target.api_headers()},
+    url = f"{target.api_url}{path}"
+    headers = {"content-type": "application/json"}
+    headers = (
+        signed(target, method, url, data, headers)
+        if is_operator_path(path)
+        else {**headers, **target.api_headers()}
     )
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=15) as response:
             return response.status, json.loads(response.read() or b"null")
