@@ -54,8 +54,8 @@ typecheck: $(STAMP) ## mypy on the whole tree
 	$(VENV)/bin/mypy $(SOURCES) tests
 
 SOURCES := cdk_app.py app pipeline functions stage_client lab loadtest
-complexity: $(STAMP) ## cyclomatic complexity gate: no function above C (radon rank), modules B, average A
-	$(VENV)/bin/xenon --max-absolute C --max-modules B --max-average A $(SOURCES)
+complexity: $(STAMP) ## cyclomatic complexity gate: no function or module above C (radon rank, <= 20), average A
+	$(VENV)/bin/xenon --max-absolute C --max-modules C --max-average A $(SOURCES)
 	@$(VENV)/bin/radon cc -s -n C --total-average $(SOURCES) | tail -1
 
 coverage: $(STAMP) ## unit and infra tiers with line coverage of the sources (the local tier runs code in the engine)
