@@ -135,7 +135,9 @@ def recorded_calls(target: Target, action: str, *, since: datetime, until: datet
         if len(page) < LOOKUP_PAGE_SIZE:
             break
         if not fresh:
-            raise CountingError(f"more than {LOOKUP_PAGE_SIZE} {action} calls share one timestamp: cannot page")
+            raise CountingError(
+                f"more than {LOOKUP_PAGE_SIZE} {action} calls share one timestamp: cannot page"
+            )
         end = min(event["EventTime"] for event in page)
     return sorted(seen.values(), key=lambda call: call.at)
 
@@ -166,7 +168,7 @@ def count_calls(
     lab_access_key: str = "test",
     actions: dict[str, tuple[str, ...]] = COUNTED_ACTIONS,
 ) -> CallCounts:
-    """The stage's functions' calls in [since, until] (the lab's own, made with `lab_access_key`, left out)."""
+    """The stage's functions' calls in [since, until]; the lab's own (`lab_access_key`) left out."""
     counts = CallCounts()
     for service_actions in actions.values():
         for action in service_actions:
@@ -326,7 +328,9 @@ def measure_calls_per_event(
     log(f"posting {events} new events...")
     new = _measure_phase(target, payloads, timeout_s=timeout_s, settle_s=settle_s, concurrency=concurrency)
     log(f"posting the same {events} payloads again (duplicates)...")
-    duplicate = _measure_phase(target, payloads, timeout_s=timeout_s, settle_s=settle_s, concurrency=concurrency)
+    duplicate = _measure_phase(
+        target, payloads, timeout_s=timeout_s, settle_s=settle_s, concurrency=concurrency
+    )
     if sorted(duplicate.keys) != sorted(new.keys):
         raise CountingError("the duplicates got other keys than the first posts")
     return CallsPerEvent(
@@ -344,7 +348,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=100, help="events per phase (default 100)")
     parser.add_argument("--json", action="store_true", help="print the figures and raw counts as JSON")
     args = parser.parse_args(argv)
-    report = measure_calls_per_event(load_local_target(), events=args.events, log=lambda m: print(m, file=sys.stderr))
+    report = measure_calls_per_event(
+        load_local_target(), events=args.events, log=lambda m: print(m, file=sys.stderr)
+    )
     print(json.dumps(report.to_dict(), indent=2) if args.json else "\n".join(report.lines()))
     return 0
 
