@@ -38,8 +38,9 @@ from app.constructs.lambda_fn import SEND, FunctionSettings, LambdaFn
 from functions.common import names
 from functions.relay.outcomes import OUTCOME_FILTER_PATTERN
 
-# Records per invocation: up to 10 PutEvents calls of 10 entries.
-RELAY_BATCH_SIZE = 100
+# Records per invocation, the most a DynamoDB stream mapping takes: what the window gathers goes out
+# in full PutEvents chunks of 10 (the floor: 0.1 PutEvents per event).
+RELAY_BATCH_SIZE = 1000
 # Lambda gathers records this long before invoking, so PutEvents carries full chunks under load.
 RELAY_BATCHING_WINDOW = Duration.seconds(1)
 # Retries of a batch that still fails (bisections excluded) before it goes to the on-failure queue.

@@ -59,7 +59,7 @@ def test_the_mapping_reads_the_stream_filtered_partial_bisected_bounded_with_an_
     assert bare.ref(mapping["FunctionName"]) == bare.logical_id(component.function)
     # Nothing the stream still holds is skipped, whenever the mapping was created.
     assert mapping["StartingPosition"] == "TRIM_HORIZON"
-    assert (mapping["BatchSize"], mapping["MaximumBatchingWindowInSeconds"]) == (100, 1)
+    assert (mapping["BatchSize"], mapping["MaximumBatchingWindowInSeconds"]) == (1000, 1)
     # Only outcomes reach the function ("Using event filtering with a DynamoDB event source").
     [only] = mapping["FilterCriteria"]["Filters"]
     assert json.loads(only["Pattern"]) == OUTCOME_FILTER_PATTERN
