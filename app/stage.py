@@ -28,6 +28,7 @@ def function_settings(config: StageConfig) -> FunctionSettings:
         architecture=config.architecture,
         memory_mb=config.function_memory_mb,
         log_level=config.log_level,
+        tracing=config.tracing_enabled,
         log_retention_days=config.log_retention_days,
         retain_logs=config.deletion_protection,
         powertools_layer_from_ssm=config.powertools_layer_from_ssm,

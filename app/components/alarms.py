@@ -4,6 +4,7 @@ alarm, each linking its runbook in ops/runbooks/)."""
 from __future__ import annotations
 
 from aws_cdk import ArnFormat, Stack
+from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
@@ -123,12 +124,26 @@ class AlarmTopic(Construct):
             )
 
 
+def iterator_age(function: lambda_.IFunction) -> cloudwatch.Metric:
+    """How far behind its stream a stream-mapped function is: the age of the last record of each
+    batch when the function got it, in milliseconds (AWS Lambda Developer Guide, "Monitoring
+    functions": IteratorAge)."""
+    return cloudwatch.Metric(
+        namespace="AWS/Lambda",
+        metric_name="IteratorAge",
+        dimensions_map={"FunctionName": function.function_name},
+        statistic="Maximum",
+    )
+
+
 def stage_alarms(
     *,
     queue: sqs.IQueue,
     dlq: sqs.IQueue,
     worker: lambda_.IFunction,
     ingest: lambda_.IFunction,
+    relay: lambda_.IFunction,
+    relay_failures: sqs.IQueue,
     thresholds: AlarmSettings,
 ) -> list[AlarmSpec]:
     """Every alarm of the stage: slug, metric, threshold, what it means, and its runbook."""
@@ -195,5 +210,33 @@ def stage_alarms(
             thresholds.quarantine_threshold,
             "Redrive quarantined messages that reached maxRedrivesPerMessage",
             "redrive-quarantine",
+        ),
+        AlarmSpec(
+            "idempotency-conflicts",
+            lab_metric(names.MetricName.IDEMPOTENCY_CONFLICTS),
+            thresholds.idempotency_conflict_threshold,
+            "A key was reused with another payload (parked in the DLQ; the first record stands)",
+            "idempotency-conflict",
+        ),
+        AlarmSpec(
+            "relay-failures",
+            relay_failures.metric_approximate_number_of_messages_visible(statistic="Maximum"),
+            thresholds.dlq_visible_threshold,
+            "The event relay gave up on stream records: their events are not published until replayed",
+            "event-relay",
+        ),
+        AlarmSpec(
+            "relay-errors",
+            relay.metric_errors(statistic="Sum"),
+            thresholds.lambda_errors_threshold,
+            "The event relay fails (its stream batch is retried; events are delayed)",
+            "event-relay",
+        ),
+        AlarmSpec(
+            "relay-iterator-age",
+            iterator_age(relay),
+            thresholds.relay_iterator_age_seconds * 1000,
+            "Events lag their records: the relay is behind the state table's stream (milliseconds)",
+            "event-relay",
         ),
     ]

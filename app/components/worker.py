@@ -1,4 +1,5 @@
-"""The worker: consumes the ingestion queue in batches, records each key's state, publishes events."""
+"""The worker: consumes the ingestion queue in batches and records each key's state (the relay
+publishes the outcomes); announces an idempotency conflict itself and parks it in the DLQ."""
 
 from __future__ import annotations
 
@@ -56,9 +57,11 @@ class WorkerFunction(LambdaFn):
             },
             reserved_concurrency=reserved_concurrency,
         )
-        # The worker claims and settles records with conditional UpdateItem only (no PutItem, no GetItem).
-        self.grant_table(["dynamodb:UpdateItem"], state_table)
+        # One BatchGetItem per batch reads its keys; records are claimed and settled with conditional
+        # UpdateItem only (no PutItem, no GetItem).
+        self.grant_table(["dynamodb:BatchGetItem", "dynamodb:UpdateItem"], state_table)
         switch.grant_read(self)
+        # The failure event of an idempotency conflict (no record changes, so no relay event).
         self.allow(["events:PutEvents"], [bus.event_bus_arn])
         self.grant_queue(CONSUME, queue)
         # An IdempotencyConflict is parked in the DLQ at once (a retry could never succeed).

@@ -61,14 +61,26 @@ class AlarmSettings(ConfigModel):
     evaluation_periods: int = bounded(
         5, 1, 100, "periods (all must breach) before ALARM; periodSeconds x evaluationPeriods <= one day"
     )
-    dlq_visible_threshold: int = bounded(0, 0, 1_000_000, "DLQ depth alarm: visible messages > threshold")
+    dlq_visible_threshold: int = bounded(
+        0, 0, 1_000_000, "DLQ and relay on-failure queue depth alarms: visible messages > threshold"
+    )
     dlq_age_seconds: int = bounded(300, 0, 1_209_600, "DLQ age-of-oldest alarm")
     main_queue_age_seconds: int = bounded(300, 0, 1_209_600, "main queue age-of-oldest alarm")
     main_queue_visible_threshold: int = bounded(1000, 0, 10_000_000, "main queue backlog alarm")
-    lambda_errors_threshold: int = bounded(0, 0, 1_000_000, "worker and ingest errors alarms")
+    lambda_errors_threshold: int = bounded(0, 0, 1_000_000, "worker, ingest and relay errors alarms")
     lambda_throttles_threshold: int = bounded(0, 0, 1_000_000, "worker and ingest throttles alarms")
     quarantine_threshold: int = bounded(
         0, 0, 1_000_000, f"`{names.MetricName.REDRIVE_QUARANTINED.value}` alarm (quarantined messages)"
+    )
+    idempotency_conflict_threshold: int = bounded(
+        0,
+        0,
+        1_000_000,
+        f"`{names.MetricName.IDEMPOTENCY_CONFLICTS.value}` alarm (keys reused with another payload)",
+    )
+    # DynamoDB Streams keep a record 24 hours; the relay's mapping gives a record up after 6.
+    relay_iterator_age_seconds: int = bounded(
+        300, 1, ONE_DAY_SECONDS, "relay iterator-age alarm: how far events may lag their records"
     )
 
 
@@ -147,6 +159,11 @@ class StageConfig(ConfigModel):
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="`POWERTOOLS_LOG_LEVEL` of every function"
+    )
+    tracing_enabled: bool = flag(
+        True,
+        "the functions trace with X-Ray (Powertools Tracer); false sets `POWERTOOLS_TRACE_DISABLED` so "
+        "they never load the X-Ray SDK (the local cloud, which has no X-Ray daemon)",
     )
     # Encryption.
     use_kms_cmk: bool = flag(

@@ -114,7 +114,7 @@ class Dashboard(Construct):
                 width=_WIDTH,
             ),
             cloudwatch.GraphWidget(
-                title="Worker: processed / failed / duplicates / inflight conflicts",
+                title="Worker: processed / failed / duplicates / inflight and idempotency conflicts",
                 left=[
                     lab_metric(name).with_(label=name.value)
                     for name in (
@@ -122,12 +122,13 @@ class Dashboard(Construct):
                         names.MetricName.RECORDS_FAILED,
                         names.MetricName.DUPLICATES_DETECTED,
                         names.MetricName.INFLIGHT_CONFLICTS,
+                        names.MetricName.IDEMPOTENCY_CONFLICTS,
                     )
                 ],
                 width=_WIDTH,
             ),
             cloudwatch.GraphWidget(
-                title="Ingest and redrive: accepted / rejected / moved / quarantined; lost deliveries",
+                title="Ingest and redrive: accepted / rejected / moved / quarantined; deliveries",
                 left=[
                     lab_metric(name).with_(label=name.value)
                     for name in (

@@ -108,6 +108,9 @@ class FunctionSettings:
     # parameters and ignores layers): the ARN built from powertools_layer_version.
     powertools_layer_from_ssm: bool
     powertools_layer_version: int
+    # False where no X-Ray daemon listens (the local cloud): the functions then never load the
+    # X-Ray SDK (functions.common.observability.traced). Lambda's active tracing stays on.
+    tracing: bool = True
 
 
 @dataclass(frozen=True)
@@ -191,6 +194,7 @@ class LambdaFn(Construct):
             names.EnvVar.POWERTOOLS_METRICS_NAMESPACE.value: names.METRICS_NAMESPACE,
             names.EnvVar.POWERTOOLS_LOG_LEVEL.value: settings.log_level,
             names.EnvVar.ENV_NAME.value: settings.env_name,
+            **({} if settings.tracing else {names.EnvVar.POWERTOOLS_TRACE_DISABLED.value: "true"}),
             **{key.value: value for key, value in (environment or {}).items()},
             **(extra_environment or {}),
         }

@@ -17,11 +17,13 @@ def durable_table(
     ttl_attribute: str,
     key: kms.IKey | None,
     protect: bool,
+    stream: dynamodb.StreamViewType | None = None,
 ) -> dynamodb.Table:
     """A table keyed by one string attribute whose items expire on `ttl_attribute`.
 
     `key`: the stage's customer-managed key, or None for the AWS-managed aws/dynamodb key.
     `protect`: deletion protection on, and the table retained when its stack is deleted.
+    `stream`: what a change record of the table's stream carries, or None for no stream.
     """
     return dynamodb.Table(
         scope,
@@ -37,4 +39,5 @@ def durable_table(
         encryption_key=key,
         deletion_protection=protect,
         removal_policy=RemovalPolicy.RETAIN if protect else RemovalPolicy.DESTROY,
+        stream=stream,
     )

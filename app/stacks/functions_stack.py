@@ -1,4 +1,4 @@
-"""Compute and event routing: the ingest, worker, redrive and reset functions and the event bus."""
+"""Compute and event routing: the ingest, worker, relay, redrive and reset functions and the event bus."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from app.components.events import EventRouting
 from app.components.failure_switch import FailureSwitch, ResetFunction
 from app.components.ingest import IngestFunction
 from app.components.redrive import RedriveFunction
+from app.components.relay import RelayFunction
 from app.components.worker import WorkerFunction
 from app.config import StageConfig
 from app.constructs.fis_experiments import configuration_bucket_name
@@ -83,6 +84,14 @@ class FunctionsStack(Stack):
             ttl_days=config.ttl_days,
             failure_queue=self.events.delivery_dlq,
         )
+        self.relay = RelayFunction(
+            self,
+            "Relay",
+            functions=functions,
+            state_table=state.state_table,
+            bus=self.events.bus,
+            failure_queue=state.relay_failures,
+        )
         self.reset = ResetFunction(self, "Reset", functions=functions, switch=switch)
         self.event_log = self.events.event_log
 
@@ -96,6 +105,7 @@ class FunctionsStack(Stack):
                 (names.Output.INGEST_FUNCTION_NAME, self.ingest.function.function_name),
                 (names.Output.WORKER_FUNCTION_NAME, self.worker.function.function_name),
                 (names.Output.REDRIVE_FUNCTION_NAME, self.redrive.function.function_name),
+                (names.Output.RELAY_FUNCTION_NAME, self.relay.function.function_name),
                 (names.Output.RESET_FUNCTION_NAME, self.reset.function.function_name),
             )
         }

@@ -63,6 +63,8 @@ class ObservabilityStack(Stack):
             dlq=state.dlq,
             worker=compute.worker.function,
             ingest=compute.ingest.function,
+            relay=compute.relay.function,
+            relay_failures=state.relay_failures,
             thresholds=config.alarms,
         ):
             factory.create(spec)
@@ -88,6 +90,7 @@ class ObservabilityStack(Stack):
                     for fn in (
                         compute.ingest,
                         compute.worker,
+                        compute.relay,
                         compute.redrive,
                         compute.reset,
                         compute.event_log,
@@ -99,10 +102,16 @@ class ObservabilityStack(Stack):
             self,
             "Dashboard",
             dashboard_name=f"{config.prefix}-dashboard",
-            queues={"main": state.queue, "DLQ": state.dlq, "quarantine": state.quarantine_queue},
+            queues={
+                "main": state.queue,
+                "DLQ": state.dlq,
+                "quarantine": state.quarantine_queue,
+                "relay failures": state.relay_failures,
+            },
             functions={
                 "ingest": compute.ingest.function,
                 "worker": compute.worker.function,
+                "relay": compute.relay.function,
                 "redrive": compute.redrive.function,
             },
             bus=compute.events.bus,

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from aws_cdk import CfnOutput, Stack
+from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
@@ -13,7 +14,7 @@ from app.components.failure_switch import failure_mode_parameter
 from app.components.redrive import RedriveStore
 from app.config import StageConfig
 from app.constructs.kms_key import stage_key
-from app.constructs.queues import QueueWithDlq
+from app.constructs.queues import QueueWithDlq, parking_queue
 from app.constructs.tables import durable_table
 from functions.common import names
 
@@ -53,6 +54,18 @@ class StateStack(Stack):
             ttl_attribute=names.STATE_TABLE_TTL_ATTRIBUTE,
             key=self.key,
             protect=config.deletion_protection,
+            # The relay's input (app/components/relay.py): each change with the record before and after.
+            stream=dynamodb.StreamViewType.NEW_AND_OLD_IMAGES,
+        )
+        # Where the relay's mapping records a stream batch it gave up on; kept here with the other
+        # queues, so a redeploy of the functions never drops a record waiting for a replay.
+        self.relay_failures = parking_queue(
+            self,
+            "RelayFailureQueue",
+            queue_name=f"{config.prefix}-relay-failures",
+            key=self.key,
+            reason="the relay's on-failure destination: an operator replays each record "
+            "(ops/runbooks/event-relay.md)",
         )
         self.redrive = RedriveStore(
             self,
@@ -75,6 +88,7 @@ class StateStack(Stack):
                 (names.Output.DLQ_URL, self.dlq.queue_url),
                 (names.Output.DLQ_NAME, self.dlq.queue_name),
                 (names.Output.QUARANTINE_QUEUE_URL, self.quarantine_queue.queue_url),
+                (names.Output.RELAY_FAILURE_QUEUE_URL, self.relay_failures.queue_url),
                 (names.Output.TABLE_NAME, self.state_table.table_name),
                 (names.Output.REDRIVE_JOBS_TABLE_NAME, self.jobs_table.table_name),
             )

@@ -22,7 +22,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from functions.common.clients import client
 from functions.common.config import env_str
 from functions.common.names import API_KEY_HEADER, EnvVar
-from functions.common.observability import bind_request_id, fields, logger, tracer
+from functions.common.observability import bind_request_id, fields, logger, traced
 
 # Rotation takes effect within this many seconds without a cold start.
 SECRET_CACHE_SECONDS = 300
@@ -48,7 +48,7 @@ def is_authorized(presented: str | None, provider: SecretsProvider, secret_id: s
 
 
 @logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
+@traced
 @event_source(data_class=APIGatewayAuthorizerEventV2)
 def lambda_handler(event: APIGatewayAuthorizerEventV2, context: LambdaContext) -> dict[str, Any]:
     bind_request_id(context.aws_request_id)

@@ -97,6 +97,9 @@ class EnvVar(StrEnum):
     POWERTOOLS_SERVICE_NAME = "POWERTOOLS_SERVICE_NAME"
     POWERTOOLS_METRICS_NAMESPACE = "POWERTOOLS_METRICS_NAMESPACE"
     POWERTOOLS_LOG_LEVEL = "POWERTOOLS_LOG_LEVEL"
+    # "true" where no X-Ray daemon listens (the local cloud): the functions then never load the
+    # X-Ray SDK (functions.common.observability.traced).
+    POWERTOOLS_TRACE_DISABLED = "POWERTOOLS_TRACE_DISABLED"
 
 
 # --- Lambda handlers (import path is the same in tests and in Lambda) ------------------------
@@ -107,6 +110,7 @@ class Handler(StrEnum):
     RESET = "functions.reset.handler.lambda_handler"
     AUTHORIZER = "functions.authorizer.handler.lambda_handler"
     EVENT_LOG = "functions.event_log.handler.lambda_handler"
+    RELAY = "functions.relay.handler.lambda_handler"
 
 
 # --- SQS message attributes written by ingest and redrive ------------------------------------
@@ -203,7 +207,9 @@ class LogField(StrEnum):
     REASON = "reason"
     ATTEMPTS = "attempts"
     REDRIVE_COUNT = "redriveCount"
-    REPUBLISHING_EVENT = "republishingEvent"
+    SEQUENCE_NUMBER = "sequenceNumber"
+    RECORD_COUNT = "records"
+    EVENT_COUNT = "events"
     STATE_RECORDED = "stateRecorded"
     QUEUE_URL = "queueUrl"
     MESSAGE_COUNT = "messages"
@@ -247,6 +253,10 @@ class Output(StrEnum):
     WORKER_FUNCTION_NAME = "WorkerFunctionName"
     INGEST_FUNCTION_NAME = "IngestFunctionName"
     REDRIVE_FUNCTION_NAME = "RedriveFunctionName"
+    RELAY_FUNCTION_NAME = "RelayFunctionName"
+    # Where the relay's event source mapping records a stream batch it gave up on
+    # (ops/runbooks/event-relay.md).
+    RELAY_FAILURE_QUEUE_URL = "RelayFailureQueueUrl"
     RESET_FUNCTION_NAME = "ResetFunctionName"
     GAMEDAY_ROLE_ARN = "GamedayRoleArn"
     DASHBOARD_NAME = "DashboardName"
@@ -266,14 +276,14 @@ class FisExperiment(StrEnum):
 
 # --- Added by the functions work (helper-1) ----------------------------------------------------
 class DeliveryMetricName(StrEnum):
-    """Delivery failures of the worker and the redrive (namespace METRICS_NAMESPACE, EMF)."""
+    """Event and redrive deliveries (namespace METRICS_NAMESPACE, EMF)."""
 
-    # EventBridge entries still rejected after one retry: a lost event must be visible.
+    # Events the relay (or the worker, for a conflict) had EventBridge accept.
+    EVENTS_PUBLISHED = "EventsPublished"
+    # EventBridge entries still refused after one retry: the relay hands their stream records back
+    # (batch item failures) and they come again; the worker's conflict message comes back.
     EVENTS_NOT_PUBLISHED = "EventsNotPublished"
     REDRIVE_SEND_FAILED = "RedriveSendFailed"
-    # Success events re-sent from the state table's outbox after the invocation that settled the
-    # record died before publishing them.
-    EVENTS_REPUBLISHED = "EventsRepublished"
 
 
 # Key of the asynchronous self-invocation event that runs a redrive job: {"redriveJobId": "<id>"}.
@@ -283,6 +293,9 @@ REDRIVE_JOB_EVENT_KEY = LogField.REDRIVE_JOB_ID.value
 class EventDetailField(StrEnum):
     """Fields of the detail of IngestionSuccess / IngestionFailure events (drills count on them)."""
 
+    # Deterministic per outcome (functions.common.events.event_id_for): every publication of one
+    # outcome carries the same id, so consumers dedupe on it (delivery is at least once).
+    EVENT_ID = "eventId"
     IDEMPOTENCY_KEY = "idempotencyKey"
     MESSAGE_ID = "messageId"
     STATUS = "status"

@@ -1,19 +1,56 @@
-"""One Logger, Metrics (EMF) and Tracer per process, shared by every module of a function."""
+"""One Logger and Metrics (EMF) per process, shared by every module of a function, and X-Ray
+tracing of the handler where tracing can record."""
 
 from __future__ import annotations
 
-from typing import Any
+import os
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.shared.functions import resolve_truthy_env_var_choice
 
-from functions.common.names import METRICS_NAMESPACE, SERVICE_NAME, DeliveryMetricName, LogField, MetricName
+from functions.common.names import (
+    METRICS_NAMESPACE,
+    SERVICE_NAME,
+    DeliveryMetricName,
+    EnvVar,
+    LogField,
+    MetricName,
+)
 
 # Explicit service and namespace (they win over POWERTOOLS_* variables): every function emits into
 # one metric stream per name, dimension service=SERVICE_NAME, which the alarms and dashboard use.
 logger = Logger(service=SERVICE_NAME)
 metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE_NAME)
-tracer = Tracer(service=SERVICE_NAME)
+
+Handler = TypeVar("Handler", bound=Callable[..., Any])
+
+
+def tracing_enabled() -> bool:
+    """Inside Lambda and not switched off by POWERTOOLS_TRACE_DISABLED: the rule Powertools' Tracer
+    applies to itself (it disables itself outside Lambda and when that variable is true: Powertools
+    for AWS Lambda (Python), Tracer), checked here before the X-Ray SDK is imported."""
+    in_lambda = bool(os.environ.get("LAMBDA_TASK_ROOT"))
+    disabled = resolve_truthy_env_var_choice(
+        env=os.environ.get(EnvVar.POWERTOOLS_TRACE_DISABLED.value, "false")
+    )
+    return in_lambda and not disabled
+
+
+def traced(handler: Handler) -> Handler:
+    """The handler under Powertools' Tracer where tracing is on; unchanged elsewhere.
+
+    Creating a Tracer imports the X-Ray SDK even when tracing is disabled, which costs more than
+    `import boto3` at cold start: where no daemon listens (the local cloud sets
+    POWERTOOLS_TRACE_DISABLED) or outside Lambda (tests), the SDK is never loaded.
+    """
+    if not tracing_enabled():
+        return handler
+    from aws_lambda_powertools import Tracer  # noqa: PLC0415 - imported only where tracing is on
+
+    return cast(Handler, Tracer(service=SERVICE_NAME).capture_lambda_handler(handler))
 
 
 def bind_request_id(request_id: str) -> None:

@@ -11,14 +11,18 @@ A key's checksum (functions.common.canonical.payload_checksum) is written by its
 never changes: a later message with the same key and another checksum is an idempotency conflict
 and leaves the record untouched. Every item carries the TTL attribute from its first write on, so a
 record whose message never comes back (INFLIGHT for ever) still expires.
-A SUCCEEDED item is also the outbox of its success event (eventDetail, eventPublished): see
-functions/worker/processor.py.
+Events derive from these writes: the table's stream carries every change, and the relay
+(functions/relay) publishes the outcome of each INFLIGHT -> SUCCEEDED / FAILED change.
+The worker reads a batch's keys once (read_many, one BatchGetItem) and writes only for keys that
+read leaves open: a duplicate of a SUCCEEDED key costs no write. The conditional writes stay the
+guard: a read is a hint, a write whose condition fails answers the same way (classify_existing).
 """
 
 from __future__ import annotations
 
-import json
 import math
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -36,6 +40,11 @@ from functions.common.names import (
 
 _DESERIALIZER = TypeDeserializer()
 MAX_ERROR_MESSAGE_LENGTH = 512
+# BatchGetItem reads at most 100 keys per call (Amazon DynamoDB API Reference, BatchGetItem).
+BATCH_GET_MAX_KEYS = 100
+# Keys DynamoDB leaves unprocessed (throttling) are asked again this many times; the rest go the
+# way of an unknown key (a conditional write), which is correct, only not free.
+BATCH_GET_RETRIES = 2
 # Checksums carry their algorithm: one written by an earlier algorithm (a bare hex digest) is never
 # compared, so a deployment that changes the checksum does not turn redeliveries into conflicts.
 CHECKSUM_PREFIX = COMPUTED_KEY_PREFIX
@@ -77,6 +86,10 @@ def _number(value: Any, default: float | None = None) -> float | None:
     return float(value) if isinstance(value, int | float) else default
 
 
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
 @dataclass(frozen=True)
 class StateRecord:
     """One ingestion_state item, parsed once: what the worker and the redrive know about a key."""
@@ -88,8 +101,10 @@ class StateRecord:
     error_type: str | None = None
     redrive_count: int = 0
     inflight_until: float | None = None
-    event_published: bool | None = None
-    event_detail: str | None = None
+    first_seen_at: str | None = None
+    message_id: str | None = None
+    processed_at: str | None = None
+    updated_at: str | None = None
 
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> StateRecord:
@@ -98,8 +113,6 @@ class StateRecord:
         raw_status = plain.get("status")
         error_type = plain.get("errorType")
         checksum = plain.get("checksum")
-        detail = plain.get("eventDetail")
-        published = plain.get("eventPublished")
         return cls(
             idempotency_key=str(plain.get(STATE_TABLE_PARTITION_KEY, "")),
             status=RecordStatus(raw_status) if raw_status in _STATUSES else None,
@@ -108,21 +121,11 @@ class StateRecord:
             error_type=error_type if isinstance(error_type, str) and error_type else None,
             redrive_count=int(_number(plain.get("redriveCount"), 0) or 0),
             inflight_until=_number(plain.get("inflightUntil")),
-            event_published=published if isinstance(published, bool) else None,
-            event_detail=detail if isinstance(detail, str) else None,
+            first_seen_at=_text(plain.get("firstSeenAt")),
+            message_id=_text(plain.get("messageId")),
+            processed_at=_text(plain.get("processedAt")),
+            updated_at=_text(plain.get("updatedAt")),
         )
-
-    def orphaned_event(self, now: float) -> dict[str, Any] | None:
-        """The success event still unpublished after its invocation's deadline (that invocation died)."""
-        # Before the deadline the settling invocation may still be about to publish: a duplicate
-        # delivered then stays silent, and if that invocation dies its own message comes back
-        # (visibility timeout > function timeout), after the deadline, and publishes.
-        if self.event_published is not False or self.event_detail is None:
-            return None
-        if (self.inflight_until or 0) >= now:
-            return None
-        detail: dict[str, Any] = json.loads(self.event_detail)
-        return detail
 
     def conflicts_with(self, checksum: str) -> bool:
         return checksums_conflict(self.checksum, checksum)
@@ -157,6 +160,22 @@ class Conflict:
 
 
 BeginResult = Acquired | AlreadySucceeded | HeldByAnother | Conflict
+
+
+def classify_existing(
+    record: StateRecord | None, checksum: str, now: float
+) -> AlreadySucceeded | Conflict | HeldByAnother | None:
+    """What begin() answers for a key whose record is `record`, when that answer needs no write;
+    None when begin() must write (no record, FAILED, QUARANTINED, or a lease past its end)."""
+    if record is None:
+        return None
+    if record.conflicts_with(checksum):
+        return Conflict(record)
+    if record.status is RecordStatus.SUCCEEDED:
+        return AlreadySucceeded(record)
+    if record.lease_is_live(now):
+        return HeldByAnother(record)
+    return None
 
 
 class StateTable:
@@ -207,38 +226,74 @@ class StateTable:
             if not is_conditional_check_failure(error):
                 raise
             old = StateRecord.from_item(error.response.get("Item") or {})
-            if old.conflicts_with(checksum):
-                return Conflict(old)
-            if old.status is RecordStatus.SUCCEEDED:
-                return AlreadySucceeded(old)
-            return HeldByAnother(old)
+            # A record begin() could have taken but did not: it changed between the condition and
+            # now (another delivery took it); retry later like a live lease.
+            return classify_existing(old, checksum, now) or HeldByAnother(old)
         return Acquired(int(plain_item(response["Attributes"])["attempts"]))
 
-    def succeed(self, idempotency_key: str, *, attempts: int, now: float, event: dict[str, Any]) -> bool:
-        """SUCCEEDED with its success event pending; inflightUntil stays: the publisher's deadline."""
+    def read_many(
+        self, idempotency_keys: Iterable[str], *, sleep: Callable[[float], None] = time.sleep
+    ) -> dict[str, StateRecord]:
+        """The records of these keys (strongly consistent: a key SUCCEEDED before the read is seen
+        so), in BatchGetItem calls of <= 100 keys; a key without a record, or still unprocessed
+        after the retries, is absent from the answer."""
+        keys = list(dict.fromkeys(idempotency_keys))
+        found: dict[str, StateRecord] = {}
+        for start in range(0, len(keys), BATCH_GET_MAX_KEYS):
+            request: dict[str, Any] = {
+                self._table: {
+                    "Keys": [self._key(key) for key in keys[start : start + BATCH_GET_MAX_KEYS]],
+                    "ConsistentRead": True,
+                    "ProjectionExpression": "#pk, #status, checksum, attempts, inflightUntil",
+                    "ExpressionAttributeNames": {"#pk": STATE_TABLE_PARTITION_KEY, "#status": "status"},
+                }
+            }
+            for attempt in range(BATCH_GET_RETRIES + 1):
+                response = self._client.batch_get_item(RequestItems=request)
+                for item in response.get("Responses", {}).get(self._table, []):
+                    record = StateRecord.from_item(item)
+                    found[record.idempotency_key] = record
+                request = response.get("UnprocessedKeys") or {}
+                if not request:
+                    break
+                if attempt < BATCH_GET_RETRIES:
+                    sleep(0.05 * 2**attempt)
+        return found
+
+    def succeed(self, idempotency_key: str, *, attempts: int, now: float, message_id: str) -> bool:
+        """SUCCEEDED by this attempt; the change itself is what the relay publishes."""
         return self._finish(
             idempotency_key,
             attempts=attempts,
             update="SET #status = :status, processedAt = :nowIso, updatedAt = :nowIso, #ttl = :ttl, "
-            "eventPublished = :false, eventDetail = :event",
+            "messageId = :messageId REMOVE inflightUntil",
             values={
                 ":status": {"S": RecordStatus.SUCCEEDED.value},
-                ":false": {"BOOL": False},
-                ":event": {"S": json.dumps(event, separators=(",", ":"))},
+                ":messageId": {"S": message_id},
             },
             now=now,
         )
 
-    def fail(self, idempotency_key: str, *, attempts: int, error_type: str, message: str, now: float) -> bool:
+    def fail(
+        self,
+        idempotency_key: str,
+        *,
+        attempts: int,
+        error_type: str,
+        message: str,
+        now: float,
+        message_id: str,
+    ) -> bool:
         return self._finish(
             idempotency_key,
             attempts=attempts,
             update="SET #status = :status, errorType = :errorType, errorMessage = :message, "
-            "updatedAt = :nowIso, #ttl = :ttl REMOVE inflightUntil",
+            "updatedAt = :nowIso, #ttl = :ttl, messageId = :messageId REMOVE inflightUntil",
             values={
                 ":status": {"S": RecordStatus.FAILED.value},
                 ":errorType": {"S": error_type},
                 ":message": {"S": message[:MAX_ERROR_MESSAGE_LENGTH] or error_type},
+                ":messageId": {"S": message_id},
             },
             now=now,
         )
@@ -259,32 +314,6 @@ class StateTable:
                 ":ttl": {"N": str(int(now) + self._ttl_seconds)},
             },
             names={"#ttl": STATE_TABLE_TTL_ATTRIBUTE},
-        )
-
-    def claim_orphaned_event(self, idempotency_key: str, *, now: float, lease_seconds: float) -> bool:
-        """Become the publisher of an orphaned success event; False when another delivery already did."""
-        return self._update_if(
-            idempotency_key,
-            update="SET inflightUntil = :until",
-            condition="#status = :succeeded AND eventPublished = :false AND inflightUntil < :now",
-            values={
-                ":succeeded": {"S": RecordStatus.SUCCEEDED.value},
-                ":false": {"BOOL": False},
-                ":now": {"N": str(int(now))},
-                ":until": {"N": str(math.ceil(now + lease_seconds))},
-            },
-        )
-
-    def mark_event_published(self, idempotency_key: str) -> bool:
-        return self._update_if(
-            idempotency_key,
-            update="SET eventPublished = :true REMOVE inflightUntil, eventDetail",
-            condition="#status = :succeeded AND eventPublished = :false",
-            values={
-                ":succeeded": {"S": RecordStatus.SUCCEEDED.value},
-                ":true": {"BOOL": True},
-                ":false": {"BOOL": False},
-            },
         )
 
     def _update_if(

@@ -14,7 +14,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from functions.common.clients import client, failure_mode_reader_from_env
 from functions.common.config import env_int, env_str
 from functions.common.names import EnvVar, MetricName
-from functions.common.observability import bind_request_id, count, fields, logger, metrics, tracer
+from functions.common.observability import bind_request_id, count, fields, logger, metrics, traced
 from functions.common.state_table import StateTable
 from functions.ingest.service import DEFAULT_MAX_BODY_BYTES, IngestRejected, IngestService, PublishFailed
 
@@ -86,7 +86,7 @@ def publish_failed(error: PublishFailed) -> Response[str]:
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
-@tracer.capture_lambda_handler
+@traced
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     bind_request_id(context.aws_request_id)

@@ -15,7 +15,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from functions.common.clients import client
 from functions.common.config import env_float, env_int, env_str
 from functions.common.names import REDRIVE_JOB_EVENT_KEY, EnvVar
-from functions.common.observability import bind_request_id, fields, logger, metrics, tracer
+from functions.common.observability import bind_request_id, fields, logger, metrics, traced
 from functions.common.state_table import StateTable
 from functions.redrive.job_store import JobNotFound, JobStore
 from functions.redrive.jobs import JobConflict, JobStartFailed, RedriveJobs
@@ -154,7 +154,7 @@ def start_failed(error: JobStartFailed) -> Response[str]:
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
-@tracer.capture_lambda_handler
+@traced
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     bind_request_id(context.aws_request_id)

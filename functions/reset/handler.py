@@ -11,7 +11,7 @@ from functions.common.clients import client
 from functions.common.config import failure_mode_parameter_name
 from functions.common.failure_mode import write_failure_mode
 from functions.common.names import FailureMode
-from functions.common.observability import bind_request_id, fields, logger, tracer
+from functions.common.observability import bind_request_id, fields, logger, traced
 
 SET_BY = "reset"
 
@@ -22,7 +22,7 @@ def ssm_client() -> Any:
 
 
 @logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
+@traced
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     bind_request_id(context.aws_request_id)
     parameter = failure_mode_parameter_name()

@@ -1,4 +1,5 @@
-"""SQS batches from the main queue: partial batch response over the per-record state machine."""
+"""SQS batches from the main queue: one read of the batch's keys, then partial batch response over
+the per-record state machine."""
 
 from __future__ import annotations
 
@@ -8,17 +9,19 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.exceptions import BotoCoreError, ClientError
 
 from functions.common.clients import client, failure_mode_reader_from_env
 from functions.common.config import env_int, env_str
+from functions.common.events import EventPublisher
 from functions.common.failure_mode import FailureModeReader
 from functions.common.names import EnvVar
-from functions.common.observability import bind_request_id, logger, metrics, tracer
-from functions.common.state_table import StateTable
+from functions.common.observability import bind_request_id, fields, logger, metrics, traced
+from functions.common.state_table import StateRecord, StateTable
 from functions.worker.dead_letters import DeadLetterQueue
-from functions.worker.events import EventBatch
-from functions.worker.processor import RecordProcessor
+from functions.worker.processor import RecordProcessor, idempotency_key_of
 
 DEFAULT_TTL_DAYS = 7
 
@@ -31,8 +34,7 @@ processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failu
 class Dependencies:
     state: StateTable
     failure_modes: FailureModeReader
-    events_client: Any
-    bus_name: str
+    conflict_events: EventPublisher
     dead_letters: DeadLetterQueue
 
 
@@ -46,42 +48,37 @@ def dependencies() -> Dependencies:
             ttl_days=env_int(EnvVar.TTL_DAYS, DEFAULT_TTL_DAYS, minimum=1),
         ),
         failure_modes=failure_mode_reader_from_env(),
-        events_client=client("events"),
-        bus_name=env_str(EnvVar.EVENT_BUS_NAME),
+        conflict_events=EventPublisher(client("events"), env_str(EnvVar.EVENT_BUS_NAME)),
         dead_letters=DeadLetterQueue(client("sqs"), env_str(EnvVar.DLQ_URL)),
     )
 
 
+def known_records(state: StateTable, event: dict[str, Any]) -> dict[str, StateRecord]:
+    """The batch's keys as the table holds them, in one read; none when the read fails (every
+    record then goes to its conditional write, which decides the same way, at a write's price)."""
+    keys = [idempotency_key_of(SQSRecord(record)) for record in event.get("Records", [])]
+    try:
+        return state.read_many(keys)
+    except (ClientError, BotoCoreError) as error:
+        logger.warning("batch read failed; deciding by conditional writes", extra=fields(REASON=str(error)))
+        return {}
+
+
 @logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
+@traced
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     bind_request_id(context.aws_request_id)
     deps = dependencies()
-    events = EventBatch(deps.events_client, deps.bus_name)
     records = RecordProcessor(
         state=deps.state,
         # Once per batch: a throttled or slow parameter read costs one read, not one per record.
         mode=deps.failure_modes.current().mode,
-        events=events,
+        known=known_records(deps.state, event),
+        conflict_events=deps.conflict_events,
         dead_letters=deps.dead_letters,
         remaining_ms=context.get_remaining_time_in_millis,
     )
-    try:
-        response = process_partial_response(
-            event=event, record_handler=records.process, processor=processor, context=context
-        )
-    finally:
-        events.publish()
-    return with_unpublished_as_failures(response, events.unpublished_message_ids)
-
-
-def with_unpublished_as_failures(
-    response: PartialItemFailureResponse, unpublished_message_ids: list[str]
-) -> PartialItemFailureResponse:
-    """A record whose event EventBridge refused comes back, and its redelivery re-sends the event."""
-    failed = {failure["itemIdentifier"] for failure in response["batchItemFailures"]}
-    for message_id in dict.fromkeys(unpublished_message_ids):
-        if message_id not in failed:
-            response["batchItemFailures"].append({"itemIdentifier": message_id})
-    return response
+    return process_partial_response(
+        event=event, record_handler=records.process, processor=processor, context=context
+    )

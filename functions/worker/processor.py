@@ -4,29 +4,28 @@ One state item per idempotency key (functions.common.state_table): begin takes t
 (absent, FAILED, QUARANTINED or INFLIGHT past its lease), then the attempt that holds the lease
 settles it SUCCEEDED or FAILED; a SUCCEEDED key is a duplicate, a live lease is retried later.
 A key reused with another payload (another checksum) is an idempotency conflict: the first record
-stays as it is, the message is parked in the DLQ with errorType IdempotencyConflict, and a failure
-event and the IdempotencyConflicts metric announce it.
+stays as it is, a failure event announces it, the message is parked in the DLQ with errorType
+IdempotencyConflict, and the IdempotencyConflicts metric counts it.
+
+Writes per record: none for a key the batch's read already shows SUCCEEDED, in conflict or leased
+elsewhere; two for a new one (begin, then succeed or fail). The worker publishes no event for a
+settled record: the relay derives it from the committed change (functions/relay), so no crash
+between the write and a publication can strand it.
 
 The failure mode is read once per batch by the handler and passed in.
-
-Success events go through an outbox on the state item (eventDetail, eventPublished), so an invocation
-killed before PutEvents loses none: its redelivery re-sends the same event. Events are at-least-once
-(a crash between PutEvents and the mark re-sends one); consumers dedupe on idempotencyKey.
 """
 
 from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
-from functools import partial
+from collections.abc import Callable, MutableMapping
 
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from botocore.exceptions import BotoCoreError, ClientError
 
 from functions.common.canonical import computed_key_for_text
+from functions.common.events import Event, EventPublisher, event_detail, event_id_for
 from functions.common.names import (
-    DeliveryMetricName,
     DetailType,
     ErrorType,
     FailureMode,
@@ -36,9 +35,16 @@ from functions.common.names import (
 )
 from functions.common.observability import count, fields, logger, milliseconds
 from functions.common.payload import ReceivedBody, SchemaError, validate_event
-from functions.common.state_table import AlreadySucceeded, Conflict, HeldByAnother, StateTable, iso
+from functions.common.state_table import (
+    AlreadySucceeded,
+    Conflict,
+    HeldByAnother,
+    StateRecord,
+    StateTable,
+    classify_existing,
+    iso,
+)
 from functions.worker.dead_letters import DeadLetterQueue
-from functions.worker.events import EventBatch, event_detail
 
 RANDOM_FAILURE_PROBABILITY = 0.3
 # How far past the invocation's deadline slow_downstream sleeps: the runtime kills it first.
@@ -65,13 +71,18 @@ class InflightElsewhereError(Exception):
     """Another delivery holds the key's lease (or took it over): retry later, never a silent success."""
 
 
+class ConflictNotAnnouncedError(Exception):
+    """EventBridge refused a conflict's failure event: the message comes back and is tried again."""
+
+
 class RecordProcessor:
     def __init__(
         self,
         *,
         state: StateTable,
         mode: FailureMode,
-        events: EventBatch,
+        known: MutableMapping[str, StateRecord],
+        conflict_events: EventPublisher,
         dead_letters: DeadLetterQueue,
         remaining_ms: Callable[[], int],
         rng: random.Random | None = None,
@@ -80,7 +91,10 @@ class RecordProcessor:
     ) -> None:
         self._state = state
         self._mode = mode
-        self._events = events
+        # The batch's records as read before it ran, kept current as this batch settles keys, so a
+        # second copy of a key in the same batch is a duplicate without a write.
+        self._known = known
+        self._conflict_events = conflict_events
         self._dead_letters = dead_letters
         self._remaining_ms = remaining_ms
         self._rng = rng or random.Random()  # noqa: S311 - fault injection, not cryptography
@@ -92,11 +106,11 @@ class RecordProcessor:
         started = self._clock()
         key = idempotency_key_of(record)
         body = ReceivedBody.parse(record.body)
-        begin = self._state.begin(
+        begin = classify_existing(self._known.get(key), body.checksum, started) or self._state.begin(
             key, checksum=body.checksum, now=started, lease_seconds=self._remaining_ms() / 1000
         )
         if isinstance(begin, AlreadySucceeded):
-            self._duplicate(record, key, begin, started)
+            self._duplicate(record, key)
             return
         if isinstance(begin, Conflict):
             self._conflict(record, key, begin, started)
@@ -120,16 +134,10 @@ class RecordProcessor:
             self._record_failure(record, key, attempts, failure, started)
             raise
         finished = self._clock()
-        detail = event_detail(
-            IDEMPOTENCY_KEY=key,
-            MESSAGE_ID=record.message_id,
-            STATUS=RecordStatus.SUCCEEDED.value,
-            ATTEMPTS=attempts,
-            PROCESSED_AT=iso(finished),
-        )
-        if not self._state.succeed(key, attempts=attempts, now=finished, event=detail):
+        if not self._state.succeed(key, attempts=attempts, now=finished, message_id=record.message_id):
             count(MetricName.INFLIGHT_CONFLICTS)
             raise InflightElsewhereError(f"{key}: lease taken over before completion")
+        self._known[key] = StateRecord(key, RecordStatus.SUCCEEDED, attempts, checksum=body.checksum)
         latency_ms = round((finished - started) * 1000, 1)
         count(MetricName.RECORDS_PROCESSED)
         milliseconds(MetricName.PROCESSING_LATENCY, latency_ms)
@@ -143,43 +151,36 @@ class RecordProcessor:
                 ATTEMPTS=attempts,
             ),
         )
-        self._events.add(
-            DetailType.SUCCESS,
-            detail,
-            message_id=record.message_id,
-            on_published=partial(self._mark_published, key),
-        )
 
-    def _duplicate(self, record: SQSRecord, key: str, begin: AlreadySucceeded, now: float) -> None:
-        """A processed key: silent, unless its success event was orphaned by a killed invocation."""
+    def _duplicate(self, record: SQSRecord, key: str) -> None:
+        """A processed key: no write, no event (its one outcome was published from its record)."""
         count(MetricName.DUPLICATES_DETECTED)
-        orphaned = begin.record.orphaned_event(now)
-        # The claim (a conditional UpdateItem) lets one of concurrent redeliveries re-send it, not all.
-        if orphaned is not None and not self._state.claim_orphaned_event(
-            key, now=now, lease_seconds=self._remaining_ms() / 1000
-        ):
-            orphaned = None
         logger.info(
             "duplicate of a processed key",
-            extra=fields(
-                IDEMPOTENCY_KEY=key,
-                DUPLICATE=True,
-                MESSAGE_ID=record.message_id,
-                REPUBLISHING_EVENT=orphaned is not None,
-            ),
+            extra=fields(IDEMPOTENCY_KEY=key, DUPLICATE=True, MESSAGE_ID=record.message_id),
         )
-        if orphaned is not None:
-            count(DeliveryMetricName.EVENTS_REPUBLISHED)
-            self._events.add(
-                DetailType.SUCCESS,
-                orphaned,
-                message_id=record.message_id,
-                on_published=partial(self._mark_published, key),
-            )
 
     def _conflict(self, record: SQSRecord, key: str, begin: Conflict, now: float) -> None:
-        """Park the message in the DLQ (raises, so the message comes back, if SQS refuses) and say so."""
+        """Announce the conflict, then park the message in the DLQ.
+
+        In that order: if either step fails the message comes back (a batch item failure) and both
+        run again, which repeats an event consumers dedupe (same eventId), never a DLQ copy.
+        """
         error_type = ErrorType.IDEMPOTENCY_CONFLICT
+        event = Event(
+            DetailType.FAILURE,
+            event_detail(
+                EVENT_ID=event_id_for(key, error_type.value, record.message_id),
+                IDEMPOTENCY_KEY=key,
+                MESSAGE_ID=record.message_id,
+                STATUS=RecordStatus.FAILED.value,
+                ERROR_TYPE=error_type.value,
+                PROCESSED_AT=iso(now),
+            ),
+        )
+        published = self._conflict_events.publish([event])
+        if not published.complete:
+            raise ConflictNotAnnouncedError(f"{key}: {published.reason}")
         self._dead_letters.park(record, error_type)
         count(MetricName.IDEMPOTENCY_CONFLICTS)
         logger.warning(
@@ -190,30 +191,9 @@ class RecordProcessor:
                 PROCESSED=False,
                 MESSAGE_ID=record.message_id,
                 RECORD_STATUS=begin.record.status,
+                EVENT_ID=event.event_id,
             ),
         )
-        self._events.add(
-            DetailType.FAILURE,
-            event_detail(
-                IDEMPOTENCY_KEY=key,
-                MESSAGE_ID=record.message_id,
-                STATUS=RecordStatus.FAILED.value,
-                ERROR_TYPE=error_type.value,
-                PROCESSED_AT=iso(now),
-            ),
-            message_id=record.message_id,
-        )
-
-    def _mark_published(self, key: str) -> None:
-        # Runs after PutEvents accepted the entry: a crash before this write makes the event
-        # at-least-once (the next delivery of the key re-sends it; consumers dedupe on idempotencyKey).
-        try:
-            self._state.mark_event_published(key)
-        except (ClientError, BotoCoreError) as error:
-            # The event is out; an unmarked key only means a later redelivery may send it again.
-            logger.warning(
-                "event published but not marked", extra=fields(IDEMPOTENCY_KEY=key, REASON=str(error))
-            )
 
     def _run(self, body: ReceivedBody, key: str, attempts: int) -> None:
         mode = self._mode
@@ -229,8 +209,6 @@ class RecordProcessor:
             # The runtime kills the invocation during this sleep, so no outcome is ever written;
             # the errorType annotation (status stays INFLIGHT) lets the redrive filter find these.
             self._state.annotate_error(key, attempts=attempts, error_type=ErrorType.TIMEOUT.value)
-            # Records settled earlier in this batch must not lose their events with the invocation.
-            self._events.publish()
             self._sleep(self._remaining_ms() / 1000 + SLOW_DOWNSTREAM_OVERSHOOT_SECONDS)
             raise DownstreamTimeoutError(
                 "failure mode slow_downstream: downstream call outlived the invocation"
@@ -244,7 +222,12 @@ class RecordProcessor:
         now = self._clock()
         error_type = error.error_type.value
         recorded = self._state.fail(
-            key, attempts=attempts, error_type=error_type, message=str(error), now=now
+            key,
+            attempts=attempts,
+            error_type=error_type,
+            message=str(error),
+            now=now,
+            message_id=record.message_id,
         )
         count(MetricName.RECORDS_FAILED)
         logger.warning(
@@ -259,20 +242,6 @@ class RecordProcessor:
                 REASON=str(error),
                 STATE_RECORDED=recorded,
             ),
-        )
-        # No outbox for failure events: the message is a batch item failure, and a FAILED key is
-        # taken again by its next delivery (or redrive), whose own outcome is announced.
-        self._events.add(
-            DetailType.FAILURE,
-            event_detail(
-                IDEMPOTENCY_KEY=key,
-                MESSAGE_ID=record.message_id,
-                STATUS=RecordStatus.FAILED.value,
-                ERROR_TYPE=error_type,
-                ATTEMPTS=attempts,
-                PROCESSED_AT=iso(now),
-            ),
-            message_id=record.message_id,
         )
 
 

@@ -26,6 +26,7 @@ from functions.common.names import (
 from stage_client.target import Target
 
 REGION = "us-east-1"
+NEW_AND_OLD_IMAGES = "NEW_AND_OLD_IMAGES"
 
 # Before any test module imports boto3 clients: fake credentials, one region, tracing off, and no
 # endpoint override inherited from a lab shell (it would send moto's calls to a real server).
@@ -39,6 +40,9 @@ os.environ.update(
         "AWS_DEFAULT_REGION": REGION,
         "AWS_REGION": REGION,
         "POWERTOOLS_TRACE_DISABLED": "true",
+        # botocore sends a DynamoDB Streams call whose StreamArn names an account to the account's
+        # own endpoint (<account>.streams-ddb.<region>.amazonaws.com), which moto does not route.
+        "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
     }
 )
 
@@ -146,12 +150,17 @@ class Stage:
         self.ssm.put_parameter(Name=FAILURE_MODE_PARAMETER, Value=value, Type="String", Overwrite=True)
 
 
-def _table(dynamodb: Any, name: str, key: str) -> None:
+def _table(dynamodb: Any, name: str, key: str, *, stream: bool = False) -> None:
     dynamodb.create_table(
         TableName=name,
         AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"}],
         KeySchema=[{"AttributeName": key, "KeyType": "HASH"}],
         BillingMode="PAY_PER_REQUEST",
+        **(
+            {"StreamSpecification": {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}}
+            if stream
+            else {}
+        ),
     )
 
 
@@ -178,7 +187,8 @@ def stage(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stage]:
         capture_arn = sqs.get_queue_attributes(QueueUrl=capture_url, AttributeNames=["QueueArn"])[
             "Attributes"
         ]["QueueArn"]
-        _table(dynamodb, "ingestion_state", STATE_TABLE_PARTITION_KEY)
+        # The state table's stream is the relay's input, as in the stage (app/constructs/tables.py).
+        _table(dynamodb, "ingestion_state", STATE_TABLE_PARTITION_KEY, stream=True)
         _table(dynamodb, "redrive_jobs", REDRIVE_JOBS_PARTITION_KEY)
         ssm.put_parameter(Name=FAILURE_MODE_PARAMETER, Value="none", Type="String")
         bus_name = "ingestion-bus"

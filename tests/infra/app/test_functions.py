@@ -26,6 +26,7 @@ def _functions(stage: SynthesizedStage) -> dict[str, LambdaFn]:
     return {
         "ingest": compute.ingest,
         "worker": compute.worker,
+        "relay": compute.relay,
         "redrive": compute.redrive,
         "reset": compute.reset,
         "event-log": compute.event_log,
@@ -47,6 +48,8 @@ def _expected_grants(stage: SynthesizedStage) -> dict[str, set[Grant]]:
     table, jobs = stage.arn(state.state_table), stage.arn(state.jobs_table)
     parameter = _parameter_arn(stage)
     delivery_dlq = stage.arn(compute.events.delivery_dlq)
+    bus = stage.arn(compute.events.bus)
+    stream = f"{stage.logical_id(state.state_table)}.StreamArn"
     redrive_self = (
         f"arn:AWS::Partition:lambda:{config.region}:{config.account}:function:{config.prefix}-redrive"
     )
@@ -58,9 +61,11 @@ def _expected_grants(stage: SynthesizedStage) -> dict[str, set[Grant]]:
             ({"dynamodb:GetItem"}, {table}),
         ),
         "worker": _grants(
-            ({"dynamodb:UpdateItem"}, {table}),
+            # one BatchGetItem per batch, then conditional writes
+            ({"dynamodb:BatchGetItem", "dynamodb:UpdateItem"}, {table}),
             ({"ssm:GetParameter"}, {parameter}),
-            ({"events:PutEvents"}, {stage.arn(compute.events.bus)}),
+            # the failure event of an idempotency conflict
+            ({"events:PutEvents"}, {bus}),
             ({"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"}, {queue}),
             # an IdempotencyConflict is parked in the DLQ at once
             ({"sqs:SendMessage"}, {dlq}),
@@ -82,6 +87,20 @@ def _expected_grants(stage: SynthesizedStage) -> dict[str, set[Grant]]:
             # The on-failure destination of the asynchronous job invocations (granted by CDK).
             ({"sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"}, {delivery_dlq}),
         ),
+        "relay": _grants(
+            ({"events:PutEvents"}, {bus}),
+            (
+                {
+                    "dynamodb:DescribeStream",
+                    "dynamodb:GetRecords",
+                    "dynamodb:GetShardIterator",
+                    "dynamodb:ListStreams",
+                },
+                {stream},
+            ),
+            # its event source mapping's on-failure destination
+            ({"sqs:SendMessage"}, {stage.arn(state.relay_failures)}),
+        ),
         "reset": _grants(({"ssm:PutParameter"}, {parameter})),
         "event-log": _grants(({"sqs:SendMessage"}, {delivery_dlq})),
     }
@@ -99,7 +118,7 @@ def _expected_grants(stage: SynthesizedStage) -> dict[str, set[Grant]]:
     return expected
 
 
-@pytest.mark.parametrize("function", ["ingest", "worker", "redrive", "reset", "event-log"])
+@pytest.mark.parametrize("function", ["ingest", "worker", "relay", "redrive", "reset", "event-log"])
 def test_each_role_holds_exactly_the_listed_calls_on_exactly_these_arns(
     local: SynthesizedStage, dev: SynthesizedStage, function: str
 ) -> None:
@@ -171,6 +190,7 @@ def test_functions_share_runtime_layer_tracing_and_explicit_sizes(any_stage: Syn
     assert handlers == {
         names.Handler.INGEST,
         names.Handler.WORKER,
+        names.Handler.RELAY,
         names.Handler.REDRIVE,
         names.Handler.RESET,
         names.Handler.EVENT_LOG,
@@ -184,10 +204,11 @@ def test_functions_share_runtime_layer_tracing_and_explicit_sizes(any_stage: Syn
             assert props["MemorySize"] == config.function_memory_mb
             assert props["Timeout"] >= 1
             assert props["Architectures"] == [config.architecture]
-            assert (
-                props["Environment"]["Variables"][names.EnvVar.POWERTOOLS_SERVICE_NAME.value]
-                == names.SERVICE_NAME
-            )
+            variables = props["Environment"]["Variables"]
+            assert variables[names.EnvVar.POWERTOOLS_SERVICE_NAME.value] == names.SERVICE_NAME
+            # Where tracing is off (the local cloud, no X-Ray daemon) the functions never load the SDK.
+            disabled = variables.get(names.EnvVar.POWERTOOLS_TRACE_DISABLED.value)
+            assert disabled == (None if config.tracing_enabled else "true")
             assert "LogGroup" in props["LoggingConfig"]
 
 

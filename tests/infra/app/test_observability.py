@@ -32,7 +32,21 @@ ALARMS: dict[str, tuple[str, str, str, str, str, str]] = {
                          "throttling"),
     "redrive-quarantined": (names.METRICS_NAMESPACE, names.MetricName.REDRIVE_QUARANTINED.value, "Sum",
                             "service", "quarantine_threshold", "redrive-quarantine"),
+    "idempotency-conflicts": (names.METRICS_NAMESPACE, names.MetricName.IDEMPOTENCY_CONFLICTS.value, "Sum",
+                              "service", "idempotency_conflict_threshold", "idempotency-conflict"),
+    "relay-failures": ("AWS/SQS", "ApproximateNumberOfMessagesVisible", "Maximum", "relay_failures",
+                       "dlq_visible_threshold", "event-relay"),
+    "relay-errors": ("AWS/Lambda", "Errors", "Sum", "relay", "lambda_errors_threshold", "event-relay"),
+    "relay-iterator-age": ("AWS/Lambda", "IteratorAge", "Maximum", "relay", "relay_iterator_age_ms",
+                           "event-relay"),
 }  # fmt: skip
+
+
+def _threshold(config: Any, attribute: str) -> float:
+    """The configured threshold in the alarm's unit (IteratorAge is in milliseconds)."""
+    if attribute == "relay_iterator_age_ms":
+        return float(config.alarms.relay_iterator_age_seconds * 1000)
+    return float(getattr(config.alarms, attribute))
 
 
 def _alarms(stage: SynthesizedStage) -> dict[str, dict[str, Any]]:
@@ -49,6 +63,8 @@ def _dimension(stage: SynthesizedStage, owner: str) -> tuple[str, str]:
         "queue": ("QueueName", f"{stage.logical_id(state.queue)}.QueueName"),
         "worker": ("FunctionName", stage.logical_id(compute.worker.function)),
         "ingest": ("FunctionName", stage.logical_id(compute.ingest.function)),
+        "relay": ("FunctionName", stage.logical_id(compute.relay.function)),
+        "relay_failures": ("QueueName", f"{stage.logical_id(state.relay_failures)}.QueueName"),
         "service": ("service", names.SERVICE_NAME),
     }
     return owners[owner]
@@ -62,7 +78,7 @@ def test_alarm_metric_threshold_period_actions_and_runbook(any_stage: Synthesize
     assert (alarm["Namespace"], alarm["MetricName"], alarm["Statistic"]) == (namespace, metric, statistic)
     (dimension,) = alarm["Dimensions"]
     assert (dimension["Name"], any_stage.ref(dimension["Value"])) == _dimension(any_stage, owner)
-    assert alarm["Threshold"] == getattr(config.alarms, threshold_attr)
+    assert alarm["Threshold"] == _threshold(config, threshold_attr)
     assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
     assert alarm["Period"] == config.alarms.period_seconds
     assert alarm["EvaluationPeriods"] == config.alarms.evaluation_periods
@@ -121,13 +137,14 @@ def test_dashboard_has_the_specified_widgets(any_stage: SynthesizedStage) -> Non
         names.MetricName.ERRORS_BY_TYPE.value,
         names.MetricName.PROCESSED_TRUE.value,
         names.MetricName.REDRIVE_QUARANTINED.value,
+        names.MetricName.IDEMPOTENCY_CONFLICTS.value,
         *(metric.value for metric in names.DeliveryMetricName),
     ):
         assert f'\\"{metric}\\"' in body or f'"{metric}"' in body, metric
     assert '\\"stat\\":\\"p95\\"' in body
     for detail in names.DetailType:
         assert detail.value in body
-    for queue in ("main", "DLQ", "quarantine"):
+    for queue in ("main", "DLQ", "quarantine", "relay failures"):
         assert f"Queue {queue}: visible / not visible / age of oldest" in body
     assert "alarm" in body
 
@@ -165,7 +182,8 @@ def test_one_query_definition_per_insights_query_file(any_stage: SynthesizedStag
     for path in files:
         definition = definitions[f"{any_stage.config.prefix}/{path.stem}"]
         assert definition["QueryString"] == path.read_text(encoding="utf-8").strip()
-        assert len(definition["LogGroupNames"]) == 5
+        # ingest, worker, relay, redrive, reset, event-log
+        assert len(definition["LogGroupNames"]) == 6
 
 
 def test_queries_are_deployed_outside_the_local_cloud(local: SynthesizedStage, dev: SynthesizedStage) -> None:

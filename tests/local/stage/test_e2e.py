@@ -17,6 +17,8 @@ from functions.common.failure_mode import encode_failure_mode
 from functions.common.names import (
     FAILURE_MODE_PARAMETER,
     STATE_TABLE_PARTITION_KEY,
+    DetailType,
+    ErrorType,
     FailureMode,
     Output,
     RecordStatus,
@@ -24,6 +26,7 @@ from functions.common.names import (
 )
 from stage_client.api import signed
 from stage_client.target import Target
+from tests.local.stage.audit_events import wait_for_events
 
 
 def call(
@@ -156,12 +159,11 @@ def test_a_key_reused_with_another_payload_is_a_visible_conflict_and_the_first_r
     status, _ = call(local_target, "POST", "/events", first)
     assert status == 202
 
-    def settled() -> dict[str, Any] | None:
-        # SUCCEEDED, and its success event published (the outbox mark), so nothing changes it later.
-        item = state_item(local_target, key)
-        return item if item and item.get("eventPublished", {}).get("BOOL") is True else None
-
-    recorded = wait(settled, timeout=30, what=f"{key} SUCCEEDED with its event published")
+    # SUCCEEDED, and its success event published by the relay: nothing changes the record later.
+    success = wait_for_events(local_target, [key], DetailType.SUCCESS, timeout=60)
+    assert len(success.event_ids(key, DetailType.SUCCESS)) == 1
+    recorded = state_item(local_target, key)
+    assert recorded is not None
     assert recorded["status"]["S"] == RecordStatus.SUCCEEDED.value
 
     # The ingest reads the key's record: another payload is refused at once.
@@ -172,7 +174,7 @@ def test_a_key_reused_with_another_payload_is_a_visible_conflict_and_the_first_r
     # put on the queue as the ingest would have, is parked in the DLQ, the first record untouched.
     sqs = local_target.client("sqs")
     conflicting = json.dumps({**first, "amount": 99}, separators=(",", ":"), sort_keys=True)
-    sqs.send_message(
+    sent = sqs.send_message(
         QueueUrl=local_target.output(Output.QUEUE_URL),
         MessageBody=conflicting,
         MessageAttributes={"idempotencyKey": {"DataType": "String", "StringValue": key}},
@@ -190,9 +192,24 @@ def test_a_key_reused_with_another_payload_is_a_visible_conflict_and_the_first_r
         return None
 
     message = wait(parked, timeout=60, what="the conflicting message in the DLQ")
-    assert message["MessageAttributes"]["errorType"]["StringValue"] == "IdempotencyConflict"
+    assert message["MessageAttributes"]["errorType"]["StringValue"] == ErrorType.IDEMPOTENCY_CONFLICT.value
     assert state_item(local_target, key) == recorded
     sqs.delete_message(QueueUrl=local_target.output(Output.DLQ_URL), ReceiptHandle=message["ReceiptHandle"])
+    # Announced: a failure event naming the parked message, and the conflicts alarm (its metric
+    # counted by the worker's EMF line, evaluated by the local alarm agent).
+    failure = wait_for_events(local_target, [key], DetailType.FAILURE, timeout=60)
+    [detail] = failure.details(key, DetailType.FAILURE)
+    # messageId: the conflicting message as it came off the main queue (the DLQ holds a copy).
+    assert (detail["errorType"], detail["messageId"]) == (
+        ErrorType.IDEMPOTENCY_CONFLICT.value,
+        sent["MessageId"],
+    )
+    wait(
+        lambda: alarm_state(local_target, "idempotency-conflicts") == "ALARM",
+        timeout=60,
+        what="the idempotency-conflicts alarm",
+    )
+    assert state_item(local_target, key) == recorded
 
 
 @pytest.mark.usefixtures("poison_mode")

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 import pytest
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from functions.common.names import DetailType, ErrorType, RecordStatus
 from functions.ingest import handler as ingest
@@ -15,20 +13,20 @@ from functions.redrive.job_store import JobStore
 from functions.redrive.jobs import RedriveJobs
 from functions.redrive.mover import DlqMover, Pacer
 from functions.redrive.params import RedriveParams
+from functions.relay import handler as relay
 from functions.reset import handler as reset
 from functions.worker import handler as worker
-from functions.worker.events import EventBatch
-from functions.worker.processor import RecordProcessor
 from tests.unit.functions.http_events import JSON_HEADERS, http_event
 from tests.unit.functions.sqs_events import sqs_event
+from tests.unit.functions.stream_relay import Killed, StreamMapping
 
 
 @pytest.fixture(autouse=True)
 def _fresh_dependencies() -> Any:
-    for cached in (ingest.service, worker.dependencies, reset.ssm_client):
+    for cached in (ingest.service, worker.dependencies, reset.ssm_client, relay.relay):
         cached.cache_clear()
     yield
-    for cached in (ingest.service, worker.dependencies, reset.ssm_client):
+    for cached in (ingest.service, worker.dependencies, reset.ssm_client, relay.relay):
         cached.cache_clear()
 
 
@@ -65,6 +63,7 @@ def test_duplicate_submit_gives_one_record_and_one_success_event_per_key(
     assert drain_through_worker(stage, lambda_context) == []
 
     assert stage.depth(stage.queue_url) == 0
+    StreamMapping(stage.table_name).drain(lambda event: relay.lambda_handler(event, lambda_context))
     success = [e for e in stage.captured_events() if e["detail-type"] == DetailType.SUCCESS.value]
     assert sorted(e["detail"]["idempotencyKey"] for e in success) == sorted(keys)
     assert {stage.state(key)["attempts"] for key in keys} == {1}
@@ -77,28 +76,25 @@ def test_duplicate_submit_through_a_killed_batch_still_gives_one_success_event_p
     keys = {post({"orderId": f"k-{n}", "amount": n}, lambda_context)["idempotencyKey"] for n in range(3)}
     messages = stage.receive_all(stage.queue_url)
     assert len(messages) == 6
-    # The invocation settles every record, then the runtime kills it before its PutEvents.
-    killed = RecordProcessor(
-        state=worker.dependencies().state,
-        mode=worker.dependencies().failure_modes.current().mode,
-        events=EventBatch(stage.events, stage.bus_name),
-        dead_letters=worker.dependencies().dead_letters,
-        remaining_ms=lambda: 3_000,
-        clock=lambda: time.time() - 60,
-    )
-    for record in sqs_event(messages)["Records"]:
-        killed.process(SQSRecord(record))
+
+    # The invocation settles every record, then the runtime kills it before it returns: its
+    # messages come back, and every one of them is now a duplicate.
+    def killed_after_settling(event: dict[str, Any], context: Any) -> None:
+        worker.lambda_handler(event, context)
+        raise Killed
+
+    with pytest.raises(Killed):
+        killed_after_settling(sqs_event(messages), lambda_context)
     for message in messages:
         stage.sqs.change_message_visibility(
             QueueUrl=stage.queue_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
         )
-    assert stage.captured_events() == []
-
     assert drain_through_worker(stage, lambda_context) == []
 
+    StreamMapping(stage.table_name).drain(lambda event: relay.lambda_handler(event, lambda_context))
     success = [e for e in stage.captured_events() if e["detail-type"] == DetailType.SUCCESS.value]
     assert sorted(e["detail"]["idempotencyKey"] for e in success) == sorted(keys)
-    assert {stage.state(key)["eventPublished"] for key in keys} == {True}
+    assert {stage.state(key)["attempts"] for key in keys} == {1}
     assert stage.depth(stage.queue_url) == 0
 
 

@@ -102,8 +102,8 @@ def test_state_record_is_parsed_once_from_the_item() -> None:
             "attempts": {"N": "2"},
             "redriveCount": {"N": "1"},
             "inflightUntil": {"N": "1800000030"},
-            "eventPublished": {"BOOL": False},
-            "eventDetail": {"S": '{"idempotencyKey":"k-1"}'},
+            "firstSeenAt": {"S": "2027-01-15T08:00:00.000Z"},
+            "messageId": {"S": "m-1"},
         }
     )
     assert (record.idempotency_key, record.status, record.attempts, record.redrive_count) == (
@@ -113,9 +113,11 @@ def test_state_record_is_parsed_once_from_the_item() -> None:
         1,
     )
     assert record.error_type is None
-    # The outbox event belongs to its invocation until that invocation's deadline, then to a redelivery.
-    assert record.orphaned_event(NOW) is None
-    assert record.orphaned_event(NOW + 31) == {"idempotencyKey": "k-1"}
+    assert (record.first_seen_at, record.message_id, record.processed_at) == (
+        "2027-01-15T08:00:00.000Z",
+        "m-1",
+        None,
+    )
 
 
 def test_a_record_with_an_unknown_status_parses_without_one() -> None:

@@ -47,14 +47,20 @@ def test_the_table_has_one_row_per_alarm_each_with_an_existing_runbook(bare: Bar
             code=lambda_.Code.from_inline("x"),
         )
 
-    thresholds = AlarmSettings(dlq_age_seconds=120)
+    thresholds = AlarmSettings(dlq_age_seconds=120, relay_iterator_age_seconds=90)
     specs = stage_alarms(
         queue=sqs.Queue(bare.stack, "Q"), dlq=sqs.Queue(bare.stack, "D"), worker=fn("W"), ingest=fn("I"),
-        thresholds=thresholds,
+        relay=fn("R"), relay_failures=sqs.Queue(bare.stack, "F"), thresholds=thresholds,
     )  # fmt: skip
     slugs = [spec.slug for spec in specs]
-    assert len(slugs) == len(set(slugs)) == 9
+    assert len(slugs) == len(set(slugs)) == 13
     assert set(FIS_STOP_ALARMS) <= set(slugs)
-    assert {spec.slug: spec.threshold for spec in specs}["dlq-age"] == 120
+    threshold_of = {spec.slug: spec.threshold for spec in specs}
+    assert (threshold_of["dlq-age"], threshold_of["relay-iterator-age"]) == (120, 90_000)
+    runbook_of = {spec.slug: spec.runbook for spec in specs}
+    assert runbook_of["idempotency-conflicts"] == "idempotency-conflict"
+    assert {runbook_of[slug] for slug in ("relay-failures", "relay-errors", "relay-iterator-age")} == {
+        "event-relay"
+    }
     for spec in specs:
         assert (REPO_ROOT / "ops" / "runbooks" / f"{spec.runbook}.md").is_file(), spec.runbook

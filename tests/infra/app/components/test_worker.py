@@ -48,7 +48,7 @@ def test_the_worker_updates_records_publishes_reads_the_switch_consumes_parks_co
     assert around.key is not None
     key = bare.arn(around.key)
     assert bare.grants(component) == {
-        (frozenset({"dynamodb:UpdateItem"}), frozenset({bare.arn(around.table)})),
+        (frozenset({"dynamodb:BatchGetItem", "dynamodb:UpdateItem"}), frozenset({bare.arn(around.table)})),
         (frozenset({"kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"}), frozenset({key})),
         (frozenset({"ssm:GetParameter"}), frozenset({around.parameter_arn(bare)})),
         (frozenset({"events:PutEvents"}), frozenset({bare.arn(around.bus)})),
