@@ -34,16 +34,22 @@ class LabStatus:
 
 
 def start(
-    state: StateDir | None = None, *, port: int | None = None, auth: bool | None = None
+    state: StateDir | None = None,
+    *,
+    port: int | None = None,
+    auth: bool | None = None,
+    duplicate_share: float | None = None,
 ) -> engine.EngineInfo:
     """Start (or reuse) the engine only, ready to run this stage's functions: what the engine
-    conformance tests need."""
+    conformance tests need. IAM enforcement and the at-least-once mode's share default to
+    LAB_AUTH / LAB_DUPLICATE_SHARE (both on unless turned off)."""
     state = (state or StateDir.default()).ensure()
     return engine.start_engine(
         state,
         function_requirements=RUNTIME_REQUIREMENTS,
         port=port,
         auth=engine.auth_default() if auth is None else auth,
+        duplicate_share=engine.duplicate_share_default() if duplicate_share is None else duplicate_share,
     )
 
 
