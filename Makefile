@@ -9,19 +9,30 @@ export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export JSII_SILENCE_WARNING_KNOWN_BROKEN_NODE_VERSION := 1
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help venv test test-unit test-infra test-local check lint typecheck synth docs
+.PHONY: help venv lock test test-unit test-infra test-local check lint typecheck complexity coverage synth docs
 
 help:
 	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/' | sort
 
-$(STAMP): pyproject.toml requirements.txt requirements-runtime.txt requirements-bundled.txt requirements-dev.txt
+# The venv installs requirements.lock: every package, transitive ones included, at the version
+# `make lock` resolved from the direct pins of requirements*.txt.
+PIP_VERSION := 26.3
+$(STAMP): pyproject.toml requirements.lock
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -r requirements-dev.txt
+	$(PIP) install -q pip==$(PIP_VERSION)
+	$(PIP) install -q -r requirements.lock
 	$(PIP) install -q --no-deps -e .
 	touch $@
 
 venv: $(STAMP) ## create .venv and install the pinned dependencies
+
+ENGINE_LOCK := lab/harness/requirements-engine.lock
+lock: ## resolve every requirements file into requirements.lock and the engine's lock (uv, needs PyPI)
+	test -x $(VENV)/bin/uv || { test -x $(PY) || python3 -m venv $(VENV); $(PIP) install -q "$$(grep '^uv==' requirements-dev.txt)"; }
+	$(VENV)/bin/uv pip compile -q --python-version 3.11 requirements-dev.txt -o requirements.lock
+	$(PY) -c 'from lab.harness.paths import RUNTIME_REQUIREMENTS as r; from lab.localcloud.engine import engine_requirements as e; print("\n".join(e(r)))' \
+	  | $(VENV)/bin/uv pip compile -q --python-version 3.11 --no-header - -o $(ENGINE_LOCK)
+	@echo "requirements.lock and $(ENGINE_LOCK) written; commit them with the requirements change"
 
 test: test-unit test-infra test-local ## every test tier
 
@@ -39,9 +50,18 @@ lint: $(STAMP) ## ruff lint + format check
 	$(VENV)/bin/ruff format --check .
 
 typecheck: $(STAMP) ## mypy on the whole tree
-	$(VENV)/bin/mypy cdk_app.py app pipeline functions stage_client lab loadtest tests
+	$(VENV)/bin/mypy $(SOURCES) tests
 
-check: lint typecheck test ## what CI runs
+SOURCES := cdk_app.py app pipeline functions stage_client lab loadtest
+complexity: $(STAMP) ## cyclomatic complexity gate: no function above C (radon rank), modules B, average A
+	$(VENV)/bin/xenon --max-absolute C --max-modules B --max-average A $(SOURCES)
+	@$(VENV)/bin/radon cc -s -n C --total-average $(SOURCES) | tail -1
+
+coverage: $(STAMP) ## unit and infra tiers with line coverage of the sources (the local tier runs code in the engine)
+	$(PY) -m pytest tests/unit tests/infra -q $(addprefix --cov=,$(subst cdk_app.py,cdk_app,$(SOURCES))) \
+	  --cov-report=term:skip-covered --cov-report=html:reports/coverage
+
+check: lint typecheck complexity coverage test-local ## lint, types, complexity, every test tier with coverage
 
 synth: $(STAMP) ## synthesize the app (every stage and the pipeline) into cdk.out
 	$(PY) cdk_app.py

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lab.harness.deploy import deploy_stage
-from lab.harness.paths import RUNTIME_REQUIREMENTS, StateDir
+from lab.harness.paths import ENGINE_LOCK, RUNTIME_REQUIREMENTS, StateDir
 from lab.harness.samples import send_sample_events
 from lab.localcloud import agent_process, engine
 from stage_client.target import Target, load_local_target
@@ -47,6 +47,7 @@ def start(
     return engine.start_engine(
         state,
         function_requirements=RUNTIME_REQUIREMENTS,
+        constraints=ENGINE_LOCK,
         port=port,
         auth=engine.auth_default() if auth is None else auth,
         duplicate_share=engine.duplicate_share_default() if duplicate_share is None else duplicate_share,

@@ -10,6 +10,9 @@ from lab.localcloud.state import CloudDir
 from stage_client.target import OUTPUTS_FILE_NAME, REPO_ROOT, default_state_dir
 
 RUNTIME_REQUIREMENTS = REPO_ROOT / "requirements-runtime.txt"
+# Every package of the engine's virtualenv (the engine's pins plus the functions' runtime packages,
+# lab.localcloud.engine.engine_requirements) resolved by `make lock`: installed as constraints.
+ENGINE_LOCK = REPO_ROOT / "lab" / "harness" / "requirements-engine.lock"
 CDK_BIN = REPO_ROOT / "node_modules" / ".bin" / "cdk"
 STAGE_NAME = "IngestionLocal"
 

@@ -98,11 +98,19 @@ def engine_python(venv: Path | None = None) -> Path:
     return (venv or engine_venv_dir()) / "bin" / "python"
 
 
-def ensure_engine_venv(function_requirements: Path, venv: Path | None = None, log=print) -> Path:
-    """Create or update the engine virtualenv; a no-op when its pinned set did not change."""
+def ensure_engine_venv(
+    function_requirements: Path, *, constraints: Path | None = None, venv: Path | None = None, log=print
+) -> Path:
+    """Create or update the engine virtualenv; a no-op when its pinned set did not change.
+
+    constraints: a lock file (pip constraints) pinning every transitive package of that set, so
+    nothing floats between two installs; its content is part of the set.
+    """
     venv = venv or engine_venv_dir()
     requirements = engine_requirements(function_requirements)
-    digest = hashlib.sha256("\n".join(requirements).encode()).hexdigest()
+    constraint_args = ["-c", str(constraints)] if constraints else []
+    pinned_set = [*requirements, constraints.read_text() if constraints else ""]
+    digest = hashlib.sha256("\n".join(pinned_set).encode()).hexdigest()
     stamp = venv / ".lab-installed"
     if stamp.exists() and stamp.read_text().strip() == digest and engine_python(venv).exists():
         return venv
@@ -117,6 +125,7 @@ def ensure_engine_venv(function_requirements: Path, venv: Path | None = None, lo
             "install",
             "-q",
             "--disable-pip-version-check",
+            *constraint_args,
             *requirements,
         ],
         check=True,
@@ -193,6 +202,7 @@ def start_engine(
     state: CloudDir,
     *,
     function_requirements: Path,
+    constraints: Path | None = None,
     port: int | None = None,
     auth: bool = True,
     duplicate_share: float = 0.0,
@@ -200,9 +210,9 @@ def start_engine(
     """Start the engine on 127.0.0.1 (a free port unless given) and wait until it answers.
 
     function_requirements: the pinned packages the deployed functions import (installed into the
-    engine's virtualenv, which its Lambda workers run on). duplicate_share: the at-least-once
-    mode's share of duplicated deliveries (0: off); what it duplicated is recorded in
-    state.duplicates_json. A running engine is reused as it was started.
+    engine's virtualenv, which its Lambda workers run on); constraints: the lock of that set.
+    duplicate_share: the at-least-once mode's share of duplicated deliveries (0: off); what it
+    duplicated is recorded in state.duplicates_json. A running engine is reused as it was started.
     """
     if not 0.0 <= duplicate_share <= 1.0:
         raise EngineError(f"the duplicate share must be within 0..1, got {duplicate_share}")
@@ -212,7 +222,7 @@ def start_engine(
         if is_healthy(running.endpoint_url):
             return running
         stop_engine(state)
-    venv = ensure_engine_venv(function_requirements)
+    venv = ensure_engine_venv(function_requirements, constraints=constraints)
     port = port or free_port()
     if state.engine_tmp.exists():
         shutil.rmtree(state.engine_tmp)
