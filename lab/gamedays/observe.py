@@ -20,6 +20,10 @@ from stage_client.status import count_records
 # "on rare occasions" (SQS developer guide, "At-least-once delivery"); the faults the drills look for
 # duplicate far more (a whole batch failed for one record brings most of its records back).
 UNRECORDED_DUPLICATE_SHARE = 0.1
+# How long after an alarm's state change its notification may take to reach the subscriber. Both
+# hops are asynchronous but take seconds; an undelivered notification (a topic policy without
+# CloudWatch, say) should fail the drill quickly, not at the end of its budget.
+NOTIFICATION_WAIT_S = 120.0
 
 
 def observe_worker_errors(ctx: DrillContext, what: str) -> str:
@@ -201,6 +205,7 @@ class AlarmInbox:
         found = self._ctx.wait_until(
             f"the {state} notification of {alarm_name} at the alarm topic's subscriber",
             arrived,
+            timeout_s=NOTIFICATION_WAIT_S,
             interval_s=1,
             describe=lambda: (
                 f"{len(self.received)} notifications since the drill began: "
