@@ -29,18 +29,25 @@ Log = Callable[[str], None]
 
 
 def deploy_stage(
-    state: StateDir, info: EngineInfo, *, force: bool = False, log: Log = print
+    state: StateDir,
+    info: EngineInfo,
+    *,
+    force: bool = False,
+    log: Log = print,
+    overrides: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Bootstrap (once per engine), synthesize, deploy unless this engine already runs the same
     templates, check what the engine would let through and AWS would not, and write outputs.json
-    and env."""
+    and env. overrides: cdk.json keys of the local environment to deploy with (lab.harness.cdk.synthesize)."""
     clients = EngineClients(info)
     cfn = clients("cloudformation")
     started = time.monotonic()
     if not is_bootstrapped(cfn):
         log("bootstrapping the local account (cdk bootstrap)")
         bootstrap(state, info)
-    current, deployed = _synthesize_and_deploy(state, info, cfn, force=force, log=log)
+    current, deployed = _synthesize_and_deploy(
+        state, info, cfn, force=force, log=log, overrides=overrides or {}
+    )
     stacks = list(current["stacks"])
     check_function_code(clients, stacks)
     check_queue_mapping_permissions(clients, stacks)
@@ -52,11 +59,11 @@ def deploy_stage(
 
 
 def _synthesize_and_deploy(
-    state: StateDir, info: EngineInfo, cfn: Any, *, force: bool, log: Log
+    state: StateDir, info: EngineInfo, cfn: Any, *, force: bool, log: Log, overrides: dict[str, Any]
 ) -> tuple[dict[str, Any], bool]:
     """(the deployment record, whether `cdk deploy` ran): skipped when this engine already runs
-    what the sources would synthesize."""
-    sources = source_fingerprint()
+    what the sources (and the same overrides) would synthesize."""
+    sources = source_fingerprint(overrides)
     previous = json.loads(state.deploy_json.read_text()) if state.deploy_json.exists() else None
     if (
         not force
@@ -69,7 +76,7 @@ def _synthesize_and_deploy(
         log(f"{STAGE_NAME} is up to date (app sources unchanged): synth and deploy skipped")
         return previous, False
     log("synthesizing the app (cdk synth)")
-    assembly = synthesize(state, info)
+    assembly = synthesize(state, info, overrides)
     stacks = stage_stack_names(assembly)
     current = {
         "fingerprint": fingerprint(assembly),
