@@ -24,6 +24,8 @@ class LabStatus:
     engine_healthy: bool
     endpoint_url: str | None
     auth: bool | None
+    # The at-least-once mode's share of duplicated deliveries (0: off).
+    duplicate_share: float | None
     agent_running: bool
     deployed: bool
     api_url: str | None
@@ -96,6 +98,7 @@ def status(state: StateDir | None = None) -> LabStatus:
         engine_healthy=info is not None and engine.is_healthy(info.endpoint_url),
         endpoint_url=info.endpoint_url if info else None,
         auth=info.auth if info else None,
+        duplicate_share=info.duplicate_share if info else None,
         agent_running=agent_process.agent_running(state),
         deployed=outputs is not None,
         api_url=outputs["apiUrl"] if outputs else None,
