@@ -4,6 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
+NPM_STAMP := node_modules/.installed
 export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export JSII_SILENCE_WARNING_KNOWN_BROKEN_NODE_VERSION := 1
@@ -53,8 +54,8 @@ typecheck: $(STAMP) ## mypy on the whole tree
 	$(VENV)/bin/mypy $(SOURCES) tests
 
 SOURCES := cdk_app.py app pipeline functions stage_client lab loadtest
-complexity: $(STAMP) ## cyclomatic complexity gate: no function above C (radon rank), modules B, average A
-	$(VENV)/bin/xenon --max-absolute C --max-modules B --max-average A $(SOURCES)
+complexity: $(STAMP) ## cyclomatic complexity gate: no function or module above C (radon rank, <= 20), average A
+	$(VENV)/bin/xenon --max-absolute C --max-modules C --max-average A $(SOURCES)
 	@$(VENV)/bin/radon cc -s -n C --total-average $(SOURCES) | tail -1
 
 coverage: $(STAMP) ## unit and infra tiers with line coverage of the sources (the local tier runs code in the engine)
@@ -63,8 +64,10 @@ coverage: $(STAMP) ## unit and infra tiers with line coverage of the sources (th
 
 check: lint typecheck complexity coverage test-local ## lint, types, complexity, every test tier with coverage
 
-synth: $(STAMP) ## synthesize the app (every stage and the pipeline) into cdk.out
-	$(PY) cdk_app.py
+# Through the pinned CDK CLI, as the pipeline's synth step runs it: with cdk.context.json (the real
+# accounts, the prod JWT issuer); CDK_ARGS adds context, e.g. CDK_ARGS="-c allowExampleJwtIssuer=true".
+synth: $(STAMP) $(NPM_STAMP) ## synthesize the app (every stage and the pipeline) into cdk.out
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" npx cdk synth --quiet $(CDK_ARGS)
 
 docs: $(STAMP) ## regenerate the README's configuration tables from the configuration models
 	$(PY) -m app.config.doc README.md
@@ -78,8 +81,6 @@ gameday: $(STAMP) ## one automated drill on the local lab (make gameday DRILL=po
 	$(VENV)/bin/lab gameday $(or $(DRILL),poison-pill)
 
 # --- Local cloud (lab/localcloud + lab/harness): the real stage on an embedded AWS on 127.0.0.1 ------
-NPM_STAMP := node_modules/.installed
-
 $(NPM_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund
 	touch $@

@@ -5,6 +5,8 @@ and the configuration base that other settings reuse.
 """
 
 from app.config import (
+    ALLOW_EXAMPLE_JWT_ISSUER,
+    EXAMPLE_JWT_ISSUER,
     AccountId,
     AwsRegion,
     ConfigError,
@@ -21,16 +23,19 @@ from app.config import (
 )
 from app.constructs.nag import suppress
 from app.main import CDK_JSON, add_checks, build_app, context_section, stage_context
-from app.stage import IngestionStage
+from app.stage import IngestionStage, PublicParameter, public_parameters
 
 __all__ = [
+    "ALLOW_EXAMPLE_JWT_ISSUER",
     "CDK_JSON",
+    "EXAMPLE_JWT_ISSUER",
     "AccountId",
     "AwsRegion",
     "ConfigError",
     "ConfigModel",
     "HttpsUrl",
     "IngestionStage",
+    "PublicParameter",
     "StageConfig",
     "Violation",
     "add_checks",
@@ -40,6 +45,7 @@ __all__ = [
     "flag",
     "load_stage_config",
     "matching",
+    "public_parameters",
     "rule_group",
     "stage_context",
     "suppress",

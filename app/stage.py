@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from aws_cdk import CfnOutput, Environment, Stage, Tags
 from constructs import Construct
 
-from app.config import StageConfig
+from app.config import ALLOW_EXAMPLE_JWT_ISSUER, ConfigError, StageConfig
+from app.constructs.fis_experiments import extension_layer_parameter
+from app.constructs.functions_code import RUNTIME
 from app.constructs.gameday_role import gameday_role_name
-from app.constructs.lambda_fn import FunctionSettings
+from app.constructs.lambda_fn import FunctionSettings, powertools_layer_parameter, powertools_package_version
 from app.stacks.api_stack import ApiStack
 from app.stacks.functions_stack import FunctionsStack
 from app.stacks.observability_stack import ObservabilityStack
@@ -32,6 +35,39 @@ def function_settings(config: StageConfig) -> FunctionSettings:
     )
 
 
+@dataclass(frozen=True)
+class PublicParameter:
+    """A public SSM parameter the stage's templates resolve at deploy time. One that does not exist
+    in the stage's region fails the change set of every stack that reads it, so the pipeline checks
+    them before it deploys (pipeline/preflight.py)."""
+
+    name: str
+    # What the parameter publishes, with the version, for the error that says it is missing.
+    release: str
+
+
+def public_parameters(config: StageConfig) -> list[PublicParameter]:
+    """Every public parameter a stage with this configuration resolves (tests/infra/app holds this
+    list to the synthesized templates' SSM parameter types)."""
+    found = []
+    if config.powertools_layer_from_ssm:
+        found.append(
+            PublicParameter(
+                powertools_layer_parameter(config.architecture),
+                f"the Powertools for AWS Lambda (Python) {powertools_package_version()} layer "
+                f"({config.architecture}, {RUNTIME.name}; pinned in requirements-runtime.txt)",
+            )
+        )
+    if config.fis_enabled:
+        found.append(
+            PublicParameter(
+                extension_layer_parameter(config.architecture),
+                f"the AWS FIS Lambda extension 1.x.x layer ({config.architecture})",
+            )
+        )
+    return found
+
+
 class IngestionStage(Stage):
     """State -> functions -> API -> observability, in one account and region.
 
@@ -43,6 +79,17 @@ class IngestionStage(Stage):
         super().__init__(
             scope, construct_id, env=Environment(account=config.account, region=config.region), **kwargs
         )
+        if config.trusts_example_issuer and self.node.try_get_context(ALLOW_EXAMPLE_JWT_ISSUER) not in (
+            True,
+            "true",
+        ):
+            raise ConfigError(
+                f"ingestion.environments.prod.jwtIssuer: {config.jwt_issuer} is the example of cdk.json, "
+                "not an identity provider: the prod API would refuse every real token (401). Set "
+                "prodJwtIssuer and prodJwtAudience in cdk.context.json or the pipeline's context "
+                f"parameter (or -c prodJwtIssuer=...); -c {ALLOW_EXAMPLE_JWT_ISSUER}=true synthesizes "
+                "it anyway (tests, a synth without the real context)"
+            )
         self.config = config
         functions = function_settings(config)
         self.state = StateStack(

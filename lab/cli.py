@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from functions.common.names import ErrorType, FailureMode
+from functions.common.names import NO_ERROR_TYPE, ErrorType, FailureMode
 from lab.commands import (
     ALL_DRILLS,
     EXIT_FAIL,
@@ -96,16 +96,15 @@ def _add_failure_mode(add: AddCommand, common: argparse.ArgumentParser) -> None:
 def _add_redrive(add: AddCommand, common: argparse.ArgumentParser) -> None:
     rd = add("redrive", cmd_redrive, "preview, start, follow or cancel a DLQ redrive (through the API)")
     rd_actions = rd.add_subparsers(dest="action", required=True, metavar="action")
-    error_types = [e.value for e in ErrorType]
     preview = rd_actions.add_parser(
         "preview", help="sample the DLQ without removing anything", parents=[common]
     )
     preview.add_argument("--max-messages", type=_positive, default=10)
-    preview.add_argument("--error-type", choices=error_types)
+    preview.add_argument("--error-type", type=_error_types, help=ERROR_TYPE_HELP)
     preview.add_argument("--min-age", type=int, metavar="SECONDS")
     start = rd_actions.add_parser("start", help="start a redrive job", parents=[common])
     start.add_argument("--max-messages", type=_positive, default=100)
-    start.add_argument("--error-type", choices=error_types)
+    start.add_argument("--error-type", type=_error_types, help=ERROR_TYPE_HELP)
     start.add_argument("--min-age", type=int, metavar="SECONDS")
     start.add_argument("--jitter", type=int, default=5, metavar="SECONDS", help="per-message delay 0..900")
     start.add_argument("--wait", action="store_true", help="follow the job until it ends")
@@ -150,6 +149,22 @@ def _common_options(*, suppress: bool) -> argparse.ArgumentParser:
         "--json", action="store_true", default=argparse.SUPPRESS if suppress else False, help="JSON on stdout"
     )
     return options
+
+
+ERROR_TYPES = (*(error.value for error in ErrorType), NO_ERROR_TYPE)
+ERROR_TYPE_HELP = (
+    f"one or more comma-separated error types ({', '.join(ERROR_TYPES)}); {NO_ERROR_TYPE!r} selects "
+    "messages whose key has no recorded error type, e.g. every message a killed batch returned"
+)
+
+
+def _error_types(value: str) -> str:
+    """The redrive filter as the API takes it (names.ErrorType values or "none", comma-separated)."""
+    chosen = [part.strip() for part in value.split(",") if part.strip()]
+    unknown = [part for part in chosen if part not in ERROR_TYPES]
+    if not chosen or unknown:
+        raise argparse.ArgumentTypeError(f"{value!r}: choose from {', '.join(ERROR_TYPES)} (comma-separated)")
+    return ",".join(chosen)
 
 
 def _positive(text: str) -> int:

@@ -17,9 +17,11 @@ from app import (
     AwsRegion,
     ConfigError,
     ConfigModel,
+    HttpsUrl,
     StageConfig,
     Violation,
     bounded,
+    load_stage_config,
     matching,
     validate_config,
 )
@@ -37,6 +39,12 @@ OVERRIDE_KEYS: dict[str, str] = {
     "gamedayInProd": "gamedayInProd",
     "devAccount": "devAccount",
     "prodAccount": "prodAccount",
+    # The JWT issuer and audiences a stage in authMode jwt trusts (prod): the real identity provider
+    # stays out of git like the accounts, and the prod smoke test's token must come from it.
+    "devJwtIssuer": "devJwtIssuer",
+    "devJwtAudience": "devJwtAudience",
+    "prodJwtIssuer": "prodJwtIssuer",
+    "prodJwtAudience": "prodJwtAudience",
 }
 # CodeBuild accepts build timeouts from 5 to 480 minutes.
 CODEBUILD_TIMEOUT_MINUTES = (5, 480)
@@ -56,6 +64,7 @@ ParameterName = Annotated[
 ]
 SecretName = Annotated[StrictStr, matching(r"^[\w/+=.@-]{1,512}$", "must be a Secrets Manager secret name")]
 Timespan = Annotated[StrictStr, matching(r"^\d+[smh]$", "must look like 90s, 5m or 1h")]
+Audience = Annotated[StrictStr, Field(min_length=1)]
 
 
 class LoadTestSettings(ConfigModel):
@@ -104,6 +113,24 @@ class PipelineConfig(ConfigModel):
     prod_account: AccountId | None = Field(
         default=None, description="the prod stage's account (override of cdk.json)"
     )
+    dev_jwt_issuer: HttpsUrl | None = Field(
+        default=None, description="the dev stage's `jwtIssuer` (override of cdk.json; authMode jwt)"
+    )
+    dev_jwt_audience: tuple[Audience, ...] | None = Field(
+        default=None,
+        description="the dev stage's `jwtAudience`: a list, or comma-separated from `-c` "
+        "(override of cdk.json)",
+    )
+    prod_jwt_issuer: HttpsUrl | None = Field(
+        default=None,
+        description="the prod stage's `jwtIssuer`, the issuer of the prod smoke test's token (override of "
+        "cdk.json, whose value is an example that prod refuses)",
+    )
+    prod_jwt_audience: tuple[Audience, ...] | None = Field(
+        default=None,
+        description="the prod stage's `jwtAudience`: a list, or comma-separated from `-c` "
+        "(override of cdk.json)",
+    )
     # Frozen, so one default instance is safe to share.
     load: LoadTestSettings = Field(default=LoadTestSettings(), description="the dev load test")
 
@@ -113,15 +140,27 @@ class PipelineConfig(ConfigModel):
         # `cdk -c gamedayInProd=true` passes the string "true".
         return {"true": True, "false": False}.get(value, value) if isinstance(value, str) else value
 
+    @field_validator("dev_jwt_audience", "prod_jwt_audience", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        # `cdk -c prodJwtAudience=a,b` passes one string; cdk.context.json passes a list.
+        return tuple(part.strip() for part in value.split(",")) if isinstance(value, str) else value
+
     @property
-    def stage_overrides(self) -> dict[str, dict[str, str]]:
+    def stage_overrides(self) -> dict[str, dict[str, Any]]:
         """Per-environment overrides for load_stage_config (cdk.json key names)."""
-        overrides: dict[str, dict[str, str]] = {"dev": {}, "prod": {}}
-        if self.dev_account:
-            overrides["dev"]["account"] = self.dev_account
-        if self.prod_account:
-            overrides["prod"]["account"] = self.prod_account
-        for values in overrides.values():
+        overrides: dict[str, dict[str, Any]] = {"dev": {}, "prod": {}}
+        for env_name, account, issuer, audience in (
+            ("dev", self.dev_account, self.dev_jwt_issuer, self.dev_jwt_audience),
+            ("prod", self.prod_account, self.prod_jwt_issuer, self.prod_jwt_audience),
+        ):
+            values = overrides[env_name]
+            if account:
+                values["account"] = account
+            if issuer:
+                values["jwtIssuer"] = issuer
+            if audience is not None:
+                values["jwtAudience"] = list(audience)
             values["pipelineAccount"] = self.account
         return overrides
 
@@ -165,3 +204,14 @@ def check_stages(config: PipelineConfig, *, prod: StageConfig) -> None:
     problems = [f"{CONTEXT_KEY}.{v.key}: {v.rule}" for v in stage_violations(config, prod=prod)]
     if problems:
         raise PipelineConfigError("invalid pipeline configuration:\n  - " + "\n  - ".join(problems))
+
+
+def pipeline_stage_configs(context: Mapping[str, Any]) -> tuple[PipelineConfig, StageConfig, StageConfig]:
+    """The pipeline's settings and the dev and prod stages it deploys, validated (the stack and the
+    synth step's pre-flight read them the same way)."""
+    config = load_pipeline_config(context)
+    overrides = config.stage_overrides
+    dev = load_stage_config(context, "dev", **overrides["dev"])
+    prod = load_stage_config(context, "prod", **overrides["prod"])
+    check_stages(config, prod=prod)
+    return config, dev, prod

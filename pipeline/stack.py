@@ -12,9 +12,10 @@ from aws_cdk import aws_codepipeline as codepipeline
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
-from app import IngestionStage, StageConfig, context_section, load_stage_config, stage_context
-from pipeline.config import CONTEXT_KEY, OVERRIDE_KEYS, PipelineConfig, check_stages, load_pipeline_config
+from app import IngestionStage, StageConfig, context_section, stage_context
+from pipeline.config import CONTEXT_KEY, OVERRIDE_KEYS, PipelineConfig, pipeline_stage_configs
 from pipeline.nag import acknowledge_pipeline_findings
+from pipeline.preflight import regional_parameters
 from pipeline.steps import StageChecks
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -30,8 +31,47 @@ SYNTH_COMMANDS = (
     # The real account ids live in an SSM parameter of the pipeline account, never in git.
     f'aws ssm get-parameter --name "${CONTEXT_PARAMETER_ENV}" --query Parameter.Value --output text'
     " > cdk.context.json",
+    # Before anything deploys: the public layer parameters the stages resolve exist in their regions.
+    ".venv/bin/python -m pipeline.preflight",
     'PATH="$PWD/.venv/bin:$PATH" npx cdk synth',
 )
+
+
+def use_connection_action(connection_arn: str) -> str:
+    """The UseConnection action of the service that owns the connection: the ARN's prefix
+    (codeconnections for connections created since the rename, codestar-connections before it).
+    "When specifying a resource in the IAM policy, the service prefix needs to match that of the
+    resource" (Developer Tools console User Guide, "Connections rename - Summary of changes")."""
+    service = connection_arn.split(":")[2]
+    return f"{service}:UseConnection"
+
+
+def synth_role_policy(
+    stack: Stack, config: PipelineConfig, stages: list[StageConfig]
+) -> list[iam.PolicyStatement]:
+    """What the synth step reads beyond its checkout: the context parameter, and the public
+    parameters its pre-flight looks up in the stages' regions (none when no stage resolves one)."""
+    public_parameter_arns = sorted({item.arn for item in regional_parameters(stages)})
+    statements = [
+        iam.PolicyStatement(
+            sid="ReadSynthContext",
+            actions=["ssm:GetParameter"],
+            resources=[
+                stack.format_arn(
+                    service="ssm",
+                    resource="parameter",
+                    resource_name=config.context_parameter_name.lstrip("/"),
+                )
+            ],
+        )
+    ]
+    if public_parameter_arns:
+        statements.append(
+            iam.PolicyStatement(
+                sid="PreflightPublicParameters", actions=["ssm:GetParameter"], resources=public_parameter_arns
+            )
+        )
+    return statements
 
 
 def cdk_cli_version(package_json: Path = PACKAGE_JSON) -> str:
@@ -97,19 +137,7 @@ class IngestionPipelineStack(Stack):
                 ),
             ),
             synth_code_build_defaults=pipelines.CodeBuildOptions(
-                role_policy=[
-                    iam.PolicyStatement(
-                        sid="ReadSynthContext",
-                        actions=["ssm:GetParameter"],
-                        resources=[
-                            self.format_arn(
-                                service="ssm",
-                                resource="parameter",
-                                resource_name=config.context_parameter_name.lstrip("/"),
-                            )
-                        ],
-                    )
-                ]
+                role_policy=synth_role_policy(self, config, [dev, prod])
             ),
         )
 
@@ -137,7 +165,22 @@ class IngestionPipelineStack(Stack):
 
         # Materialize the CodePipeline now so the cdk-nag acknowledgements can name its constructs.
         self.pipeline.build_pipeline()
+        self._grant_connection_use(config.connection_arn)
         acknowledge_pipeline_findings(self, self.pipeline)
+
+    def _grant_connection_use(self, connection_arn: str) -> None:
+        """The source action's role may use the connection under its own service prefix: CDK grants
+        codestar-connections:UseConnection only, which a codeconnections ARN does not match."""
+        source = self.pipeline.pipeline.node.find_child("Source")
+        roles = [node for node in source.node.find_all() if isinstance(node, iam.Role)]
+        if not roles:
+            raise RuntimeError("the pipeline's Source stage has no action role to grant the connection to")
+        for role in roles:
+            role.add_to_principal_policy(
+                iam.PolicyStatement(
+                    actions=[use_connection_action(connection_arn)], resources=[connection_arn]
+                )
+            )
 
 
 def pipeline_context(app: App) -> dict[str, Any]:
@@ -152,12 +195,7 @@ def pipeline_context(app: App) -> dict[str, Any]:
 
 def build_pipeline(app: App) -> IngestionPipelineStack:
     """Add the pipeline stack to `app` (see cdk_app.py), configured from the app's context."""
-    context = pipeline_context(app)
-    config = load_pipeline_config(context)
-    overrides = config.stage_overrides
-    dev = load_stage_config(context, "dev", **overrides["dev"])
-    prod = load_stage_config(context, "prod", **overrides["prod"])
-    check_stages(config, prod=prod)
+    config, dev, prod = pipeline_stage_configs(pipeline_context(app))
     return IngestionPipelineStack(
         app, PIPELINE_STACK_ID, config=config, dev=dev, prod=prod, cli_version=cdk_cli_version()
     )

@@ -21,6 +21,16 @@ from pipeline.config import LoadTestSettings, PipelineConfig
 
 IN_STAGE = "pipeline/scripts/in_stage.sh"
 SMOKE = "pipeline/scripts/smoke.sh"
+
+
+def script(path: str) -> str:
+    """A step script as the steps run it: through bash, since the artifact zip that carries the
+    checkout to CodeBuild may drop the executable bit."""
+    return f"bash {path}"
+
+
+# The prefix of every check command: the command runs inside the stage (in_stage.sh).
+IN_STAGE_COMMAND = script(IN_STAGE)
 # Read by in_stage.sh (names of variables and secrets, no secret values).
 STAGE_ROLE_ARN_ENV = "STAGE_ROLE_ARN"
 STAGE_REGION_ENV = "STAGE_REGION"
@@ -103,19 +113,21 @@ class StageChecks:
         )
 
     def smoke(self) -> pipelines.CodeBuildStep:
-        return self._step("Smoke", SMOKE_OUTPUTS, [f"{IN_STAGE} {SMOKE}"], install=())
+        return self._step("Smoke", SMOKE_OUTPUTS, [f"{IN_STAGE_COMMAND} {script(SMOKE)}"], install=())
 
     def load(self) -> pipelines.CodeBuildStep:
         command = load_test_command(self.config.load, self.stage.config.env_name)
-        return self._step("LoadTest", LOAD_OUTPUTS, [f"{IN_STAGE} {command}"], install=INSTALL_CHECK_TOOLS)
+        return self._step(
+            "LoadTest", LOAD_OUTPUTS, [f"{IN_STAGE_COMMAND} {command}"], install=INSTALL_CHECK_TOOLS
+        )
 
     def gameday(self) -> pipelines.CodeBuildStep:
         return self._step(
             "PoisonPillGameday",
             GAMEDAY_OUTPUTS,
-            [f"{IN_STAGE} {GAMEDAY_COMMAND}"],
+            [f"{IN_STAGE_COMMAND} {GAMEDAY_COMMAND}"],
             install=INSTALL_CHECK_TOOLS,
-            finally_commands=[f"{IN_STAGE} {RESET_FAILURE_MODE_COMMAND}"],
+            finally_commands=[f"{IN_STAGE_COMMAND} {RESET_FAILURE_MODE_COMMAND}"],
         )
 
     def _step(

@@ -1,4 +1,5 @@
-"""Calls to the stage's HTTP API (POST /events, /redrive/*) with the target's auth header."""
+"""Calls to the stage's HTTP API: POST /events with the producer's credential (the target's auth
+header), the operator routes (/redrive/*) signed with SigV4 as the caller's AWS identity."""
 
 from __future__ import annotations
 
@@ -11,7 +12,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+
+from functions.common.names import is_operator_path
 from stage_client.target import Target
+
+# The service name API Gateway verifies SigV4 signatures against (API Gateway Developer Guide,
+# "Control access to HTTP APIs with IAM authorization": clients sign with Signature Version 4).
+EXECUTE_API = "execute-api"
 
 # Statuses worth retrying: the API's own throttling and a busy front end. Anything else is an
 # answer the caller must see (a 4xx is the API telling us our input is wrong).
@@ -56,7 +65,9 @@ def call_api(
         params = {k: v for k, v in query.items() if v is not None}
         if params:
             url = f"{url}?{urllib.parse.urlencode(params)}"
-    headers = {"accept": "application/json", **target.api_headers()}
+    operator = is_operator_path(path)
+    # Operators sign as themselves: a producer's API key or bearer token opens no operator route.
+    headers = {"accept": "application/json", **({} if operator else target.api_headers())}
     data: bytes | None = None
     if body is not None:
         data = json.dumps(body).encode()
@@ -65,7 +76,9 @@ def call_api(
         raise ApiError(f"API URL {target.api_url!r} is not an http(s) URL")
     last_error = ""
     for attempt in range(retries + 1):
-        request = urllib.request.Request(url, data=data, headers=headers, method=method)  # noqa: S310
+        # Signed per attempt: a signature carries its time, and a retry may come minutes later.
+        sent = signed(target, method, url, data, headers) if operator else headers
+        request = urllib.request.Request(url, data=data, headers=sent, method=method)  # noqa: S310
         started = time.monotonic()
         try:
             with urllib.request.urlopen(request, timeout=timeout_s) as response:  # noqa: S310
@@ -82,6 +95,22 @@ def call_api(
             continue
         return ApiResponse(status=status, body=_decode(raw), elapsed_ms=elapsed_ms)
     raise ApiError(last_error or f"{method} {url}: no answer")
+
+
+def signed(
+    target: Target, method: str, url: str, data: bytes | None, headers: dict[str, str]
+) -> dict[str, str]:
+    """`headers` plus a SigV4 signature of the request for execute-api in the target's region, with
+    the caller's AWS credentials (the ordinary chain: environment, profile, assumed role)."""
+    credentials = target.credentials()
+    if credentials is None:
+        raise ApiError(
+            f"{method} {url} is an operator route (IAM authorization): it needs AWS credentials to sign "
+            "with, and none were found (environment, profile or role)"
+        )
+    request = AWSRequest(method=method, url=url, data=data, headers=headers)
+    SigV4Auth(credentials, EXECUTE_API, target.region).add_auth(request)
+    return dict(request.headers.items())
 
 
 def _decode(raw: bytes) -> Any:

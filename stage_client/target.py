@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+from botocore.credentials import Credentials
 
 from functions.common.names import API_KEY_HEADER, RESOURCE_PREFIX, Output
 
@@ -50,6 +51,8 @@ class Target:
     # record of duplicates); empty for a stage on AWS.
     local_cloud: Mapping[str, Any] = field(default_factory=dict)
     _clients: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    # Not an init field: a copy of the target (dataclasses.replace) resolves credentials afresh.
+    _session: list[boto3.session.Session] = field(default_factory=list, init=False, compare=False, repr=False)
 
     @property
     def is_local(self) -> bool:
@@ -73,6 +76,13 @@ class Target:
                 kwargs["endpoint_url"] = self.endpoint_url
             self._clients[service] = boto3.client(service, **kwargs)
         return self._clients[service]
+
+    def credentials(self) -> Credentials | None:
+        """The caller's AWS credentials (the default chain), which sign the operator routes; one
+        session per target, so an assumed role is refreshed rather than assumed on every call."""
+        if not self._session:
+            self._session.append(boto3.session.Session(region_name=self.region))
+        return self._session[0].get_credentials()
 
     def api_headers(self) -> dict[str, str]:
         """Headers every API call needs: x-api-key (authMode apiKey) and/or a bearer token (jwt)."""

@@ -3,11 +3,13 @@ alarm, each linking its runbook in ops/runbooks/)."""
 
 from __future__ import annotations
 
+from aws_cdk import ArnFormat, Stack
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
-from constructs import Construct
+from constructs import Construct, IConstruct
 
 from app.config import AlarmSettings
 from app.constructs.alarms import AlarmSpec
@@ -21,9 +23,41 @@ from functions.common import names
 FIS_STOP_ALARMS = ("dlq-depth", "dlq-age", "main-queue-age")
 
 
+CLOUDWATCH = "cloudwatch.amazonaws.com"
+SNS = "sns.amazonaws.com"
+
+
+def alarm_arn_pattern(scope: IConstruct, stage_prefix: str) -> str:
+    """Every alarm of the stage: AlarmFactory names them `<stage prefix>-<slug>`."""
+    return Stack.of(scope).format_arn(
+        service="cloudwatch",
+        resource="alarm",
+        resource_name=f"{stage_prefix}-*",
+        arn_format=ArnFormat.COLON_RESOURCE_NAME,
+    )
+
+
+def from_stage_alarms(scope: IConstruct, stage_prefix: str) -> dict[str, dict[str, str]]:
+    """The condition that limits CloudWatch to acting for this account's alarms of this stage (the
+    confused-deputy protection of the IAM User Guide, "aws:SourceArn" / "aws:SourceAccount")."""
+    return {
+        "StringEquals": {"aws:SourceAccount": Stack.of(scope).account},
+        "ArnLike": {"aws:SourceArn": alarm_arn_pattern(scope, stage_prefix)},
+    }
+
+
 class AlarmTopic(Construct):
     """The topic every alarm notifies (ALARM and OK), and its email and webhook subscribers, whose
-    rejected notifications are kept in a dead-letter queue rather than dropped."""
+    rejected notifications are kept in a dead-letter queue rather than dropped.
+
+    A topic policy replaces SNS's default one (which lets the owner account's services publish), so
+    the topic says itself who may deliver into it: CloudWatch, for the stage's alarms only (Amazon
+    SNS Developer Guide, "Example cases for Amazon SNS access control": CloudWatch alarms publishing
+    with aws:SourceArn). With the stage key, CloudWatch must also use the key to publish (SNS
+    Developer Guide, "Key management": compatibility between event sources from AWS services and
+    encrypted topics), and SNS to write rejected notifications into the encrypted DLQ.
+    docs/service-deliveries.md lists every such delivery of the stage.
+    """
 
     def __init__(
         self,
@@ -36,7 +70,28 @@ class AlarmTopic(Construct):
         webhook_url: str | None,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.topic = secure_topic(self, "Topic", topic_name=f"{stage_prefix}-alarms", key=key)
+        topic_name = f"{stage_prefix}-alarms"
+        self.topic = secure_topic(self, "Topic", topic_name=topic_name, key=key)
+        self.topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="CloudWatchAlarmsOfThisStage",
+                principals=[iam.ServicePrincipal(CLOUDWATCH)],
+                actions=["sns:Publish"],
+                resources=[self.topic.topic_arn],
+                conditions=from_stage_alarms(self, stage_prefix),
+            )
+        )
+        if key is not None:
+            key.add_to_resource_policy(
+                iam.PolicyStatement(
+                    sid="CloudWatchAlarmsPublishToTheEncryptedAlarmTopic",
+                    principals=[iam.ServicePrincipal(CLOUDWATCH)],
+                    actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                    resources=["*"],  # in a key policy "*" means this key
+                    # Built in the key's own stack, so the key policy references nothing here.
+                    conditions=from_stage_alarms(key, stage_prefix),
+                )
+            )
         if not (email or webhook_url):
             return
         notification_dlq = parking_queue(
@@ -47,6 +102,17 @@ class AlarmTopic(Construct):
             writers=Writers.AWS_SERVICES,
             reason="this queue is itself the dead-letter queue of the alarm topic's subscriptions",
         )
+        if key is not None:
+            # SNS writes rejected notifications into the encrypted DLQ on the topic's behalf (Amazon
+            # SQS Developer Guide, "Configure KMS permissions for AWS services"): the documented
+            # statement, the same one CDK's SQS subscriptions add for the event topics.
+            key.add_to_resource_policy(
+                iam.PolicyStatement(
+                    principals=[iam.ServicePrincipal(SNS)],
+                    actions=["kms:Decrypt", "kms:GenerateDataKey"],
+                    resources=["*"],
+                )
+            )
         if email:
             self.topic.add_subscription(
                 subscriptions.EmailSubscription(email, dead_letter_queue=notification_dlq)

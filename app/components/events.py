@@ -3,6 +3,14 @@ and to the event-log function, every target with a dead-letter queue.
 
 An "event audit" queue is subscribed (raw delivery) to both topics so that drills can count events.
 The delivery DLQ also receives the asynchronous failures of the functions that run in the background.
+
+Who may deliver where (docs/service-deliveries.md): EventBridge publishes to the topics (CDK's target
+adds the topic policy statement, without a condition: the EventBridge User Guide, "Using
+resource-based policies for Amazon EventBridge", Amazon SNS permissions, says Condition blocks cannot
+be used there), invokes the event-log function and dead-letters into the delivery DLQ only for its
+rules (aws:SourceArn); SNS delivers into the audit queue and the delivery DLQ only for its topics
+(aws:SourceArn). With the stage key both services must also use the key: those two statements are
+stated here (the documented ones, which CDK's target and subscription add as well).
 """
 
 from __future__ import annotations
@@ -10,6 +18,7 @@ from __future__ import annotations
 from aws_cdk import Duration
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
@@ -23,6 +32,32 @@ from functions.common import names
 
 # EventBridge retries a failed target delivery this many times before its dead-letter queue.
 TARGET_RETRY_ATTEMPTS = 8
+
+
+EVENTBRIDGE = "events.amazonaws.com"
+SNS = "sns.amazonaws.com"
+
+
+def allow_services_to_encrypt(key: kms.IKey) -> None:
+    """EventBridge (into the encrypted topics and delivery DLQ) and SNS (into the encrypted audit
+    queue and delivery DLQ) use the stage key: the statements of the Amazon SNS Developer Guide
+    ("Key management": event sources from AWS services and encrypted topics) and the Amazon SQS
+    Developer Guide ("Configure KMS permissions for AWS services"), as documented, without source
+    conditions (AWS documents none that these deliveries carry to KMS)."""
+    key.add_to_resource_policy(
+        iam.PolicyStatement(
+            principals=[iam.ServicePrincipal(EVENTBRIDGE)],
+            actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+            resources=["*"],  # in a key policy "*" means this key
+        )
+    )
+    key.add_to_resource_policy(
+        iam.PolicyStatement(
+            principals=[iam.ServicePrincipal(SNS)],
+            actions=["kms:Decrypt", "kms:GenerateDataKey"],
+            resources=["*"],
+        )
+    )
 
 
 class EventRouting(Construct):
@@ -58,10 +93,11 @@ class EventRouting(Construct):
             async_failure_queue=self.delivery_dlq,
         )
         self.bus = events.EventBus(self, "Bus", event_bus_name=f"{prefix}-bus")
+        self.audit_queue_name = f"{prefix}-event-audit"
         self.audit_queue = secure_queue(
             self,
             "AuditQueue",
-            queue_name=f"{prefix}-event-audit",
+            queue_name=self.audit_queue_name,
             retention=Duration.days(1),
             key=key,
             writers=Writers.AWS_SERVICES,
@@ -69,6 +105,8 @@ class EventRouting(Construct):
         reason = "drills read and delete audit copies; a failed audit read needs no DLQ"
         suppress(self.audit_queue, "AwsSolutions-SQS3", reason)
         suppress(self.audit_queue, "Serverless-SQSRedrivePolicy", reason)
+        if key is not None:
+            allow_services_to_encrypt(key)
 
         self.topics: dict[names.DetailType, sns.Topic] = {}
         self.rules: dict[names.DetailType, events.Rule] = {}

@@ -7,13 +7,12 @@ The component's state (the jobs table and the quarantine queue) lives in the sta
 
 from __future__ import annotations
 
-from aws_cdk import ArnFormat, Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from app.constructs.lambda_fn import CONSUME_AND_HOLD, SEND, FunctionSettings, LambdaFn
+from app.constructs.lambda_fn import CONSUME_AND_HOLD, SEND, FunctionSettings, LambdaFn, function_arn
 from app.constructs.nag import suppress
 from app.constructs.queues import parking_queue
 from app.constructs.tables import durable_table
@@ -37,10 +36,11 @@ class RedriveStore(Construct):
         protect: bool,
     ) -> None:
         super().__init__(scope, construct_id)
+        self.quarantine_queue_name = f"{stage_prefix}-quarantine"
         self.quarantine_queue = parking_queue(
             self,
             "QuarantineQueue",
-            queue_name=f"{stage_prefix}-quarantine",
+            queue_name=self.quarantine_queue_name,
             key=key,
             max_message_size_bytes=max_message_size_bytes,
             reason="the quarantine is the terminal parking queue of redrive storm protection; it has no "
@@ -94,9 +94,11 @@ class RedriveFunction(LambdaFn):
                 names.EnvVar.REDRIVE_MAX_MESSAGES_PER_SECOND: str(max_messages_per_second),
                 names.EnvVar.TTL_DAYS: str(ttl_days),
             },
-            # A job must never run twice: an asynchronous invocation that fails is not retried,
-            # the job record shows FAILED and the operator starts a new one.
-            async_retry_attempts=0,
+            # Lambda retries a failed asynchronous invocation twice (Lambda Developer Guide, "Error
+            # handling and automatic retries"). Safe here: a job has one runner at a time (a lease
+            # taken with conditional writes), so a retry resumes a job whose hand-over failed and
+            # never runs it twice; after the retries the event goes to the failure queue.
+            async_retry_attempts=2,
             async_failure_queue=failure_queue,
         )
         self.grant_queue(CONSUME_AND_HOLD, dlq)
@@ -105,17 +107,7 @@ class RedriveFunction(LambdaFn):
         self.grant_table(["dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem"], store.jobs_table)
         # Built from the function name rather than a reference to the function: the function
         # depends on its role's policy, so a reference here would be a circular dependency.
-        self.allow(
-            ["lambda:InvokeFunction"],
-            [
-                Stack.of(self).format_arn(
-                    service="lambda",
-                    resource="function",
-                    resource_name=self.function_name,
-                    arn_format=ArnFormat.COLON_RESOURCE_NAME,
-                )
-            ],
-        )
+        self.allow(["lambda:InvokeFunction"], [function_arn(self, self.function_name)])
         if failure_queue.encryption_master_key is not None:
             for finding in (
                 "AwsSolutions-IAM5[Action::kms:GenerateDataKey*]",

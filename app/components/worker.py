@@ -11,7 +11,7 @@ from constructs import Construct
 
 from app.components.failure_switch import FailureSwitch
 from app.constructs.fis_experiments import FisLambdaTarget
-from app.constructs.lambda_fn import CONSUME, FunctionSettings, LambdaFn
+from app.constructs.lambda_fn import CONSUME, SEND, FunctionSettings, LambdaFn
 from app.constructs.nag import suppress
 from functions.common import names
 
@@ -28,6 +28,7 @@ class WorkerFunction(LambdaFn):
         functions: FunctionSettings,
         timeout_seconds: int,
         queue: sqs.IQueue,
+        dlq: sqs.IQueue,
         batch_size: int,
         max_batching_window_seconds: int,
         max_concurrency: int,
@@ -48,6 +49,7 @@ class WorkerFunction(LambdaFn):
             timeout_seconds=timeout_seconds,
             environment={
                 names.EnvVar.TABLE_NAME: state_table.table_name,
+                names.EnvVar.DLQ_URL: dlq.queue_url,
                 names.EnvVar.EVENT_BUS_NAME: bus.event_bus_name,
                 names.EnvVar.TTL_DAYS: str(ttl_days),
                 **switch.environment,
@@ -59,6 +61,8 @@ class WorkerFunction(LambdaFn):
         switch.grant_read(self)
         self.allow(["events:PutEvents"], [bus.event_bus_arn])
         self.grant_queue(CONSUME, queue)
+        # An IdempotencyConflict is parked in the DLQ at once (a retry could never succeed).
+        self.grant_queue(SEND, dlq)
         self.event_source = lambda_.EventSourceMapping(
             self,
             "EventSource",

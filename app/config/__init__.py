@@ -14,7 +14,9 @@ from app.config.fields import (
     matching,
 )
 from app.config.stage import (
+    ALLOW_EXAMPLE_JWT_ISSUER,
     CONTEXT_KEY,
+    EXAMPLE_JWT_ISSUER,
     VISIBILITY_FACTOR,
     AlarmSettings,
     StageConfig,
@@ -26,8 +28,10 @@ from app.config.stage import (
 
 __all__ = [
     "ACCOUNT_ID",
+    "ALLOW_EXAMPLE_JWT_ISSUER",
     "AWS_REGION",
     "CONTEXT_KEY",
+    "EXAMPLE_JWT_ISSUER",
     "LOG_RETENTION_DAYS",
     "VISIBILITY_FACTOR",
     "AccountId",

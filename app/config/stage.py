@@ -31,6 +31,12 @@ from functions.common import names
 CONTEXT_KEY = "ingestion"
 """The cdk.json context key holding {"environments": {"<envName>": {...}}}."""
 
+EXAMPLE_JWT_ISSUER = "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_EXAMPLE"
+"""The issuer cdk.json shows for prod: an example, not an identity provider. A prod stage built
+with it would answer 401 to every real token, so it is refused at synth (IngestionStage) unless the
+context sets ALLOW_EXAMPLE_JWT_ISSUER (tests, and synthesizing without the real context)."""
+ALLOW_EXAMPLE_JWT_ISSUER = "allowExampleJwtIssuer"
+
 VISIBILITY_FACTOR = 6
 SQS_MAX_VISIBILITY_SECONDS = 43_200
 SQS_MAX_RETENTION_DAYS = 14
@@ -238,6 +244,11 @@ class StageConfig(ConfigModel):
     @property
     def is_local(self) -> bool:
         return self.env_name == "local"
+
+    @property
+    def trusts_example_issuer(self) -> bool:
+        """A prod stage whose JWT issuer is the example of cdk.json (see EXAMPLE_JWT_ISSUER)."""
+        return self.env_name == "prod" and self.jwt_issuer == EXAMPLE_JWT_ISSUER
 
     @property
     def runbooks_url(self) -> str:

@@ -160,7 +160,12 @@ def worker_experiments(*, duration_minutes: int, worker_timeout_seconds: int) ->
 
 
 class FisExperiments(Construct):
-    """The experiment templates, stopped by the stage's alarms, run by a least-privilege role."""
+    """The experiment templates, stopped by the stage's alarms, run by a least-privilege role.
+
+    The target function comes by ARN (see lambda_fn.function_arn): the templates exist only with
+    fisEnabled, so a reference would be an export of the functions stack consumed by optional
+    resources alone, and turning FIS off would then fail on the export still in use.
+    """
 
     def __init__(
         self,
@@ -170,27 +175,36 @@ class FisExperiments(Construct):
         stage_prefix: str,
         bucket_name: str,
         duration_minutes: int,
-        target_function: lambda_.IFunction,
+        target_function_arn: str,
         target_timeout_seconds: int,
         stop_alarms: Sequence[cloudwatch.IAlarm],
     ) -> None:
         super().__init__(scope, construct_id)
-        account = Stack.of(self).account
+        stack = Stack.of(self)
         self.role = iam.Role(
             self,
             "Role",
             role_name=f"{stage_prefix}-fis-experiments",
             description=f"Runs the FIS drills of {stage_prefix} on the worker function",
+            # Only this account's experiments may assume the role (AWS FIS User Guide, "IAM roles
+            # for AWS FIS experiments": the trust policy's aws:SourceAccount and aws:SourceArn
+            # conditions against the confused deputy).
             assumed_by=iam.ServicePrincipal(
-                "fis.amazonaws.com", conditions={"StringEquals": {"aws:SourceAccount": account}}
+                "fis.amazonaws.com",
+                conditions={
+                    "StringEquals": {"aws:SourceAccount": stack.account},
+                    "ArnLike": {
+                        "aws:SourceArn": stack.format_arn(
+                            service="fis", resource="experiment", resource_name="*"
+                        )
+                    },
+                },
             ),
             inline_policies={
                 "LambdaFaults": iam.PolicyDocument(
                     statements=[
                         # FIS resolves the target function and reads its extension configuration.
-                        iam.PolicyStatement(
-                            actions=["lambda:GetFunction"], resources=[target_function.function_arn]
-                        ),
+                        iam.PolicyStatement(actions=["lambda:GetFunction"], resources=[target_function_arn]),
                         # FIS writes (and at the end removes) the fault configuration the extension polls.
                         iam.PolicyStatement(
                             actions=["s3:PutObject", "s3:DeleteObject"],
@@ -225,7 +239,7 @@ class FisExperiments(Construct):
                 targets={
                     "Worker": fis.CfnExperimentTemplate.ExperimentTemplateTargetProperty(
                         resource_type="aws:lambda:function",
-                        resource_arns=[target_function.function_arn],
+                        resource_arns=[target_function_arn],
                         selection_mode="ALL",
                     )
                 },

@@ -3,22 +3,52 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
-from aws_cdk import Duration
-from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import ArnFormat, Duration, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
-from aws_cdk import aws_secretsmanager as secretsmanager
-from aws_cdk import aws_sqs as sqs
-from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from app.constructs.nag import suppress
+from functions.common import names
 
 
 def gameday_role_name(stage_prefix: str) -> str:
     """Deterministic, so the pipeline can name the role before the stage is deployed."""
     return f"{stage_prefix}-pipeline-checks"
+
+
+def operator_route_arns(*, region: str, account: str) -> list[str]:
+    """execute-api:Invoke on the operator routes (names.ApiRoute.for_operators) of the stage's HTTP
+    API, whatever its generated id and stage (API Gateway Developer Guide, "Control access for
+    invoking an API": arn:aws:execute-api:region:account:api-id/stage/METHOD/path).
+
+    The API id is left open rather than referenced: a reference would be an export of the API stack
+    consumed only by this optional role, which locks the API stack once the role goes (see
+    tests/infra/app/test_exports.py). The account and region hold one stage.
+    """
+    return [
+        f"arn:aws:execute-api:{region}:{account}:*/*/{route.method}{route.path}"
+        for route in names.ApiRoute
+        if route.for_operators
+    ]
+
+
+@dataclass(frozen=True)
+class CheckedResources:
+    """What the checks read or feed, by the deterministic names the stage gives them.
+
+    By name rather than by reference: this role exists only when the stage has a pipeline account, so
+    a reference would be an export consumed by an optional resource, which CloudFormation refuses to
+    delete while the role still imports it ("Export ... cannot be deleted as it is in use").
+    """
+
+    failure_mode_parameter: str
+    queues: Sequence[str]
+    audit_queue: str
+    state_table: str
+    api_key_secret: str | None  # authMode apiKey only
 
 
 class GamedayRole(Construct):
@@ -32,34 +62,37 @@ class GamedayRole(Construct):
         stage_prefix: str,
         pipeline_account: str,
         may_inject_failures: bool,
-        failure_mode_parameter: ssm.IStringParameter,
-        queues: Sequence[sqs.IQueue],
-        audit_queue: sqs.IQueue,
-        state_table: dynamodb.ITable,
-        api_key_secret: secretsmanager.ISecret | None,
+        resources: CheckedResources,
         key: kms.IKey | None,
     ) -> None:
         super().__init__(scope, construct_id)
+        stack = Stack.of(self)
+        parameter_arn = stack.format_arn(
+            service="ssm", resource="parameter", resource_name=resources.failure_mode_parameter.lstrip("/")
+        )
+        operator_routes = operator_route_arns(region=stack.region, account=stack.account)
         statements = [
             iam.PolicyStatement(
-                sid="ReadFailureMode",
-                actions=["ssm:GetParameter"],
-                resources=[failure_mode_parameter.parameter_arn],
+                sid="ReadFailureMode", actions=["ssm:GetParameter"], resources=[parameter_arn]
             ),
             iam.PolicyStatement(
                 sid="ObserveAndFeedQueues",
                 actions=["sqs:GetQueueAttributes", "sqs:ReceiveMessage", "sqs:SendMessage"],
-                resources=[queue.queue_arn for queue in queues],
+                resources=[stack.format_arn(service="sqs", resource=queue) for queue in resources.queues],
             ),
             iam.PolicyStatement(
                 sid="CountEvents",
                 actions=["sqs:GetQueueAttributes", "sqs:ReceiveMessage", "sqs:DeleteMessage"],
-                resources=[audit_queue.queue_arn],
+                resources=[stack.format_arn(service="sqs", resource=resources.audit_queue)],
             ),
             iam.PolicyStatement(
                 sid="ReadState",
                 actions=["dynamodb:GetItem", "dynamodb:Query", "dynamodb:Scan", "dynamodb:BatchGetItem"],
-                resources=[state_table.table_arn],
+                resources=[
+                    stack.format_arn(
+                        service="dynamodb", resource="table", resource_name=resources.state_table
+                    )
+                ],
             ),
             iam.PolicyStatement(
                 sid="WatchAlarms",
@@ -69,25 +102,38 @@ class GamedayRole(Construct):
                 # authorized against Resource "*" (the local engine evaluates it the same way).
                 resources=["*"],
             ),
+            # The smoke test previews the DLQ and the gameday redrives it: the operator routes,
+            # which take IAM authorization in every authMode.
+            iam.PolicyStatement(
+                sid="OperateRedrive", actions=["execute-api:Invoke"], resources=operator_routes
+            ),
         ]
         # Prod refuses injection: without failureInjectionEnabled the role cannot flip the switch.
         if may_inject_failures:
             statements.append(
                 iam.PolicyStatement(
-                    sid="InjectFailureModes",
-                    actions=["ssm:PutParameter"],
-                    resources=[failure_mode_parameter.parameter_arn],
+                    sid="InjectFailureModes", actions=["ssm:PutParameter"], resources=[parameter_arn]
                 )
             )
-        if api_key_secret is not None:
+        if resources.api_key_secret is not None:
             statements.append(
                 iam.PolicyStatement(
                     sid="CallTheApi",
                     actions=["secretsmanager:GetSecretValue"],
-                    resources=[api_key_secret.secret_arn],
+                    resources=[
+                        stack.format_arn(
+                            service="secretsmanager",
+                            resource="secret",
+                            # Secrets Manager appends 6 random characters to a secret's name in its ARN.
+                            resource_name=f"{resources.api_key_secret}-??????",
+                            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                        )
+                    ],
                 )
             )
         if key is not None:
+            # The key is referenced: every function of the stage uses it too, so its export never
+            # depends on this role alone.
             statements.append(
                 iam.PolicyStatement(
                     sid="UseEncryptedQueues",
@@ -110,3 +156,10 @@ class GamedayRole(Construct):
             "cloudwatch:DescribeAlarms is read-only; listing the stage's alarms (found by their SNS "
             "action) names no alarm, so it is authorized against Resource *",
         )
+        for arn in operator_routes:
+            suppress(
+                self.role,
+                f"AwsSolutions-IAM5[Resource::{arn}]",
+                "the operator routes of the stage's HTTP API, whose id is generated: referencing it would "
+                "lock the API stack's export to this optional role; the account and region hold one stage",
+            )

@@ -2,25 +2,23 @@
 
 from __future__ import annotations
 
-from aws_cdk import Duration, RemovalPolicy, Stack
-from aws_cdk import aws_iam as iam
+from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_kms as kms
 from constructs import Construct
-
-# AWS services that write into our encrypted queues and topics on our behalf: SNS (topic -> audit
-# queue), EventBridge (rules -> topics, target DLQs) and CloudWatch (alarm actions -> alarm topic).
-# An AWS-managed key's policy cannot grant them anything, which is why these need the CMK.
-_SERVICE_WRITERS = ("sns.amazonaws.com", "events.amazonaws.com", "cloudwatch.amazonaws.com")
 
 
 def stage_key(
     scope: Construct, construct_id: str, *, alias: str, stage_prefix: str, protect: bool
 ) -> kms.Key:
-    """A rotating customer-managed key that AWS services of this account may encrypt messages with.
+    """A rotating customer-managed key of the stage.
 
+    Its policy starts with the account (IAM policies decide for the stage's own roles); each
+    component that makes an AWS service deliver into a resource encrypted with it adds the statement
+    that service needs (an AWS-managed key's policy cannot grant services anything, which is why
+    those resources need this key): docs/service-deliveries.md lists them.
     `protect`: retained when its stack is deleted, with the longest deletion waiting period.
     """
-    key = kms.Key(
+    return kms.Key(
         scope,
         construct_id,
         alias=alias,
@@ -29,14 +27,3 @@ def stage_key(
         pending_window=Duration.days(30 if protect else 7),
         removal_policy=RemovalPolicy.RETAIN if protect else RemovalPolicy.DESTROY,
     )
-    account = Stack.of(scope).account
-    key.add_to_resource_policy(
-        iam.PolicyStatement(
-            sid="AllowAwsServicesToWriteEncryptedMessages",
-            principals=[iam.ServicePrincipal(service) for service in _SERVICE_WRITERS],
-            actions=["kms:Decrypt", "kms:GenerateDataKey*"],
-            resources=["*"],  # in a key policy "*" means this key
-            conditions={"StringEquals": {"aws:SourceAccount": account}},
-        )
-    )
-    return key

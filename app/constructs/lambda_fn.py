@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 
-from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -75,6 +75,21 @@ def powertools_layer_parameter(architecture: str) -> str:
     so the deployed layer matches requirements-runtime.txt without a hand-copied layer number.
     """
     return f"/aws/service/powertools/python/{architecture}/{RUNTIME.name}/{powertools_package_version()}"
+
+
+def function_arn(scope: Construct, function_name: str) -> str:
+    """A function's ARN from its deterministic name, in `scope`'s stack.
+
+    What a grant uses where a reference cannot go: a reference inside the function's own role policy
+    is a circular dependency, and one from another stack is an export that locks the function's stack
+    while the consumer imports it (tests/infra/app/test_exports.py).
+    """
+    return Stack.of(scope).format_arn(
+        service="lambda",
+        resource="function",
+        resource_name=function_name,
+        arn_format=ArnFormat.COLON_RESOURCE_NAME,
+    )
 
 
 @dataclass(frozen=True)
@@ -147,10 +162,11 @@ class LambdaFn(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         self.function_name = f"{settings.prefix}-{name}"
+        self.log_group_name = f"/aws/lambda/{self.function_name}"
         self.log_group = logs.LogGroup(
             self,
             "LogGroup",
-            log_group_name=f"/aws/lambda/{self.function_name}",
+            log_group_name=self.log_group_name,
             retention=retention(settings.log_retention_days),
             removal_policy=RemovalPolicy.RETAIN if settings.retain_logs else RemovalPolicy.DESTROY,
         )

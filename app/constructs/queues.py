@@ -76,10 +76,11 @@ class QueueWithDlq(Construct):
         max_message_size_bytes: int,
     ) -> None:
         super().__init__(scope, construct_id)
+        self.queue_name, self.dlq_name = queue_name, f"{queue_name}-dlq"
         self.dlq = secure_queue(
             self,
             "DeadLetterQueue",
-            queue_name=f"{queue_name}-dlq",
+            queue_name=self.dlq_name,
             retention=Duration.days(dlq_retention_days),
             key=key,
             max_message_size_bytes=max_message_size_bytes,

@@ -1,4 +1,11 @@
-"""The HTTP API: POST /events and the redrive routes, authenticated per authMode, throttled and logged."""
+"""The HTTP API: POST /events and the redrive routes, throttled and logged.
+
+Two kinds of callers, two authorizations: producers POST /events with the authMode's credential
+(the API-key authorizer, a JWT, or nothing locally), and operators call the redrive routes, which
+read dead-lettered payloads and move messages, with IAM authorization (SigV4) in every authMode,
+so a producer's credential never opens them (API Gateway Developer Guide, "Control access to HTTP
+APIs with IAM authorization": the route invokes only for callers allowed execute-api:Invoke).
+"""
 
 from __future__ import annotations
 
@@ -22,13 +29,14 @@ from app.constructs.nag import suppress
 from app.stacks.functions_stack import FunctionsStack
 from functions.common import names
 
-ROUTES: tuple[tuple[apigw.HttpMethod, str, str], ...] = (
-    (apigw.HttpMethod.POST, "/events", "ingest"),
-    (apigw.HttpMethod.GET, "/redrive/preview", "redrive"),
-    (apigw.HttpMethod.POST, "/redrive/start", "redrive"),
-    (apigw.HttpMethod.POST, "/redrive/cancel", "redrive"),
-    (apigw.HttpMethod.GET, "/redrive/status", "redrive"),
-)
+# Which function serves each route (the operator routes are all the redrive function's).
+TARGETS: dict[names.ApiRoute, str] = {
+    names.ApiRoute.EVENTS: "ingest",
+    names.ApiRoute.REDRIVE_PREVIEW: "redrive",
+    names.ApiRoute.REDRIVE_START: "redrive",
+    names.ApiRoute.REDRIVE_CANCEL: "redrive",
+    names.ApiRoute.REDRIVE_STATUS: "redrive",
+}
 
 
 @jsii.implements(apigw.IAccessLogSettings)
@@ -65,6 +73,7 @@ class ApiStack(Stack):
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
         self.api_key: ApiKeyAuthorizer | None = None
+        # The producers' authorizer (POST /events); operators always sign with SigV4.
         authorizer: apigw.IHttpRouteAuthorizer | None = None
         if config.auth_mode == "jwt":
             assert config.jwt_issuer is not None  # validated in config
@@ -81,7 +90,6 @@ class ApiStack(Stack):
             api_name=f"{config.prefix}-api",
             description=f"Ingestion lab API ({config.env_name})",
             create_default_stage=False,
-            default_authorizer=authorizer,
             cors_preflight=_cors(config.cors_allowed_origins),
         )
         self.access_log_group = logs.LogGroup(
@@ -111,17 +119,21 @@ class ApiStack(Stack):
             )
             for key, fn in targets.items()
         }
-        for method, path, target in ROUTES:
-            self.api.add_routes(path=path, methods=[method], integration=route_integrations[target])
-        if authorizer is None:
-            for route in self.api.node.find_all():
-                if isinstance(route, apigw.CfnRoute):
-                    suppress(
-                        route,
-                        "AwsSolutions-APIG4",
-                        f"authMode none in {config.env_name}: the lab runs on loopback with no caller but "
-                        "the operator (prod refuses authMode none at synth)",
-                    )
+        operators = authorizers.HttpIamAuthorizer()
+        for route_key, target in TARGETS.items():
+            (route,) = self.api.add_routes(
+                path=route_key.path,
+                methods=[apigw.HttpMethod(route_key.method)],
+                integration=route_integrations[target],
+                authorizer=operators if route_key.for_operators else authorizer,
+            )
+            if authorizer is None and not route_key.for_operators:
+                suppress(
+                    route,
+                    "AwsSolutions-APIG4",
+                    f"authMode none in {config.env_name}: the lab runs on loopback with no producer but "
+                    "the learner (prod refuses authMode none at synth); the operator routes still take IAM",
+                )
 
         self.outputs: dict[names.Output, CfnOutput] = {
             output: CfnOutput(self, output.value, value=value)

@@ -45,6 +45,7 @@ class FunctionsStack(Stack):
             timeout_seconds=config.ingest_timeout_seconds,
             max_body_bytes=config.max_body_bytes,
             queue=state.queue,
+            state_table=state.state_table,
             switch=switch,
         )
         self.worker = WorkerFunction(
@@ -53,6 +54,7 @@ class FunctionsStack(Stack):
             functions=functions,
             timeout_seconds=config.worker_timeout_seconds,
             queue=state.queue,
+            dlq=state.dlq,
             batch_size=config.batch_size,
             max_batching_window_seconds=config.max_batching_window_seconds,
             max_concurrency=config.worker_max_concurrency,

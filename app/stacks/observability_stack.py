@@ -1,5 +1,11 @@
 """Observability and drills: the alarm topic, alarms, dashboard, log metric filters, Logs Insights
-queries, the FIS experiment templates and the pipeline's checks role."""
+queries, the FIS experiment templates and the pipeline's checks role.
+
+The optional parts (queries, FIS templates, checks role) name what they use in the other stacks by
+its deterministic name, never by reference: a reference is an export that CloudFormation will not
+delete while this stack imports it, so turning one of them off would fail the other stack's update
+(tests/infra/app/test_exports.py).
+"""
 
 from __future__ import annotations
 
@@ -14,7 +20,8 @@ from app.config import StageConfig
 from app.constructs.alarms import AlarmFactory
 from app.constructs.dashboard import Dashboard
 from app.constructs.fis_experiments import FisExperiments, configuration_bucket_name
-from app.constructs.gameday_role import GamedayRole
+from app.constructs.gameday_role import CheckedResources, GamedayRole
+from app.constructs.lambda_fn import function_arn
 from app.stacks.api_stack import ApiStack
 from app.stacks.functions_stack import FunctionsStack
 from app.stacks.state_stack import StateStack
@@ -77,7 +84,7 @@ class ObservabilityStack(Stack):
                 "Queries",
                 stage_prefix=config.prefix,
                 log_group_names=[
-                    fn.log_group.log_group_name
+                    fn.log_group_name
                     for fn in (
                         compute.ingest,
                         compute.worker,
@@ -112,7 +119,7 @@ class ObservabilityStack(Stack):
                     stage_prefix=config.prefix, account=config.account, region=config.region
                 ),
                 duration_minutes=config.fis_experiment_duration_minutes,
-                target_function=compute.worker.function,
+                target_function_arn=function_arn(self, compute.worker.function_name),
                 target_timeout_seconds=config.worker_timeout_seconds,
                 stop_alarms=[self.alarms[slug] for slug in FIS_STOP_ALARMS],
             )
@@ -124,11 +131,17 @@ class ObservabilityStack(Stack):
                 stage_prefix=config.prefix,
                 pipeline_account=config.pipeline_account,
                 may_inject_failures=config.failure_injection_enabled,
-                failure_mode_parameter=state.failure_mode_parameter,
-                queues=[state.queue, state.dlq, state.quarantine_queue],
-                audit_queue=compute.events.audit_queue,
-                state_table=state.state_table,
-                api_key_secret=api.api_key_secret,
+                resources=CheckedResources(
+                    failure_mode_parameter=names.FAILURE_MODE_PARAMETER,
+                    queues=[
+                        state.ingestion.queue_name,
+                        state.ingestion.dlq_name,
+                        state.redrive.quarantine_queue_name,
+                    ],
+                    audit_queue=compute.events.audit_queue_name,
+                    state_table=state.state_table_name,
+                    api_key_secret=api.api_key.secret_name if api.api_key else None,
+                ),
                 key=state.key,
             )
 

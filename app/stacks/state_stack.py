@@ -44,10 +44,11 @@ class StateStack(Stack):
             dlq_visibility_timeout_seconds=config.redrive_timeout_seconds,
             max_message_size_bytes=config.max_message_size_bytes,
         )
+        self.state_table_name = f"ingestion_state-{config.env_name}"
         self.state_table = durable_table(
             self,
             "StateTable",
-            table_name=f"ingestion_state-{config.env_name}",
+            table_name=self.state_table_name,
             partition_key=names.STATE_TABLE_PARTITION_KEY,
             ttl_attribute=names.STATE_TABLE_TTL_ATTRIBUTE,
             key=self.key,

@@ -22,7 +22,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from functions.common.clients import client
 from functions.common.config import env_str
 from functions.common.names import API_KEY_HEADER, EnvVar
-from functions.common.observability import bind_request_id, logger, tracer
+from functions.common.observability import bind_request_id, fields, logger, tracer
 
 # Rotation takes effect within this many seconds without a cold start.
 SECRET_CACHE_SECONDS = 300
@@ -54,5 +54,5 @@ def lambda_handler(event: APIGatewayAuthorizerEventV2, context: LambdaContext) -
     bind_request_id(context.aws_request_id)
     presented = event.headers.get(API_KEY_HEADER)
     allowed = is_authorized(presented, secrets(), env_str(EnvVar.API_KEY_SECRET_ARN))
-    logger.info("authorization decided", extra={"authorized": allowed, "routeArn": event.route_arn})
+    logger.info("authorization decided", extra=fields(AUTHORIZED=allowed, ROUTE_ARN=event.route_arn))
     return APIGatewayAuthorizerResponseV2(authorize=allowed).asdict()

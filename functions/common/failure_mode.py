@@ -20,7 +20,7 @@ from aws_lambda_powertools.utilities.parameters import BaseProvider
 from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
 
 from functions.common.names import FailureMode
-from functions.common.observability import logger
+from functions.common.observability import fields, logger
 
 DEFAULT_CACHE_SECONDS = 5
 DEFAULT_MAX_TTL_SECONDS = 3600
@@ -119,7 +119,12 @@ def resolve_failure_mode(
 
 
 class FailureModeReader:
-    """The current failure mode, read through a short cache; never raises."""
+    """The current failure mode, read through a short cache; never raises.
+
+    Powertools caches a value it read, not a failure: while SSM throttles or is unreachable every
+    call would make its own GetParameter (with the SDK's retries). A failed read is cached here for
+    the same period, so a container makes at most one read per period, whatever the outcome.
+    """
 
     def __init__(
         self,
@@ -138,20 +143,28 @@ class FailureModeReader:
         self._max_ttl_seconds = max_ttl_seconds
         self._clock = clock
         self._last_reported: tuple[str | None, Resolution] | None = None
+        self._unreadable: ResolvedFailureMode | None = None
+        self._unreadable_until = 0.0
 
     def current(self) -> ResolvedFailureMode:
         if not self._enabled or self._provider is None:
             # Injection disabled: the parameter is not even read (prod needs no chaos permissions).
             return self._report(ResolvedFailureMode(FailureMode.NONE, Resolution.DISABLED))
+        now = self._clock()
+        if self._unreadable is not None and now < self._unreadable_until:
+            return self._report(self._unreadable)
         try:
             stored = self._provider.get(self._parameter_name, max_age=self._cache_seconds)
         except GetParameterError as error:
-            return self._report(ResolvedFailureMode(FailureMode.NONE, Resolution.UNREADABLE, str(error)))
+            self._unreadable = ResolvedFailureMode(FailureMode.NONE, Resolution.UNREADABLE, str(error))
+            self._unreadable_until = now + self._cache_seconds
+            return self._report(self._unreadable)
+        self._unreadable = None
         assert isinstance(stored, dict)
         resolved = resolve_failure_mode(
             stored["value"],
             last_modified=stored["lastModified"],
-            now=self._clock(),
+            now=now,
             max_ttl_seconds=self._max_ttl_seconds,
         )
         return self._report(resolved)
@@ -168,13 +181,13 @@ class FailureModeReader:
             )
             level(
                 "failure mode resolved",
-                extra={
-                    "failureMode": resolved.mode.value,
-                    "resolution": resolved.resolution.value,
-                    "rawValue": resolved.raw,
-                    "expiresAt": resolved.expires_at,
-                    "setBy": resolved.set_by,
-                },
+                extra=fields(
+                    FAILURE_MODE=resolved.mode.value,
+                    RESOLUTION=resolved.resolution.value,
+                    RAW_VALUE=resolved.raw,
+                    EXPIRES_AT=resolved.expires_at,
+                    SET_BY=resolved.set_by,
+                ),
             )
         return resolved
 

@@ -23,6 +23,43 @@ FAILURE_MODE_PARAMETER = "/ingestion/failure_mode"
 # --- HTTP headers the API accepts (the authorizer, the ingest and the API's CORS all use them) --
 API_KEY_HEADER = "x-api-key"
 IDEMPOTENCY_KEY_HEADER = "idempotency-key"
+# Keys the ingest computes (SHA-256 of the payload's RFC 8785 form) start with this; client keys
+# never may, so a client cannot pre-empt another client's payload by sending its hash as a key.
+COMPUTED_KEY_PREFIX = "sha256:"
+
+
+# --- API routes (app/ deploys them; stage_client signs the operator ones) --------------------
+# Producers may only POST /events, with the authMode's credential. The routes under this prefix
+# read and move dead-lettered payloads: they take IAM authorization (SigV4) in every authMode, so
+# only principals allowed execute-api:Invoke on them (operators, the pipeline's checks role) get in.
+OPERATOR_PATH_PREFIX = "/redrive/"
+
+
+class ApiRoute(StrEnum):
+    """Every route of the HTTP API, as its route key "METHOD /path"."""
+
+    EVENTS = "POST /events"
+    REDRIVE_PREVIEW = "GET /redrive/preview"
+    REDRIVE_START = "POST /redrive/start"
+    REDRIVE_CANCEL = "POST /redrive/cancel"
+    REDRIVE_STATUS = "GET /redrive/status"
+
+    @property
+    def method(self) -> str:
+        return self.value.split(" ", 1)[0]
+
+    @property
+    def path(self) -> str:
+        return self.value.split(" ", 1)[1]
+
+    @property
+    def for_operators(self) -> bool:
+        return is_operator_path(self.path)
+
+
+def is_operator_path(path: str) -> bool:
+    """Whether a request path (with or without its leading slash) is an operator route."""
+    return f"/{path.lstrip('/')}".startswith(OPERATOR_PATH_PREFIX)
 
 
 class FailureMode(StrEnum):
@@ -79,6 +116,9 @@ class MessageAttribute(StrEnum):
     ERROR_TYPE_CANDIDATE = "errorTypeCandidate"
     REDRIVE_COUNT = "redriveCount"
     REDRIVE_JOB_ID = "redriveJobId"
+    # Set by the worker on a message it parks in the DLQ itself (an idempotency conflict): the
+    # redrive reads the error type here, since the key's state record belongs to the first payload.
+    ERROR_TYPE = "errorType"
 
 
 # --- DynamoDB state table ------------------------------------------------------------------
@@ -101,6 +141,13 @@ class ErrorType(StrEnum):
     TRANSIENT = "TransientDownstreamError"
     TIMEOUT = "DownstreamTimeoutError"
     UNEXPECTED = "UnexpectedError"
+    # A key reused with another payload: the worker parks the message in the DLQ with this type.
+    IDEMPOTENCY_CONFLICT = "IdempotencyConflict"
+
+
+# The redrive filter value that selects messages whose key has no recorded error type: what a
+# killed batch leaves behind besides the one record it was processing.
+NO_ERROR_TYPE = "none"
 
 
 # --- EventBridge ---------------------------------------------------------------------------
@@ -123,6 +170,8 @@ class MetricName(StrEnum):
     RECORDS_FAILED = "RecordsFailed"
     DUPLICATES_DETECTED = "DuplicatesDetected"
     INFLIGHT_CONFLICTS = "InflightConflicts"
+    # A key reused with another payload (worker: parked in the DLQ; ingest: refused with 409).
+    IDEMPOTENCY_CONFLICTS = "IdempotencyConflicts"
     PROCESSING_LATENCY = "ProcessingLatencyMs"
     REDRIVE_MOVED = "RedriveMessagesMoved"
     REDRIVE_QUARANTINED = "RedriveMessagesQuarantined"
@@ -133,6 +182,9 @@ class MetricName(StrEnum):
 
 # --- Structured log fields (metric filters and Logs Insights queries match on these) ---------
 class LogField(StrEnum):
+    """Every field a function adds to a log line: one wire name per meaning (observability.fields)."""
+
+    # Matched by metric filters and the saved Logs Insights queries (app/, ops/queries).
     REQUEST_ID = "requestId"
     IDEMPOTENCY_KEY = "idempotencyKey"
     ERROR_TYPE = "errorType"
@@ -140,6 +192,39 @@ class LogField(StrEnum):
     PROCESSED = "processed"
     DUPLICATE = "duplicate"
     REDRIVE_JOB_ID = "redriveJobId"
+    # Context for a reader of one log line.
+    MESSAGE_ID = "messageId"
+    DUPLICATE_MESSAGE_ID = "duplicateMessageId"
+    ERROR_TYPE_CANDIDATE = "errorTypeCandidate"
+    RECORD_STATUS = "status"
+    JOB_STATUS = "jobStatus"
+    HTTP_STATUS = "httpStatus"
+    ERROR_CODE = "code"
+    REASON = "reason"
+    ATTEMPTS = "attempts"
+    REDRIVE_COUNT = "redriveCount"
+    REPUBLISHING_EVENT = "republishingEvent"
+    STATE_RECORDED = "stateRecorded"
+    QUEUE_URL = "queueUrl"
+    MESSAGE_COUNT = "messages"
+    ROUTE = "route"
+    RUNNER = "runner"
+    COUNTERS = "counters"
+    PARAMS = "params"
+    EVENT_ID = "eventId"
+    EVENT_SOURCE = "source"
+    EVENT_TIME = "time"
+    DETAIL_TYPE = "detailType"
+    DETAIL = "detail"
+    FAILURE_MODE = "failureMode"
+    RESOLUTION = "resolution"
+    RAW_VALUE = "rawValue"
+    EXPIRES_AT = "expiresAt"
+    SET_BY = "setBy"
+    PARAMETER = "parameter"
+    PARAMETER_VALUE = "value"
+    AUTHORIZED = "authorized"
+    ROUTE_ARN = "routeArn"
 
 
 # --- Stage outputs (CfnOutput keys: the lab CLI, pipeline steps and tests read these) ---------

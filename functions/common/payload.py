@@ -7,19 +7,31 @@ and any other fields. An optional "idempotencyKey" field (or the Idempotency-Key
 a client key matching functions.common.canonical.CLIENT_KEY_PATTERN. The spec's example
 {"orderId":"123","amount":42.50} is valid.
 
-Rejected as malformed JSON: duplicate object keys, NaN/Infinity, numbers that overflow a float,
-integers of more than 38 digits and numbers outside DynamoDB's range (1E-130..9.99E+125), nesting
-deeper than MAX_NESTING_DEPTH, strings that are not valid Unicode (lone surrogates).
+Rejected as malformed JSON: duplicate object keys, NaN/Infinity, numbers that overflow or
+underflow a double (1e400, 1e-400), integers beyond 2**53 that a double would change (RFC 8785
+numbers are IEEE 754 doubles: 9007199254740993 would silently become ...992), integers
+of more than 38 digits and numbers outside DynamoDB's range (1E-130..9.99E+125), nesting deeper
+than MAX_NESTING_DEPTH, strings that are not valid Unicode (lone surrogates).
+
+Rejected as unsupported characters: text that SQS cannot carry in a message body (UnsupportedTextError).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
-from functions.common.canonical import DuplicateKeyAfterNormalizationError, canonical_json
+from functions.common.canonical import (
+    DuplicateKeyAfterNormalizationError,
+    NotCanonicalizableError,
+    canonical_json,
+    payload_checksum,
+    sha256_hex,
+)
+from functions.common.names import COMPUTED_KEY_PREFIX
 
 # Deep enough for any realistic order document, shallow enough that no recursive consumer
 # (canonical form, DynamoDB marshalling, log formatters) gets near Python's recursion limit.
@@ -28,8 +40,8 @@ MAX_NESTING_DEPTH = 32
 DYNAMODB_MAX_DIGITS = 38
 DYNAMODB_MAX_MAGNITUDE = 9.9999999999999999999999999999999999999e125
 DYNAMODB_MIN_MAGNITUDE = 1e-130
-# Integral floats below this print the same as the int (2**53: every such float is exact).
-_EXACT_INTEGRAL_FLOAT = 2.0**53
+# RFC 8785 section 3.2.2.3: numbers are IEEE 754 doubles, so an integer is exact up to 2**53.
+_SAFE_INTEGER = 2**53 - 1
 MAX_ORDER_ID_LENGTH = 128
 REQUIRED_FIELDS = ("orderId", "amount")
 
@@ -59,24 +71,39 @@ def _reject_constant(name: str) -> Any:
     raise MalformedJsonError(f"{name} is not a JSON number")
 
 
-def _parse_int(text: str) -> int:
+def _parse_int(text: str) -> int | float:
     digits = text.lstrip("-")
     if len(digits) > DYNAMODB_MAX_DIGITS:
         raise MalformedJsonError(
             f"integer with {len(digits)} digits exceeds DynamoDB's {DYNAMODB_MAX_DIGITS}"
         )
-    return int(text)
+    value = int(text)
+    if abs(value) <= _SAFE_INTEGER:
+        return value
+    # Beyond 2**53 a JSON number is the double nearest to it (RFC 8785). Accept an integer that
+    # double holds exactly (10000000000000000 is 1e16) or that is the double's own RFC 8785
+    # spelling (the canonical form must parse again); refuse one the double would change
+    # (9007199254740993 would silently become ...992 and share its key).
+    as_double = float(value)
+    spelling = canonical_json(as_double)
+    if as_double != value and spelling != str(value):
+        raise MalformedJsonError(
+            f"integer {text[:40]} cannot be held exactly by a JSON (IEEE 754 double) number: it would be "
+            f"read as {spelling}; send that, or the number as a string"
+        )
+    return as_double
 
 
-def _parse_float(text: str) -> float | int:
+def _parse_float(text: str) -> float:
     value = float(text)
     if not math.isfinite(value):
         raise MalformedJsonError(f"number {text[:40]} overflows")
+    mantissa = text.lower().split("e", 1)[0]
+    if value == 0.0 and mantissa.strip("-+0.") != "":
+        raise MalformedJsonError(f"number {text[:40]} underflows to 0")
     magnitude = abs(value)
     if magnitude > DYNAMODB_MAX_MAGNITUDE or (magnitude != 0.0 and magnitude < DYNAMODB_MIN_MAGNITUDE):
         raise MalformedJsonError(f"number {text[:40]} is outside DynamoDB's range")
-    if value.is_integer() and magnitude < _EXACT_INTEGRAL_FLOAT:
-        return int(value)
     return value
 
 
@@ -120,12 +147,53 @@ def canonical_body(value: Any) -> str:
     """The canonical form, with the Unicode problems it can reveal reported as MalformedJsonError."""
     try:
         text = canonical_json(value)
-        text.encode("utf-8")
     except DuplicateKeyAfterNormalizationError as error:
         raise MalformedJsonError(str(error)) from None
-    except UnicodeEncodeError:
+    except NotCanonicalizableError:
+        # The parser admits no number RFC 8785 refuses, so what is left is text: a lone surrogate.
         raise MalformedJsonError("string is not valid Unicode (lone surrogate)") from None
+    unsafe = SQS_UNSAFE_TEXT.search(text)
+    if unsafe is not None:
+        raise UnsupportedTextError(unsafe.group(), field=field_holding(value, unsafe.group()))
     return text
+
+
+# The characters an SQS message may hold (SendMessage API reference, MessageBody,
+# https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SendMessage.html):
+# #x9 | #xA | #xD | #x20 to #xD7FF | #xE000 to #xFFFD | #x10000 to #x10FFFF. For any other character
+# SQS either refuses the message (InvalidMessageContents: a retry can never succeed) or, as later
+# versions of that page say, stores U+FFFD in its place (not the payload that was accepted).
+# Either way the ingest must refuse it first. JSON escapes the controls below #x20, so in a
+# canonical body only U+FFFE and U+FFFF (and refused lone surrogates) can break the rule.
+SQS_UNSAFE_TEXT = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+class UnsupportedTextError(ValueError):
+    """Valid JSON whose canonical form holds a character SQS cannot carry (U+FFFE, U+FFFF)."""
+
+    def __init__(self, character: str, *, field: str) -> None:
+        super().__init__(f"{field} holds U+{ord(character):04X}, a character SQS messages cannot carry")
+        self.field = field
+
+
+def field_holding(value: Any, character: str) -> str:
+    """The path of the first string (or object key) holding the character: $.items[2].name."""
+    stack: list[tuple[Any, str]] = [(value, "$")]
+    while stack:
+        item, path = stack.pop()
+        if isinstance(item, str) and character in item:
+            return path
+        if isinstance(item, dict):
+            for key in item:
+                member = (
+                    f"{path}.{key}" if key.isidentifier() and key.isascii() else f"{path}[{json.dumps(key)}]"
+                )
+                if character in key:
+                    return member
+                stack.append((item[key], member))
+        elif isinstance(item, list):
+            stack.extend((child, f"{path}[{index}]") for index, child in enumerate(item))
+    return "$"
 
 
 @dataclass(frozen=True)
@@ -156,3 +224,21 @@ def validate_event(value: Any) -> OrderEvent:
     if client_key is not None and not isinstance(client_key, str):
         raise SchemaError("idempotencyKey must be a string", field="idempotencyKey")
     return OrderEvent(order_id=order_id, amount=amount, client_key=client_key)
+
+
+@dataclass(frozen=True)
+class ReceivedBody:
+    """A message body as the worker sees it: strictly parsed once, with the checksum of its payload."""
+
+    value: Any
+    error: str | None
+    checksum: str
+
+    @classmethod
+    def parse(cls, text: str) -> ReceivedBody:
+        try:
+            value = parse_strict_json(text)
+            return cls(value, None, payload_checksum(value))
+        except (MalformedJsonError, DuplicateKeyAfterNormalizationError, NotCanonicalizableError) as error:
+            # Not a payload the ingest would send: the raw text is what identifies it.
+            return cls(None, str(error), COMPUTED_KEY_PREFIX + sha256_hex(text))

@@ -7,6 +7,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from functions.common.names import EventDetailField
 from functions.common.observability import bind_request_id, fields, logger
 
 
@@ -17,13 +18,14 @@ def lambda_handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str,
     detail = event.detail or {}
     logger.info(
         "ingestion event",
-        extra={
-            **fields(IDEMPOTENCY_KEY=detail.get("idempotencyKey"), ERROR_TYPE=detail.get("errorType")),
-            "eventId": event.get_id,
-            "source": event.source,
-            "detailType": event.detail_type,
-            "time": event.time,
-            "detail": detail,
-        },
+        extra=fields(
+            IDEMPOTENCY_KEY=detail.get(EventDetailField.IDEMPOTENCY_KEY.value),
+            ERROR_TYPE=detail.get(EventDetailField.ERROR_TYPE.value),
+            EVENT_ID=event.get_id,
+            EVENT_SOURCE=event.source,
+            DETAIL_TYPE=event.detail_type,
+            EVENT_TIME=event.time,
+            DETAIL=detail,
+        ),
     )
     return {"logged": event.get_id}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from functools import cache
 from typing import Any
 
@@ -14,7 +15,11 @@ from functions.common.clients import client, failure_mode_reader_from_env
 from functions.common.config import env_int, env_str
 from functions.common.names import EnvVar, MetricName
 from functions.common.observability import bind_request_id, count, fields, logger, metrics, tracer
+from functions.common.state_table import StateTable
 from functions.ingest.service import DEFAULT_MAX_BODY_BYTES, IngestRejected, IngestService, PublishFailed
+
+# The ingest only reads the state table: the TTL it would write with does not matter.
+DEFAULT_TTL_DAYS = 7
 
 app = APIGatewayHttpResolver()
 
@@ -22,10 +27,14 @@ app = APIGatewayHttpResolver()
 @cache
 def service() -> IngestService:
     """Built on the first request, once per container: importing needs no AWS and no env vars."""
+    table_name = os.environ.get(EnvVar.TABLE_NAME.value)
     return IngestService(
         sqs_client=client("sqs"),
         queue_url=env_str(EnvVar.QUEUE_URL),
         failure_modes=failure_mode_reader_from_env(),
+        # With the state table (GetItem only), a reused client key is refused with 409 at once;
+        # without it the worker's checksum comparison is the only check (see IngestService).
+        state=StateTable(client("dynamodb"), table_name, ttl_days=DEFAULT_TTL_DAYS) if table_name else None,
         max_body_bytes=env_int(EnvVar.MAX_BODY_BYTES, DEFAULT_MAX_BODY_BYTES, minimum=2),
     )
 
@@ -43,12 +52,12 @@ def post_event() -> Response[str]:
     count(MetricName.EVENTS_ACCEPTED)
     logger.info(
         "event accepted",
-        extra={
-            **fields(IDEMPOTENCY_KEY=accepted.idempotency_key),
-            "messageId": accepted.message_id,
-            "duplicateMessageId": accepted.duplicate_message_id,
-            "errorTypeCandidate": accepted.error_type_candidate,
-        },
+        extra=fields(
+            IDEMPOTENCY_KEY=accepted.idempotency_key,
+            MESSAGE_ID=accepted.message_id,
+            DUPLICATE_MESSAGE_ID=accepted.duplicate_message_id,
+            ERROR_TYPE_CANDIDATE=accepted.error_type_candidate,
+        ),
     )
     body = {"idempotencyKey": accepted.idempotency_key, "messageId": accepted.message_id}
     if accepted.duplicate_message_id:
@@ -59,8 +68,13 @@ def post_event() -> Response[str]:
 @app.exception_handler(IngestRejected)
 def rejected(error: IngestRejected) -> Response[str]:
     count(MetricName.EVENTS_REJECTED)
-    logger.info("event rejected", extra={"status": error.status, "code": error.code, "reason": error.message})
-    return _json(error.status, {"error": error.code, "message": error.message})
+    logger.info(
+        "event rejected", extra=fields(HTTP_STATUS=error.status, ERROR_CODE=error.code, REASON=error.message)
+    )
+    body = {"error": error.code, "message": error.message}
+    if error.field is not None:
+        body["field"] = error.field
+    return _json(error.status, body)
 
 
 @app.exception_handler(PublishFailed)

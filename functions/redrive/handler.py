@@ -17,7 +17,8 @@ from functions.common.config import env_float, env_int, env_str
 from functions.common.names import REDRIVE_JOB_EVENT_KEY, EnvVar
 from functions.common.observability import bind_request_id, fields, logger, metrics, tracer
 from functions.common.state_table import StateTable
-from functions.redrive.jobs import JobConflict, JobNotFound, JobStartFailed, JobStore, RedriveJobs
+from functions.redrive.job_store import JobNotFound, JobStore
+from functions.redrive.jobs import JobConflict, JobStartFailed, RedriveJobs
 from functions.redrive.mover import DlqMover, Pacer
 from functions.redrive.params import InvalidParameters, parse_params
 
@@ -115,20 +116,20 @@ def preview() -> Response[str]:
 def start() -> Response[str]:
     params = parse_params(_json_body(), for_start=True, from_query=False)
     job = jobs_for(app.lambda_context).start(params)
-    return _json(202, {"jobId": job["jobId"], "status": job["status"], "params": job["params"]})
+    return _json(202, {"jobId": job.job_id, "status": job.status.value, "params": job.params.to_item()})
 
 
 @app.post("/redrive/cancel")
 def cancel() -> Response[str]:
     body = _json_body()
     job = jobs_for(app.lambda_context).cancel(_job_id(body.get("jobId")))
-    return _json(202, {"jobId": job["jobId"], "status": job["status"]})
+    return _json(202, {"jobId": job.job_id, "status": job.status.value})
 
 
 @app.get("/redrive/status")
 def status() -> Response[str]:
     job_id = _job_id(app.current_event.query_string_parameters.get("jobId"))
-    return _json(200, jobs_for(app.lambda_context).status(job_id))
+    return _json(200, jobs_for(app.lambda_context).status(job_id).to_response())
 
 
 @app.exception_handler(InvalidParameters)
@@ -143,12 +144,12 @@ def not_found(error: JobNotFound) -> Response[str]:
 
 @app.exception_handler(JobConflict)
 def conflict(error: JobConflict) -> Response[str]:
-    return _json(409, {"error": "job_finished", "message": str(error), "status": error.job["status"]})
+    return _json(409, {"error": "job_finished", "message": str(error), "status": error.job.status.value})
 
 
 @app.exception_handler(JobStartFailed)
 def start_failed(error: JobStartFailed) -> Response[str]:
-    logger.error("redrive job could not be started", extra={"reason": str(error)})
+    logger.error("redrive job could not be started", extra=fields(REASON=str(error)))
     return _json(503, {"error": "unavailable", "message": "the job could not be started; retry"})
 
 
@@ -161,5 +162,5 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     if job_id is not None:
         logger.append_keys(**fields(REDRIVE_JOB_ID=job_id))
         job = jobs_for(context).run(str(job_id), context.get_remaining_time_in_millis)
-        return {"jobId": job["jobId"], "status": job["status"], "counters": job["counters"]}
+        return {"jobId": job.job_id, "status": job.status.value, "counters": job.counters.as_dict()}
     return app.resolve(event, context)

@@ -11,7 +11,7 @@ from functions.common.clients import client
 from functions.common.config import failure_mode_parameter_name
 from functions.common.failure_mode import write_failure_mode
 from functions.common.names import FailureMode
-from functions.common.observability import bind_request_id, logger, tracer
+from functions.common.observability import bind_request_id, fields, logger, tracer
 
 SET_BY = "reset"
 
@@ -27,5 +27,5 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     bind_request_id(context.aws_request_id)
     parameter = failure_mode_parameter_name()
     value = write_failure_mode(ssm_client(), parameter, FailureMode.NONE, set_by=SET_BY)
-    logger.info("failure mode reset", extra={"parameter": parameter, "value": value})
+    logger.info("failure mode reset", extra=fields(PARAMETER=parameter, PARAMETER_VALUE=value))
     return {"parameter": parameter, "failureMode": FailureMode.NONE.value, "value": value}

@@ -11,7 +11,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from functions.common.names import EVENT_SOURCE, DeliveryMetricName, DetailType, EventDetailField
-from functions.common.observability import count, logger
+from functions.common.observability import count, fields, logger
 
 PUT_EVENTS_MAX_ENTRIES = 10
 
@@ -81,11 +81,9 @@ class EventBatch:
             for item, reason in rejected:
                 logger.error(
                     "event not published",
-                    extra={
-                        "detailType": item.entry["DetailType"],
-                        "detail": item.entry["Detail"],
-                        "reason": reason,
-                    },
+                    extra=fields(
+                        DETAIL_TYPE=item.entry["DetailType"], DETAIL=item.entry["Detail"], REASON=reason
+                    ),
                 )
                 self._unpublished.append(item.message_id)
             _run_concurrently(

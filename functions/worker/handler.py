@@ -16,6 +16,7 @@ from functions.common.failure_mode import FailureModeReader
 from functions.common.names import EnvVar
 from functions.common.observability import bind_request_id, logger, metrics, tracer
 from functions.common.state_table import StateTable
+from functions.worker.dead_letters import DeadLetterQueue
 from functions.worker.events import EventBatch
 from functions.worker.processor import RecordProcessor
 
@@ -32,6 +33,7 @@ class Dependencies:
     failure_modes: FailureModeReader
     events_client: Any
     bus_name: str
+    dead_letters: DeadLetterQueue
 
 
 @cache
@@ -46,6 +48,7 @@ def dependencies() -> Dependencies:
         failure_modes=failure_mode_reader_from_env(),
         events_client=client("events"),
         bus_name=env_str(EnvVar.EVENT_BUS_NAME),
+        dead_letters=DeadLetterQueue(client("sqs"), env_str(EnvVar.DLQ_URL)),
     )
 
 
@@ -58,8 +61,10 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItem
     events = EventBatch(deps.events_client, deps.bus_name)
     records = RecordProcessor(
         state=deps.state,
-        failure_modes=deps.failure_modes,
+        # Once per batch: a throttled or slow parameter read costs one read, not one per record.
+        mode=deps.failure_modes.current().mode,
         events=events,
+        dead_letters=deps.dead_letters,
         remaining_ms=context.get_remaining_time_in_millis,
     )
     try:

@@ -1,4 +1,13 @@
-"""The worker's per-record state machine (ARCHITECTURE.md, data flow step 3) and its failure modes.
+"""The worker's per-record state machine and its failure modes.
+
+One state item per idempotency key (functions.common.state_table): begin takes the key INFLIGHT
+(absent, FAILED, QUARANTINED or INFLIGHT past its lease), then the attempt that holds the lease
+settles it SUCCEEDED or FAILED; a SUCCEEDED key is a duplicate, a live lease is retried later.
+A key reused with another payload (another checksum) is an idempotency conflict: the first record
+stays as it is, the message is parked in the DLQ with errorType IdempotencyConflict, and a failure
+event and the IdempotencyConflicts metric announce it.
+
+The failure mode is read once per batch by the handler and passed in.
 
 Success events go through an outbox on the state item (eventDetail, eventPublished), so an invocation
 killed before PutEvents loses none: its redelivery re-sends the same event. Events are at-least-once
@@ -15,8 +24,7 @@ from functools import partial
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from botocore.exceptions import BotoCoreError, ClientError
 
-from functions.common.canonical import sha256_hex
-from functions.common.failure_mode import FailureModeReader
+from functions.common.canonical import computed_key_for_text
 from functions.common.names import (
     DeliveryMetricName,
     DetailType,
@@ -27,8 +35,9 @@ from functions.common.names import (
     RecordStatus,
 )
 from functions.common.observability import count, fields, logger, milliseconds
-from functions.common.payload import MalformedJsonError, SchemaError, parse_strict_json, validate_event
-from functions.common.state_table import AlreadySucceeded, HeldByAnother, StateTable, iso
+from functions.common.payload import ReceivedBody, SchemaError, validate_event
+from functions.common.state_table import AlreadySucceeded, Conflict, HeldByAnother, StateTable, iso
+from functions.worker.dead_letters import DeadLetterQueue
 from functions.worker.events import EventBatch, event_detail
 
 RANDOM_FAILURE_PROBABILITY = 0.3
@@ -61,16 +70,18 @@ class RecordProcessor:
         self,
         *,
         state: StateTable,
-        failure_modes: FailureModeReader,
+        mode: FailureMode,
         events: EventBatch,
+        dead_letters: DeadLetterQueue,
         remaining_ms: Callable[[], int],
         rng: random.Random | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._state = state
-        self._failure_modes = failure_modes
+        self._mode = mode
         self._events = events
+        self._dead_letters = dead_letters
         self._remaining_ms = remaining_ms
         self._rng = rng or random.Random()  # noqa: S311 - fault injection, not cryptography
         self._sleep = sleep
@@ -80,26 +91,30 @@ class RecordProcessor:
         """Settle one record; raising makes it a batch item failure (back after the visibility timeout)."""
         started = self._clock()
         key = idempotency_key_of(record)
+        body = ReceivedBody.parse(record.body)
         begin = self._state.begin(
-            key, checksum=sha256_hex(record.body), now=started, lease_seconds=self._remaining_ms() / 1000
+            key, checksum=body.checksum, now=started, lease_seconds=self._remaining_ms() / 1000
         )
         if isinstance(begin, AlreadySucceeded):
             self._duplicate(record, key, begin, started)
+            return
+        if isinstance(begin, Conflict):
+            self._conflict(record, key, begin, started)
             return
         if isinstance(begin, HeldByAnother):
             count(MetricName.INFLIGHT_CONFLICTS)
             logger.info(
                 "key in flight elsewhere",
-                extra={
-                    **fields(IDEMPOTENCY_KEY=key),
-                    "messageId": record.message_id,
-                    "status": begin.item.get("status"),
-                },
+                extra=fields(
+                    IDEMPOTENCY_KEY=key,
+                    MESSAGE_ID=record.message_id,
+                    RECORD_STATUS=begin.record.status,
+                ),
             )
             raise InflightElsewhereError(key)
         attempts = begin.attempts
         try:
-            self._run(record, key, attempts)
+            self._run(body, key, attempts)
         except Exception as error:
             failure = error if isinstance(error, ProcessingError) else ProcessingError(repr(error))
             self._record_failure(record, key, attempts, failure, started)
@@ -120,11 +135,13 @@ class RecordProcessor:
         milliseconds(MetricName.PROCESSING_LATENCY, latency_ms)
         logger.info(
             "record processed",
-            extra={
-                **fields(IDEMPOTENCY_KEY=key, PROCESSED=True, LATENCY_MS=latency_ms),
-                "messageId": record.message_id,
-                "attempts": attempts,
-            },
+            extra=fields(
+                IDEMPOTENCY_KEY=key,
+                PROCESSED=True,
+                LATENCY_MS=latency_ms,
+                MESSAGE_ID=record.message_id,
+                ATTEMPTS=attempts,
+            ),
         )
         self._events.add(
             DetailType.SUCCESS,
@@ -136,7 +153,7 @@ class RecordProcessor:
     def _duplicate(self, record: SQSRecord, key: str, begin: AlreadySucceeded, now: float) -> None:
         """A processed key: silent, unless its success event was orphaned by a killed invocation."""
         count(MetricName.DUPLICATES_DETECTED)
-        orphaned = begin.orphaned_event(now)
+        orphaned = begin.record.orphaned_event(now)
         # The claim (a conditional UpdateItem) lets one of concurrent redeliveries re-send it, not all.
         if orphaned is not None and not self._state.claim_orphaned_event(
             key, now=now, lease_seconds=self._remaining_ms() / 1000
@@ -144,11 +161,12 @@ class RecordProcessor:
             orphaned = None
         logger.info(
             "duplicate of a processed key",
-            extra={
-                **fields(IDEMPOTENCY_KEY=key, DUPLICATE=True),
-                "messageId": record.message_id,
-                "republishingEvent": orphaned is not None,
-            },
+            extra=fields(
+                IDEMPOTENCY_KEY=key,
+                DUPLICATE=True,
+                MESSAGE_ID=record.message_id,
+                REPUBLISHING_EVENT=orphaned is not None,
+            ),
         )
         if orphaned is not None:
             count(DeliveryMetricName.EVENTS_REPUBLISHED)
@@ -159,6 +177,33 @@ class RecordProcessor:
                 on_published=partial(self._mark_published, key),
             )
 
+    def _conflict(self, record: SQSRecord, key: str, begin: Conflict, now: float) -> None:
+        """Park the message in the DLQ (raises, so the message comes back, if SQS refuses) and say so."""
+        error_type = ErrorType.IDEMPOTENCY_CONFLICT
+        self._dead_letters.park(record, error_type)
+        count(MetricName.IDEMPOTENCY_CONFLICTS)
+        logger.warning(
+            "idempotency conflict: key reused with another payload; message parked in the DLQ",
+            extra=fields(
+                IDEMPOTENCY_KEY=key,
+                ERROR_TYPE=error_type.value,
+                PROCESSED=False,
+                MESSAGE_ID=record.message_id,
+                RECORD_STATUS=begin.record.status,
+            ),
+        )
+        self._events.add(
+            DetailType.FAILURE,
+            event_detail(
+                IDEMPOTENCY_KEY=key,
+                MESSAGE_ID=record.message_id,
+                STATUS=RecordStatus.FAILED.value,
+                ERROR_TYPE=error_type.value,
+                PROCESSED_AT=iso(now),
+            ),
+            message_id=record.message_id,
+        )
+
     def _mark_published(self, key: str) -> None:
         # Runs after PutEvents accepted the entry: a crash before this write makes the event
         # at-least-once (the next delivery of the key re-sends it; consumers dedupe on idempotencyKey).
@@ -167,16 +212,18 @@ class RecordProcessor:
         except (ClientError, BotoCoreError) as error:
             # The event is out; an unmarked key only means a later redelivery may send it again.
             logger.warning(
-                "event published but not marked", extra={**fields(IDEMPOTENCY_KEY=key), "reason": str(error)}
+                "event published but not marked", extra=fields(IDEMPOTENCY_KEY=key, REASON=str(error))
             )
 
-    def _run(self, record: SQSRecord, key: str, attempts: int) -> None:
-        mode = self._failure_modes.current().mode
+    def _run(self, body: ReceivedBody, key: str, attempts: int) -> None:
+        mode = self._mode
         if mode is FailureMode.POISON_PAYLOAD:
             raise SchemaValidationError("failure mode poison_payload: payload rejected")
+        if body.error is not None:
+            raise SchemaValidationError(body.error)
         try:
-            validate_event(parse_strict_json(record.body))
-        except (MalformedJsonError, SchemaError) as error:
+            validate_event(body.value)
+        except SchemaError as error:
             raise SchemaValidationError(str(error)) from None
         if mode is FailureMode.SLOW_DOWNSTREAM:
             # The runtime kills the invocation during this sleep, so no outcome is ever written;
@@ -202,18 +249,16 @@ class RecordProcessor:
         count(MetricName.RECORDS_FAILED)
         logger.warning(
             "record failed",
-            extra={
-                **fields(
-                    IDEMPOTENCY_KEY=key,
-                    ERROR_TYPE=error_type,
-                    PROCESSED=False,
-                    LATENCY_MS=round((now - started) * 1000, 1),
-                ),
-                "messageId": record.message_id,
-                "attempts": attempts,
-                "reason": str(error),
-                "stateRecorded": recorded,
-            },
+            extra=fields(
+                IDEMPOTENCY_KEY=key,
+                ERROR_TYPE=error_type,
+                PROCESSED=False,
+                LATENCY_MS=round((now - started) * 1000, 1),
+                MESSAGE_ID=record.message_id,
+                ATTEMPTS=attempts,
+                REASON=str(error),
+                STATE_RECORDED=recorded,
+            ),
         )
         # No outbox for failure events: the message is a batch item failure, and a FAILED key is
         # taken again by its next delivery (or redrive), whose own outcome is announced.
@@ -232,8 +277,8 @@ class RecordProcessor:
 
 
 def idempotency_key_of(record: SQSRecord) -> str:
-    """The ingest's key attribute; for a message from elsewhere, the hash of its body."""
+    """The ingest's key attribute; for a message from elsewhere, the computed key of its body."""
     # Powertools' __getitem__ answers None for a missing name (its .get returns the raw dict).
     attribute = record.message_attributes[MessageAttribute.IDEMPOTENCY_KEY.value]
     value = attribute.string_value if attribute is not None else None
-    return value or sha256_hex(record.body)
+    return value or computed_key_for_text(record.body)

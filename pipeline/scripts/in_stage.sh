@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs one post-deploy check inside a deployed stage: as the stage's checks role, in the stage's
-# region, with the API credential the stage's authMode needs. Usage: in_stage.sh COMMAND [ARG...]
+# region, with the API credential the stage's authMode needs.
+# Usage: bash pipeline/scripts/in_stage.sh COMMAND [ARG...] (a script COMMAND runs as `bash SCRIPT`).
 #
 # Environment (set by the pipeline step; see pipeline/steps.py):
 #   STAGE_ROLE_ARN      role to assume (unset: keep the current credentials, e.g. the local cloud)

@@ -12,6 +12,7 @@ import pytest
 from aws_cdk import App, Stack
 from aws_cdk.assertions import Template
 
+from app.config import ALLOW_EXAMPLE_JWT_ISSUER
 from app.main import add_checks, add_standalone_stages
 from tests.infra.bare_stack import BareStack
 from tests.infra.synth import ALARM_EMAIL, PIPELINE_ACCOUNT, WEBHOOK_URL, Synthesis, SynthesizedStage
@@ -20,7 +21,9 @@ from tests.infra.synth import ALARM_EMAIL, PIPELINE_ACCOUNT, WEBHOOK_URL, Synthe
 @pytest.fixture(scope="session")
 def synthesis() -> Iterator[Synthesis]:
     with tempfile.TemporaryDirectory(prefix="infra-tests-") as outdir:
-        app = App(outdir=outdir)
+        # The prod stage as cdk.json describes it, example JWT issuer included (opted out explicitly:
+        # a real synth refuses it, tests/infra/pipeline/test_config.py).
+        app = App(outdir=outdir, context={ALLOW_EXAMPLE_JWT_ISSUER: True})
         add_checks(app)
         stages = add_standalone_stages(
             app,

@@ -1,12 +1,25 @@
-"""HTTP API: routes, authentication per authMode, CORS, throttling and access logs."""
+"""HTTP API: routes, authentication per authMode (producers) and IAM for the operator routes, CORS,
+throttling and access logs."""
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
 from aws_cdk.assertions import Match
 
-from app.stacks.api_stack import ROUTES
+from app.stacks.api_stack import TARGETS
 from functions.common import names
 from tests.infra.synth import SynthesizedStage
+
+OPERATOR_ROUTES = {route.value for route in names.ApiRoute if route.for_operators}
+
+
+def _routes(stage: SynthesizedStage) -> dict[str, dict[str, Any]]:
+    return {
+        route["Properties"]["RouteKey"]: route["Properties"]
+        for route in stage.resources("api", "AWS::ApiGatewayV2::Route").values()
+    }
 
 
 def _route_keys(stage: SynthesizedStage) -> set[str]:
@@ -17,14 +30,18 @@ def _route_keys(stage: SynthesizedStage) -> set[str]:
 
 
 def test_every_route_of_the_contract_exists(any_stage: SynthesizedStage) -> None:
-    expected = {f"{method.value} {path}" for method, path, _ in ROUTES}
-    assert expected == {
-        "POST /events",
-        "GET /redrive/preview",
-        "POST /redrive/start",
-        "POST /redrive/cancel",
-        "GET /redrive/status",
-    }
+    expected = {route.value for route in TARGETS}
+    assert (
+        expected
+        == {route.value for route in names.ApiRoute}
+        == {
+            "POST /events",
+            "GET /redrive/preview",
+            "POST /redrive/start",
+            "POST /redrive/cancel",
+            "GET /redrive/status",
+        }
+    )
     assert _route_keys(any_stage) == expected
 
 
@@ -40,7 +57,45 @@ def test_routes_integrate_the_right_function_with_payload_v2(dev: SynthesizedSta
         assert by_id[target] == dev.arn(function.function)
 
 
-def test_api_key_mode_uses_the_lambda_authorizer_on_every_route(dev: SynthesizedStage) -> None:
+def test_operator_routes_take_iam_authorization_in_every_auth_mode(any_stage: SynthesizedStage) -> None:
+    """Producers must not operate the DLQ: the redrive routes read dead-lettered payloads and move
+    messages, so they take IAM authorization (SigV4, execute-api:Invoke on the route) whatever the
+    authMode; a producer's API key or JWT opens only POST /events (API Gateway Developer Guide,
+    "Control access to HTTP APIs with IAM authorization")."""
+    assert {
+        "GET /redrive/preview",
+        "POST /redrive/start",
+        "POST /redrive/cancel",
+        "GET /redrive/status",
+    } == OPERATOR_ROUTES
+    for key, route in _routes(any_stage).items():
+        if key in OPERATOR_ROUTES:
+            assert route["AuthorizationType"] == "AWS_IAM", key
+            assert "AuthorizerId" not in route, key
+        else:
+            assert route.get("AuthorizationType", "NONE") != "AWS_IAM", key
+
+
+@pytest.mark.parametrize(
+    ("env_name", "producer_authorization"), [("local", "NONE"), ("dev", "CUSTOM"), ("prod", "JWT")]
+)
+def test_producers_post_events_with_the_auth_modes_credential(
+    env_name: str,
+    producer_authorization: str,
+    local: SynthesizedStage,
+    dev: SynthesizedStage,
+    prod: SynthesizedStage,
+) -> None:
+    stage = {"local": local, "dev": dev, "prod": prod}[env_name]
+    authorizers = [
+        {"Ref": logical_id} for logical_id in stage.resources("api", "AWS::ApiGatewayV2::Authorizer")
+    ]
+    events = _routes(stage)[names.ApiRoute.EVENTS.value]
+    assert events.get("AuthorizationType", "NONE") == producer_authorization
+    assert ([events["AuthorizerId"]] if "AuthorizerId" in events else []) == authorizers
+
+
+def test_api_key_mode_uses_the_lambda_authorizer_for_producers(dev: SynthesizedStage) -> None:
     assert dev.config.auth_mode == "apiKey"
     authorizers = dev.resources("api", "AWS::ApiGatewayV2::Authorizer")
     assert len(authorizers) == 1
@@ -50,9 +105,8 @@ def test_api_key_mode_uses_the_lambda_authorizer_on_every_route(dev: Synthesized
     assert props["EnableSimpleResponses"] is True
     assert props["IdentitySource"] == ["$request.header.x-api-key"]
     assert props["AuthorizerPayloadFormatVersion"] == "2.0"
-    for route in dev.resources("api", "AWS::ApiGatewayV2::Route").values():
-        assert route["Properties"]["AuthorizationType"] == "CUSTOM"
-        assert route["Properties"]["AuthorizerId"] == {"Ref": authorizer_id}
+    events = _routes(dev)[names.ApiRoute.EVENTS.value]
+    assert (events["AuthorizationType"], events["AuthorizerId"]) == ("CUSTOM", {"Ref": authorizer_id})
     dev.templates["api"].has_resource_properties(
         "AWS::SecretsManager::Secret",
         {"GenerateSecretString": Match.object_like({"ExcludePunctuation": True})},
@@ -74,16 +128,14 @@ def test_jwt_mode_uses_issuer_and_audience(prod: SynthesizedStage) -> None:
             },
         },
     )
-    for route in prod.resources("api", "AWS::ApiGatewayV2::Route").values():
-        assert route["Properties"]["AuthorizationType"] == "JWT"
+    assert _routes(prod)[names.ApiRoute.EVENTS.value]["AuthorizationType"] == "JWT"
     assert not prod.resources("api", "AWS::Lambda::Function")
     assert not prod.resources("api", "AWS::SecretsManager::Secret")
 
 
 def test_none_mode_has_no_authorizer(local: SynthesizedStage) -> None:
     assert not local.resources("api", "AWS::ApiGatewayV2::Authorizer")
-    for route in local.resources("api", "AWS::ApiGatewayV2::Route").values():
-        assert route["Properties"].get("AuthorizationType", "NONE") == "NONE"
+    assert _routes(local)[names.ApiRoute.EVENTS.value].get("AuthorizationType", "NONE") == "NONE"
 
 
 def test_cors_is_limited_to_the_configured_origins(local: SynthesizedStage) -> None:

@@ -51,6 +51,17 @@ def test_invocation_error_hits_thirty_percent(dev: SynthesizedStage) -> None:
     assert params["preventExecution"] == "true"
 
 
+def worker_arn(stage: SynthesizedStage) -> str:
+    """The worker by the ARN its deterministic name gives (the templates are optional: no export)."""
+    worker = stage.stage.compute.worker
+    assert (
+        stage.raw["functions"]["Resources"][stage.logical_id(worker.function)]["Properties"]["FunctionName"]
+        == worker.function_name
+    )
+    config = stage.config
+    return f"arn:AWS::Partition:lambda:{config.region}:{config.account}:function:{worker.function_name}"
+
+
 def test_templates_target_only_the_worker_and_stop_on_the_stage_alarms(dev: SynthesizedStage) -> None:
     observability = dev.stage.observability
     expected_stops = {f"{dev.logical_id(observability.alarms[slug])}.Arn" for slug in FIS_STOP_ALARMS}
@@ -58,9 +69,7 @@ def test_templates_target_only_the_worker_and_stop_on_the_stage_alarms(dev: Synt
         (target,) = template["Targets"].values()
         assert target["ResourceType"] == "aws:lambda:function"
         assert target["SelectionMode"] == "ALL"
-        assert [dev.ref(arn) for arn in target["ResourceArns"]] == [
-            dev.arn(dev.stage.compute.worker.function)
-        ]
+        assert [dev.ref(arn) for arn in target["ResourceArns"]] == [worker_arn(dev)]
         assert template["Actions"]["inject"]["Targets"] == {"Functions": next(iter(template["Targets"]))}
         stops = template["StopConditions"]
         assert {s["Source"] for s in stops} == {"aws:cloudwatch:alarm"}
@@ -71,12 +80,13 @@ def test_templates_target_only_the_worker_and_stop_on_the_stage_alarms(dev: Synt
 def test_fis_role_is_trusted_by_fis_in_this_account_and_least_privileged(dev: SynthesizedStage) -> None:
     role = dev.stage.observability.fis.role  # type: ignore[union-attr]
     props = dev.raw["observability"]["Resources"][dev.logical_id(role)]["Properties"]
+    # Its trust (this account's experiments only) is one of the audited deliveries:
+    # tests/infra/app/test_deliveries.py.
     (trust,) = props["AssumeRolePolicyDocument"]["Statement"]
     assert trust["Principal"] == {"Service": "fis.amazonaws.com"}
-    assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": dev.config.account}}
     bucket = f"{dev.config.prefix}-fis-config-{dev.config.account}-{dev.config.region}"
     assert dev.role_grants(role) == {
-        (frozenset({"lambda:GetFunction"}), frozenset({dev.arn(dev.stage.compute.worker.function)})),
+        (frozenset({"lambda:GetFunction"}), frozenset({worker_arn(dev)})),
         (frozenset({"s3:PutObject", "s3:DeleteObject"}), frozenset({f"arn:aws:s3:::{bucket}/FisConfigs/*"})),
     }
 

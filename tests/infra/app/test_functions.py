@@ -51,12 +51,19 @@ def _expected_grants(stage: SynthesizedStage) -> dict[str, set[Grant]]:
         f"arn:AWS::Partition:lambda:{config.region}:{config.account}:function:{config.prefix}-redrive"
     )
     expected = {
-        "ingest": _grants(({"sqs:SendMessage"}, {queue}), ({"ssm:GetParameter"}, {parameter})),
+        "ingest": _grants(
+            ({"sqs:SendMessage"}, {queue}),
+            ({"ssm:GetParameter"}, {parameter}),
+            # a client key's record, read to refuse a conflicting payload with 409
+            ({"dynamodb:GetItem"}, {table}),
+        ),
         "worker": _grants(
             ({"dynamodb:UpdateItem"}, {table}),
             ({"ssm:GetParameter"}, {parameter}),
             ({"events:PutEvents"}, {stage.arn(compute.events.bus)}),
             ({"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"}, {queue}),
+            # an IdempotencyConflict is parked in the DLQ at once
+            ({"sqs:SendMessage"}, {dlq}),
         ),
         "redrive": _grants(
             (
@@ -359,6 +366,6 @@ def test_redrive_environment_and_async_job_configuration(dev: SynthesizedStage) 
     invoke_config = next(iter(dev.resources("functions", "AWS::Lambda::EventInvokeConfig").values()))[
         "Properties"
     ]
-    assert invoke_config["MaximumRetryAttempts"] == 0
+    assert invoke_config["MaximumRetryAttempts"] == 2  # a retry resumes the job under its lease
     destination = invoke_config["DestinationConfig"]["OnFailure"]["Destination"]
     assert dev.ref(destination) == dev.arn(dev.stage.compute.events.delivery_dlq)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aws_cdk import App
 from aws_cdk import aws_iam as iam
 
@@ -28,34 +30,66 @@ def test_role_name_is_deterministic_and_trusted_by_the_pipeline_account_only(
 
 
 def test_role_may_do_exactly_what_the_checks_need(dev: SynthesizedStage) -> None:
-    state, compute = dev.stage.state, dev.stage.compute
-    parameter = dev.logical_id(state.failure_mode_parameter)
-    parameter_arn = f"arn:AWS::Partition:ssm:{dev.config.region}:{dev.config.account}:parameter{parameter}"
-    grants = dev.role_grants(_role(dev))
-    assert grants == {
-        (frozenset({"ssm:GetParameter"}), frozenset({parameter_arn})),
-        (frozenset({"ssm:PutParameter"}), frozenset({parameter_arn})),
-        (
-            frozenset({"sqs:GetQueueAttributes", "sqs:ReceiveMessage", "sqs:SendMessage"}),
-            frozenset({dev.arn(state.queue), dev.arn(state.dlq), dev.arn(state.quarantine_queue)}),
-        ),
+    """By name, not by reference (the role is optional: tests/infra/app/test_exports.py); the names are
+    those the stage gives its resources."""
+    config, state, compute = dev.config, dev.stage.state, dev.stage.compute
+
+    def arn(service: str, resource: str) -> str:
+        return f"arn:AWS::Partition:{service}:{config.region}:{config.account}:{resource}"
+
+    def physical_name(stack: str, construct: Any, prop: str) -> str:
+        return str(dev.raw[stack]["Resources"][dev.logical_id(construct)]["Properties"][prop])
+
+    queues = {
+        arn("sqs", physical_name("state", queue, "QueueName"))
+        for queue in (state.queue, state.dlq, state.quarantine_queue)
+    }
+    parameter = arn("ssm", f"parameter{physical_name('state', state.failure_mode_parameter, 'Name')}")
+    table = arn("dynamodb", f"table/{physical_name('state', state.state_table, 'TableName')}")
+    audit = arn("sqs", physical_name("functions", compute.events.audit_queue, "QueueName"))
+    secret = arn(
+        "secretsmanager", f"secret:{physical_name('api', dev.stage.api.api_key_secret, 'Name')}-??????"
+    )
+    operator_routes = {
+        f"arn:aws:execute-api:{config.region}:{config.account}:*/*/{route}"
+        for route in (
+            "GET/redrive/preview",
+            "POST/redrive/start",
+            "POST/redrive/cancel",
+            "GET/redrive/status",
+        )
+    }
+    assert dev.role_grants(_role(dev)) == {
+        (frozenset({"ssm:GetParameter"}), frozenset({parameter})),
+        (frozenset({"ssm:PutParameter"}), frozenset({parameter})),
+        (frozenset({"sqs:GetQueueAttributes", "sqs:ReceiveMessage", "sqs:SendMessage"}), frozenset(queues)),
         (
             frozenset({"sqs:GetQueueAttributes", "sqs:ReceiveMessage", "sqs:DeleteMessage"}),
-            frozenset({dev.arn(compute.events.audit_queue)}),
+            frozenset({audit}),
         ),
         (
             frozenset({"dynamodb:GetItem", "dynamodb:Query", "dynamodb:Scan", "dynamodb:BatchGetItem"}),
-            frozenset({dev.arn(state.state_table)}),
+            frozenset({table}),
         ),
-        (
-            frozenset({"cloudwatch:DescribeAlarms"}),
-            frozenset({"*"}),
-        ),
-        (
-            frozenset({"secretsmanager:GetSecretValue"}),
-            frozenset({dev.logical_id(dev.stage.api.api_key_secret)}),  # type: ignore[arg-type]
-        ),
+        (frozenset({"cloudwatch:DescribeAlarms"}), frozenset({"*"})),
+        (frozenset({"execute-api:Invoke"}), frozenset(operator_routes)),
+        (frozenset({"secretsmanager:GetSecretValue"}), frozenset({secret})),
     }
+
+
+def test_the_role_may_invoke_the_operator_routes_and_no_producer_route(any_stage: SynthesizedStage) -> None:
+    """The checks operate the DLQ (smoke previews it, the gameday redrives it) through the routes
+    that take IAM authorization, and POST /events with the producer's credential, never by IAM."""
+    invokable = {
+        resource
+        for actions, resources in any_stage.role_grants(_role(any_stage))
+        if "execute-api:Invoke" in actions
+        for resource in resources
+    }
+    routes = {resource.split(":*/*/", 1)[1] for resource in invokable}
+    expected = {f"{r.method}{r.path}" for r in names.ApiRoute if r.for_operators}
+    assert routes == expected
+    assert f"{names.ApiRoute.EVENTS.method}{names.ApiRoute.EVENTS.path}" not in routes
 
 
 def test_prod_role_cannot_inject_failures_and_needs_no_api_key(prod: SynthesizedStage) -> None:

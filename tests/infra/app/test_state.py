@@ -158,14 +158,12 @@ def test_quarantine_queue_is_a_separate_encrypted_parking_queue(any_stage: Synth
     assert quarantine["MessageRetentionPeriod"] == 14 * 86_400
 
 
-def test_cmk_policy_lets_only_our_account_services_write_encrypted_messages(prod: SynthesizedStage) -> None:
+def test_the_stage_key_names_only_the_account_and_the_audited_deliveries(prod: SynthesizedStage) -> None:
+    """Beyond the account, the key policy holds one statement per service that delivers into a
+    resource the key encrypts, each checked in tests/infra/app/test_deliveries.py."""
     (key,) = prod.resources("state", "AWS::KMS::Key").values()
     statements = key["Properties"]["KeyPolicy"]["Statement"]
-    (services,) = [s for s in statements if s.get("Sid") == "AllowAwsServicesToWriteEncryptedMessages"]
-    assert sorted(services["Principal"]["Service"]) == [
-        "cloudwatch.amazonaws.com",
-        "events.amazonaws.com",
-        "sns.amazonaws.com",
-    ]
-    assert sorted(services["Action"]) == ["kms:Decrypt", "kms:GenerateDataKey*"]
-    assert services["Condition"] == {"StringEquals": {"aws:SourceAccount": prod.config.account}}
+    services = sorted(s["Principal"]["Service"] for s in statements if "Service" in s["Principal"])
+    assert services == ["cloudwatch.amazonaws.com", "events.amazonaws.com", "sns.amazonaws.com"]
+    (account,) = [s for s in statements if "AWS" in s["Principal"]]
+    assert prod.ref(account["Principal"]["AWS"]) == f"arn:AWS::Partition:iam::{prod.config.account}:root"

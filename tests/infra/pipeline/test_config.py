@@ -12,6 +12,7 @@ from aws_cdk import App, Stack, Stage, Validations, pipelines
 from aws_cdk import aws_sqs as sqs
 from cdk_nag import AwsSolutionsChecks
 
+from app.config import ALLOW_EXAMPLE_JWT_ISSUER, EXAMPLE_JWT_ISSUER, ConfigError
 from pipeline import build_pipeline
 from pipeline.config import (
     LoadTestSettings,
@@ -19,6 +20,7 @@ from pipeline.config import (
     PipelineConfigError,
     build_pipeline_config,
     load_pipeline_config,
+    pipeline_stage_configs,
 )
 from pipeline.stack import cdk_cli_version
 from tests import REPO_ROOT as REPO
@@ -113,7 +115,13 @@ def test_cli_version_is_the_one_pinned_in_package_json(tmp_path: Path) -> None:
 def app_with(prod_changes: dict[str, Any], **pipeline_changes: Any) -> App:
     ingestion = copy.deepcopy(CONTEXT["ingestion"])
     ingestion["environments"]["prod"].update(prod_changes)
-    return App(context={"ingestion": ingestion, "pipeline": pipeline_section(**pipeline_changes)})
+    return App(
+        context={
+            "ingestion": ingestion,
+            "pipeline": pipeline_section(**pipeline_changes),
+            ALLOW_EXAMPLE_JWT_ISSUER: True,  # these tests are about the pipeline, not the issuer
+        }
+    )
 
 
 def actions_of(stack: Any, stage_name: str) -> list[tuple[str, int]]:
@@ -184,3 +192,48 @@ def test_load_settings_refuse_strings_and_booleans_for_numbers() -> None:
     assert "pipeline.load.users: must be an integer, got '10'" in message
     assert "pipeline.load.spawnRate: must be a number, got True" in message
     assert "pipeline.load.maxP95Ms: must be a number, got 'fast'" in message
+
+
+# --- The prod stage's identity provider -----------------------------------------------------------
+
+REAL_ISSUER = "https://login.example.org/oauth2/ingestion"
+
+
+def test_the_jwt_issuer_and_audience_come_from_the_context_like_the_accounts() -> None:
+    """cdk.context.json (or the pipeline's context parameter) names the real identity provider; from
+    `-c`, the audiences come comma-separated."""
+    context = {**CONTEXT, "prodJwtIssuer": REAL_ISSUER, "prodJwtAudience": "ingestion-api, smoke"}
+    _, dev, prod = pipeline_stage_configs(context)
+    assert prod.jwt_issuer == REAL_ISSUER
+    assert prod.jwt_audience == ("ingestion-api", "smoke")
+    assert (dev.jwt_issuer, dev.jwt_audience) == (None, ())
+    listed = {**CONTEXT, "prodJwtAudience": ["one"]}
+    assert pipeline_stage_configs(listed)[2].jwt_audience == ("one",)
+
+
+def test_a_prod_stage_trusting_the_example_issuer_is_refused() -> None:
+    """The example issuer of cdk.json would 401 every real token: synthesizing it is refused, with
+    the keys that fix it in the message."""
+    assert CONTEXT["ingestion"]["environments"]["prod"]["jwtIssuer"] == EXAMPLE_JWT_ISSUER
+    with pytest.raises(ConfigError, match=r"prod\.jwtIssuer: .*example.*prodJwtIssuer"):
+        build_pipeline(App(context={"ingestion": CONTEXT["ingestion"], "pipeline": CONTEXT["pipeline"]}))
+
+
+@pytest.mark.parametrize("allowed", [True, "true"])
+def test_the_example_issuer_is_synthesized_when_the_context_allows_it(allowed: Any) -> None:
+    context = {
+        "ingestion": CONTEXT["ingestion"],
+        "pipeline": CONTEXT["pipeline"],
+        ALLOW_EXAMPLE_JWT_ISSUER: allowed,
+    }
+    stack = build_pipeline(App(context=context))
+    assert stack.prod_stage.config.jwt_issuer == EXAMPLE_JWT_ISSUER
+
+
+def test_a_real_issuer_needs_no_permission() -> None:
+    context = {
+        "ingestion": CONTEXT["ingestion"],
+        "pipeline": CONTEXT["pipeline"],
+        "prodJwtIssuer": REAL_ISSUER,
+    }
+    assert build_pipeline(App(context=context)).prod_stage.config.jwt_issuer == REAL_ISSUER

@@ -1,22 +1,33 @@
 """pipeline/scripts/smoke.sh against a scripted HTTP API on 127.0.0.1: what it sends, what passes,
-what fails, what it retries (the local tier runs it against the real local stage)."""
+what fails, what it retries (the local tier runs it against the real local stage).
+
+The scripted API authorizes like the stage's: GET /redrive/preview (an operator route, IAM
+authorization) answers only a valid SigV4 signature of the caller, and 403 otherwise.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore.credentials import Credentials
 
 from tests import REPO_ROOT
+from tests.sigv4 import valid_signature
 
 SMOKE = REPO_ROOT / "pipeline" / "scripts" / "smoke.sh"
+REGION = "us-east-1"
+# The caller's credentials: temporary ones, as in_stage.sh's assumed role has.
+CALLER = Credentials("ASIATESTCALLER", "caller-secret", "caller-session-token")
 
 
 @dataclass
@@ -27,6 +38,7 @@ class ScriptedApi:
     events: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
     previews: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
     requests: list[tuple[str, str, dict[str, str], str]] = field(default_factory=list)
+    signed: list[bool] = field(default_factory=list)
 
 
 @pytest.fixture
@@ -36,9 +48,22 @@ def api() -> Iterator[ScriptedApi]:
     class Handler(BaseHTTPRequestHandler):
         def _answer(self, queue: list[tuple[int, dict[str, Any]]]) -> None:
             length = int(self.headers.get("content-length", 0))
-            body = self.rfile.read(length).decode()
-            scripted.requests.append((self.command, self.path, dict(self.headers), body))
-            status, payload = queue.pop(0) if len(queue) > 1 else queue[0]
+            raw = self.rfile.read(length)
+            headers = {name.lower(): value for name, value in self.headers.items()}
+            signed = valid_signature(
+                self.command,
+                f"http://{headers['host']}{self.path}",
+                headers,
+                raw,
+                credentials=CALLER,
+                region=REGION,
+            )
+            scripted.requests.append((self.command, self.path, headers, raw.decode()))
+            scripted.signed.append(signed)
+            if self.path.startswith("/redrive/") and not signed:
+                status, payload = 403, {"message": "Forbidden"}  # API Gateway's IAM authorization failure
+            else:
+                status, payload = queue.pop(0) if len(queue) > 1 else queue[0]
             data = json.dumps(payload).encode()
             self.send_response(status)
             self.send_header("content-type", "application/json")
@@ -67,10 +92,21 @@ def api() -> Iterator[ScriptedApi]:
 
 
 def smoke(api: ScriptedApi, **env: str) -> subprocess.CompletedProcess[str]:
-    base = {key: value for key, value in os.environ.items() if not key.startswith("LAB_")}
+    """`bash smoke.sh` as the pipeline runs it, as a caller holding CALLER's credentials; `python3`
+    is this interpreter (botocore resolves the credentials where the AWS CLI is v1)."""
+    base = {key: value for key, value in os.environ.items() if not key.startswith(("LAB_", "AWS_"))}
+    base["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{base.get('PATH', '')}"
+    caller = {
+        "AWS_ACCESS_KEY_ID": CALLER.access_key,
+        "AWS_SECRET_ACCESS_KEY": CALLER.secret_key,
+        "AWS_SESSION_TOKEN": CALLER.token,
+        "AWS_REGION": REGION,
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+    }
     return subprocess.run(
-        [str(SMOKE)],
-        env={**base, "ApiUrl": api.url, "SMOKE_ATTEMPTS": "3", "SMOKE_RETRY_SECONDS": "0", **env},
+        ["bash", str(SMOKE)],
+        env={**base, **caller, "ApiUrl": api.url, "SMOKE_ATTEMPTS": "3", "SMOKE_RETRY_SECONDS": "0", **env},
         capture_output=True,
         text=True,
         timeout=60,
@@ -94,15 +130,29 @@ def test_passes_when_the_event_is_accepted_and_the_preview_answers(api: Scripted
     assert event["orderId"].startswith("smoke-")
     assert event["amount"] == 42.5
     assert post_headers["content-type"] == "application/json"
-    assert post_headers["x-api-key"] == get_headers["x-api-key"] == "the-key"
+    # The producer's key goes to POST /events only; the operator route is signed as the caller.
+    assert post_headers["x-api-key"] == "the-key"
     assert "authorization" not in post_headers
+    assert api.signed == [False, True]
+    assert "x-api-key" not in get_headers
+    assert get_headers["x-amz-security-token"] == CALLER.token
+
+
+def test_an_unsigned_or_wrongly_signed_preview_fails_with_the_api_answer(api: ScriptedApi) -> None:
+    api.events, api.previews = [ACCEPTED], [PREVIEW]
+    result = smoke(api, AWS_SECRET_ACCESS_KEY="not-the-callers-secret")
+    assert result.returncode == 1
+    assert "smoke: FAILED GET /redrive/preview?maxMessages=1 -> 403 (expected 200)" in result.stderr
+    assert api.signed == [False, False]
 
 
 def test_sends_the_bearer_token_for_jwt_stages(api: ScriptedApi) -> None:
     api.events, api.previews = [ACCEPTED], [PREVIEW]
     result = smoke(api, LAB_BEARER_TOKEN="a.b.c")
     assert result.returncode == 0, result.stderr
-    assert all(headers["authorization"] == "Bearer a.b.c" for _, _, headers, _ in api.requests)
+    (_, _, post_headers, _), (_, _, get_headers, _) = api.requests
+    assert post_headers["authorization"] == "Bearer a.b.c"
+    assert get_headers["authorization"].startswith("AWS4-HMAC-SHA256 Credential=ASIATESTCALLER/")
     assert all("x-api-key" not in headers for _, _, headers, _ in api.requests)
 
 

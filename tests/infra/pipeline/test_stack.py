@@ -5,7 +5,6 @@ stages inside it."""
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import tempfile
 from collections.abc import Iterator
@@ -14,17 +13,25 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aws_cdk import App, Validations
+from aws_cdk import App, Stack, Validations
+from aws_cdk import aws_iam as iam
 from cfnlint.api import ManualArgs, lint
 
 import cdk_app
+from app import public_parameters
 from app.config import load_stage_config
 from app.constructs.gameday_role import gameday_role_name
 from functions.common import names
 from lab.cli import build_parser as lab_parser
 from loadtest.run import build_parser as loadtest_parser
 from pipeline.config import load_pipeline_config
-from pipeline.stack import PIPELINE_STACK_ID, IngestionPipelineStack, pipeline_context
+from pipeline.stack import (
+    PIPELINE_STACK_ID,
+    IngestionPipelineStack,
+    build_pipeline,
+    pipeline_context,
+    synth_role_policy,
+)
 from pipeline.steps import GAMEDAY_OUTPUTS, LOAD_OUTPUTS, SMOKE_OUTPUTS
 from tests import REPO_ROOT as REPO
 from tests.infra.app.test_nag_and_lint import CFN_LINT_IGNORED
@@ -34,7 +41,13 @@ CDK_JSON = json.loads((REPO / "cdk.json").read_text())
 PIPELINE = load_pipeline_config(CDK_JSON["context"])
 # CodePipeline rejects an action whose configuration value is longer than this.
 ACTION_CONFIGURATION_LIMIT = 1000
-IN_STAGE = "pipeline/scripts/in_stage.sh"
+# Step scripts run through bash: the artifact zip that carries the checkout may drop the x bit.
+IN_STAGE = ["bash", "pipeline/scripts/in_stage.sh"]
+# What the pipeline's context parameter holds for prod (cdk.json's issuer is an example prod refuses).
+PROD_IDENTITY = {
+    "prodJwtIssuer": "https://login.example.org/oauth2/ingestion",
+    "prodJwtAudience": "ingestion-api",
+}
 
 
 @dataclass
@@ -95,7 +108,7 @@ class PipelineSynthesis:
 def synthesized() -> Iterator[PipelineSynthesis]:
     """The app exactly as the entry point (cdk_app.py) builds it, synthesized once for this module."""
     with tempfile.TemporaryDirectory(prefix="pipeline-tests-") as outdir:
-        app = cdk_app.build(App(outdir=outdir))
+        app = cdk_app.build(App(outdir=outdir, context=PROD_IDENTITY))
         stack = app.node.find_child(PIPELINE_STACK_ID)
         assert isinstance(stack, IngestionPipelineStack)
         error: str | None = None
@@ -156,6 +169,40 @@ def test_source_is_the_connection_and_branch_from_context_and_a_push_triggers_it
     assert source["Configuration"]["DetectChanges"] is True
 
 
+def source_action_statements(stack: IngestionPipelineStack) -> list[dict[str, Any]]:
+    """The statements of the Source stage's action role(s), resolved."""
+    source = stack.pipeline.pipeline.node.find_child("Source")
+    policies = [node for node in source.node.find_all() if isinstance(node, iam.Policy)]
+    assert policies, "no action role policy in the Source stage"
+    return [s for policy in policies for s in stack.resolve(policy.document.to_json())["Statement"]]
+
+
+@pytest.mark.parametrize(
+    "connection_arn",
+    [
+        "arn:aws:codeconnections:us-east-1:333333333333:connection/11111111-2222-3333-4444-555555555555",
+        "arn:aws:codestar-connections:us-east-1:333333333333:connection/11111111-2222-3333-4444-555555555555",
+    ],
+)
+def test_the_source_action_may_use_the_connection_under_its_own_service_prefix(connection_arn: str) -> None:
+    """A connection created under the current service name (arn:aws:codeconnections:...) is used with
+    codeconnections:UseConnection, an older one with codestar-connections:UseConnection: "the service
+    prefix needs to match that of the resource" (Developer Tools console User Guide, "Connections
+    rename - Summary of changes")."""
+    prefix = connection_arn.split(":")[2]
+    stack = build_pipeline(App(context={**PROD_IDENTITY, "connectionArn": connection_arn}))
+    granted = {
+        action
+        for statement in source_action_statements(stack)
+        if statement["Resource"] == connection_arn
+        for action in _list(statement["Action"])
+    }
+    assert f"{prefix}:UseConnection" in granted
+    if prefix == "codestar-connections":
+        # Nothing more than the matching action (CDK's own grant).
+        assert granted == {"codestar-connections:UseConnection"}
+
+
 def test_synth_runs_the_developer_check_before_it_synthesizes(synthesized: PipelineSynthesis) -> None:
     synth = synthesized.action("Build", "Synth")
     spec = synthesized.buildspec(synth)
@@ -173,11 +220,24 @@ def test_synth_runs_the_developer_check_before_it_synthesizes(synthesized: Pipel
     (fetch,) = [c for c in commands if "get-parameter" in c]
     assert commands.index(fetch) < len(commands) - 1
     assert fetch.endswith("> cdk.context.json")
+    # The pre-flight reads that context, and runs before anything is synthesized for deployment.
+    (preflight,) = [c for c in commands if "pipeline.preflight" in c]
+    assert commands.index(fetch) < commands.index(preflight) < len(commands) - 1
+    assert shlex.split(preflight) == [".venv/bin/python", "-m", "pipeline.preflight"]
     assert synthesized.project_env(synth)["CDK_CONTEXT_PARAMETER"] == PIPELINE.context_parameter_name
     ssm = [s for s in synthesized.role_statements(synth) if s["Action"] == "ssm:GetParameter"]
-    assert [joined(s["Resource"]) for s in ssm] == [
+    context_read, preflight_reads = ssm
+    assert joined(context_read["Resource"]) == (
         f"arn:aws:ssm:{PIPELINE.region}:{PIPELINE.account}:parameter{PIPELINE.context_parameter_name}"
-    ]
+    )
+    # The public parameters each stage resolves, in its own region, and nothing else.
+    expected = {
+        f"arn:aws:ssm:{config.region}::parameter{parameter.name}"
+        for config in (stage_config("dev"), stage_config("prod"))
+        for parameter in public_parameters(config)
+    }
+    assert expected
+    assert {joined(r) for r in _list(preflight_reads["Resource"])} == expected
 
 
 def test_self_mutation_deploys_the_pipeline_stack_with_the_cli_pinned_in_package_json(
@@ -311,9 +371,8 @@ def build_commands(synthesized: PipelineSynthesis, stage: str, step: str) -> lis
 
 def test_smoke_runs_the_curl_script_inside_the_stage(synthesized: PipelineSynthesis) -> None:
     for stage in ("Dev", "Prod"):
-        assert build_commands(synthesized, stage, "Smoke") == [f"{IN_STAGE} pipeline/scripts/smoke.sh"]
-    for script in ("in_stage.sh", "smoke.sh"):
-        assert os.access(REPO / "pipeline" / "scripts" / script, os.X_OK), f"{script} is not executable"
+        (command,) = build_commands(synthesized, stage, "Smoke")
+        assert shlex.split(command) == [*IN_STAGE, "bash", "pipeline/scripts/smoke.sh"]
     # The API credential for each stage's authMode.
     dev_env = synthesized.project_env(synthesized.action("Dev", "Smoke"))
     prod_env = synthesized.project_env(synthesized.action("Prod", "Smoke"))
@@ -337,9 +396,9 @@ def test_smoke_runs_the_curl_script_inside_the_stage(synthesized: PipelineSynthe
 def test_load_step_runs_locust_and_the_gate_with_the_context_settings(synthesized: PipelineSynthesis) -> None:
     (command,) = build_commands(synthesized, "Dev", "LoadTest")
     argv = shlex.split(command)
-    assert argv[:4] == [IN_STAGE, "python", "-m", "loadtest"]
+    assert argv[:5] == [*IN_STAGE, "python", "-m", "loadtest"]
     # The runner's own parser accepts the step's arguments (a renamed flag fails here, not in AWS).
-    args = loadtest_parser().parse_args(argv[4:])
+    args = loadtest_parser().parse_args(argv[5:])
     load = PIPELINE.load
     assert args.target == "env"
     assert args.users == load.users
@@ -361,12 +420,12 @@ def test_gameday_step_runs_the_poison_pill_gameday_and_always_resets_the_failure
     spec = synthesized.buildspec(synthesized.action("Dev", "PoisonPillGameday"))
     (command,) = spec["phases"]["build"]["commands"]
     argv = shlex.split(command)
-    assert argv[:4] == [IN_STAGE, "python", "-m", "lab.cli"]
-    args = lab_parser().parse_args(argv[4:])
+    assert argv[:5] == [*IN_STAGE, "python", "-m", "lab.cli"]
+    args = lab_parser().parse_args(argv[5:])
     assert (args.command, args.name, args.target) == ("gameday", "poison-pill", "env")
     (reset,) = spec["phases"]["build"]["finally"]
     argv = shlex.split(reset)
-    assert argv[:4] == [IN_STAGE, "aws", "ssm", "put-parameter"]
+    assert argv[:5] == [*IN_STAGE, "aws", "ssm", "put-parameter"]
     assert argv[argv.index("--name") + 1] == names.FAILURE_MODE_PARAMETER
     assert argv[argv.index("--value") + 1] == names.FailureMode.NONE.value
 
@@ -497,3 +556,24 @@ def test_cfn_lint_finds_nothing_in_the_pipeline_template(synthesized: PipelineSy
         if match.message != JOIN_STYLE
     ]
     assert problems == []
+
+
+def test_prod_trusts_the_identity_provider_of_the_context(synthesized: PipelineSynthesis) -> None:
+    """The prod smoke test's token comes from the issuer the context names, not cdk.json's example."""
+    api = synthesized.nested_template("Prod", "Api")
+    (authorizer,) = [r for r in api["Resources"].values() if r["Type"] == "AWS::ApiGatewayV2::Authorizer"]
+    assert authorizer["Properties"]["JwtConfiguration"] == {
+        "Issuer": PROD_IDENTITY["prodJwtIssuer"],
+        "Audience": [PROD_IDENTITY["prodJwtAudience"]],
+    }
+
+
+def test_the_synth_role_reads_no_public_parameter_when_no_stage_resolves_one() -> None:
+    """A statement with no resource is invalid IAM: without public parameters there is none."""
+    app = App()
+    stack = Stack(app, "Synth", env={"account": PIPELINE.account, "region": PIPELINE.region})
+    local = load_stage_config(CDK_JSON["context"], "local")
+    assert not local.powertools_layer_from_ssm
+    (context_read,) = synth_role_policy(stack, PIPELINE, [local])
+    assert stack.resolve(context_read.to_json())["Sid"] == "ReadSynthContext"
+    assert len(synth_role_policy(stack, PIPELINE, [stage_config("dev")])) == 2

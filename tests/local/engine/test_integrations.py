@@ -79,6 +79,23 @@ def test_http_api_sends_payload_v2_and_base64_encodes_non_json_bodies(local_engi
     assert as_bytes["isBase64Encoded"] is True
     assert base64.b64decode(as_bytes["body"]) == b"\x00raw bytes"
 
+    # A JSON body that is not UTF-8 reaches the function decoded lossily, U+FFFD in place of the
+    # bad byte: the ingest refuses a raw U+FFFD (400 invalid_utf8) for that reason.
+    _, lossy = _post(url, b'{"a": "\xff"}', {"content-type": "application/json"})
+    assert (lossy["isBase64Encoded"], lossy["body"]) == (False, '{"a": "\ufffd"}')
+
+
+def test_sqs_refuses_characters_outside_its_set(local_engine, name):
+    """SendMessage API reference: #x9 | #xA | #xD | #x20-#xD7FF | #xE000-#xFFFD | #x10000-#x10FFFF.
+    The ingest refuses U+FFFE/U+FFFF (422) because SQS would (tests/unit/functions/sqs_rules.py)."""
+    sqs = local_engine.client("sqs")
+    queue_url = sqs.create_queue(QueueName=name("chars"))["QueueUrl"]
+    for body in ('{"a":"\uffff"}', '{"a":"\ufffe"}', '{"a":"\x01"}'):
+        with pytest.raises(sqs.exceptions.ClientError) as refused:
+            sqs.send_message(QueueUrl=queue_url, MessageBody=body)
+        assert refused.value.response["Error"]["Code"] == "InvalidMessageContents"
+    sqs.send_message(QueueUrl=queue_url, MessageBody='{"a":"\ufffd\U0001f600\t"}')
+
 
 def _service_may(service: str, action: str, resource: str) -> str:
     return json.dumps(

@@ -20,20 +20,25 @@ from functions.common.names import (
     FailureMode,
     Output,
     RecordStatus,
+    is_operator_path,
 )
+from stage_client.api import signed
 from stage_client.target import Target
 
 
 def call(
     target: Target, method: str, path: str, body: Any = None, raw: bytes | None = None
 ) -> tuple[int, Any]:
+    """One raw API call; the operator routes (/redrive/*) signed with SigV4 as the caller, as on AWS."""
     data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
-    request = urllib.request.Request(
-        f"{target.api_url}{path}",
-        data=data,
-        method=method,
-        headers={"content-type": "application/json", **target.api_headers()},
+    url = f"{target.api_url}{path}"
+    headers = {"content-type": "application/json"}
+    headers = (
+        signed(target, method, url, data, headers)
+        if is_operator_path(path)
+        else {**headers, **target.api_headers()}
     )
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=15) as response:
             return response.status, json.loads(response.read() or b"null")
@@ -79,6 +84,9 @@ def poison_mode(local_target: Target) -> Iterator[None]:
         FailureMode.POISON_PAYLOAD, set_by="tests/local", now=time.time(), ttl_seconds=240
     )
     ssm.put_parameter(Name=FAILURE_MODE_PARAMETER, Value=value, Type="String", Overwrite=True)
+    # A worker that just ran (the test before) holds the old mode for failureModeCacheSeconds
+    # (1 s locally): an event posted at once would be processed without the poison.
+    time.sleep(2)
     try:
         yield
     finally:
@@ -118,13 +126,73 @@ def test_bad_input_is_rejected_with_4xx_and_never_queued(local_target):
     missing_amount = call(local_target, "POST", "/events", {"orderId": "1", "idempotencyKey": key})
     malformed = call(local_target, "POST", "/events", raw=b'{"orderId": "1", "orderId": "2", "amount": 1}')
     not_json = call(local_target, "POST", "/events", raw=b"not json")
+    # The local API hands the function a lossy decode of these bytes (U+FFFD for 0xFF).
+    not_utf8 = call(
+        local_target, "POST", "/events", raw=f'{{"orderId":"{key}","amount":1,"x":"'.encode() + b'\xff"}'
+    )
+    sqs_unsafe = call(
+        local_target, "POST", "/events", {"orderId": "1", "amount": 1, "idempotencyKey": key, "x": "\uffff"}
+    )
 
-    for status, body in (missing_amount, malformed, not_json):
+    assert (not_utf8[0], not_utf8[1]["error"]) == (400, "invalid_utf8")
+    assert (sqs_unsafe[0], sqs_unsafe[1]["error"], sqs_unsafe[1]["field"]) == (
+        422,
+        "unsupported_character",
+        "$.x",
+    )
+    for status, body in (missing_amount, malformed, not_json, not_utf8, sqs_unsafe):
         assert 400 <= status < 500, body
         assert "idempotencyKey" not in (body or {})
     # Had ingest queued it, the worker would have recorded the client key (FAILED: schema).
     time.sleep(3)
     assert state_item(local_target, key) is None
+
+
+def test_a_key_reused_with_another_payload_is_a_visible_conflict_and_the_first_record_stays(
+    local_target, wait
+):
+    key = f"e2e-reused-{uuid.uuid4().hex[:12]}"
+    first = {"orderId": key, "amount": 10, "idempotencyKey": key}
+    status, _ = call(local_target, "POST", "/events", first)
+    assert status == 202
+
+    def settled() -> dict[str, Any] | None:
+        # SUCCEEDED, and its success event published (the outbox mark), so nothing changes it later.
+        item = state_item(local_target, key)
+        return item if item and item.get("eventPublished", {}).get("BOOL") is True else None
+
+    recorded = wait(settled, timeout=30, what=f"{key} SUCCEEDED with its event published")
+    assert recorded["status"]["S"] == RecordStatus.SUCCEEDED.value
+
+    # The ingest reads the key's record: another payload is refused at once.
+    status, body = call(local_target, "POST", "/events", {**first, "amount": 99})
+    assert (status, body["error"]) == (409, "idempotency_conflict"), body
+
+    # Two requests at once can both pass that read: the worker is the guarantee. Such a message,
+    # put on the queue as the ingest would have, is parked in the DLQ, the first record untouched.
+    sqs = local_target.client("sqs")
+    conflicting = json.dumps({**first, "amount": 99}, separators=(",", ":"), sort_keys=True)
+    sqs.send_message(
+        QueueUrl=local_target.output(Output.QUEUE_URL),
+        MessageBody=conflicting,
+        MessageAttributes={"idempotencyKey": {"DataType": "String", "StringValue": key}},
+    )
+
+    def parked() -> dict[str, Any] | None:
+        for message in sqs.receive_message(
+            QueueUrl=local_target.output(Output.DLQ_URL),
+            MaxNumberOfMessages=10,
+            MessageAttributeNames=["All"],
+            VisibilityTimeout=5,
+        ).get("Messages", []):
+            if message["Body"] == conflicting:
+                return message
+        return None
+
+    message = wait(parked, timeout=60, what="the conflicting message in the DLQ")
+    assert message["MessageAttributes"]["errorType"]["StringValue"] == "IdempotencyConflict"
+    assert state_item(local_target, key) == recorded
+    sqs.delete_message(QueueUrl=local_target.output(Output.DLQ_URL), ReceiptHandle=message["ReceiptHandle"])
 
 
 @pytest.mark.usefixtures("poison_mode")

@@ -1,8 +1,9 @@
 """The pipeline's post-deploy steps against the local stage.
 
 in_stage.sh assumes a role through a profile and fetches the API key as that role; smoke.sh passes
-on a healthy API and fails otherwise; and the dev steps' exact commands, fed the same outputs, pass
-as the checks role the stage deploys for the pipeline (the engine enforces that role's policy).
+on a healthy API (signing the operator route as that role) and fails otherwise; and the dev steps'
+exact commands, fed the same outputs, pass as the checks role the stage deploys for the pipeline
+(the engine enforces that role's policy). Scripts run as the steps run them: through bash.
 """
 
 from __future__ import annotations
@@ -32,8 +33,14 @@ if TYPE_CHECKING:  # the fixture's type; conftest itself is loaded by pytest, no
 
 pytestmark = pytest.mark.local
 
-IN_STAGE = str(REPO_ROOT / steps.IN_STAGE)
-SMOKE_SCRIPT = str(REPO_ROOT / steps.SMOKE)
+IN_STAGE = ["bash", str(REPO_ROOT / steps.IN_STAGE)]
+SMOKE_SCRIPT = ["bash", str(REPO_ROOT / steps.SMOKE)]
+# What the smoke test's GET /redrive/preview needs: the operator route takes IAM authorization.
+PREVIEW = {
+    "Effect": "Allow",
+    "Action": "execute-api:Invoke",
+    "Resource": f"arn:aws:execute-api:{REGION}:{ACCOUNT_ID}:*/*/GET/redrive/preview",
+}
 SCRIPT_TIMEOUT_S = 120
 STEP_TIMEOUT_S = 600
 
@@ -70,7 +77,7 @@ def run_in_stage(
     base = {key: value for key, value in os.environ.items() if not key.startswith("AWS_")}
     base["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{base.get('PATH', '')}"
     return subprocess.run(
-        [IN_STAGE, *command],
+        [*IN_STAGE, *command],
         cwd=REPO_ROOT,
         env={**base, **aws_env(local_engine.endpoint_url), "STAGE_REGION": REGION, **env},
         capture_output=True,
@@ -87,7 +94,7 @@ def test_smoke_passes_as_the_assumed_role_with_the_api_key_it_may_read(
     secret = secrets.create_secret(Name=unique("ingestion-local/api-key"), SecretString="local-smoke-key")
     role_arn = checks_role(
         local_engine,
-        [{"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": secret["ARN"]}],
+        [{"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": secret["ARN"]}, PREVIEW],
     )
     env = {
         "STAGE_ROLE_ARN": role_arn,
@@ -99,7 +106,7 @@ def test_smoke_passes_as_the_assumed_role_with_the_api_key_it_may_read(
     key_check = run_in_stage(local_engine, env, "bash", "-c", 'test "$LAB_API_KEY" = local-smoke-key')
     assert key_check.returncode == 0, key_check.stderr
 
-    smoke = run_in_stage(local_engine, env, SMOKE_SCRIPT)
+    smoke = run_in_stage(local_engine, env, *SMOKE_SCRIPT)
 
     assert smoke.returncode == 0, smoke.stdout + smoke.stderr
     role_name = role_arn.rsplit("/", 1)[1]
@@ -155,7 +162,7 @@ def test_a_role_that_cannot_be_assumed_stops_the_step_with_its_name(local_engine
 def test_smoke_fails_when_the_api_does_not_answer_as_expected(
     local_engine: LocalEngine, local_target: Target
 ) -> None:
-    result = run_in_stage(local_engine, {"ApiUrl": f"{local_target.api_url}/no-such-prefix"}, SMOKE_SCRIPT)
+    result = run_in_stage(local_engine, {"ApiUrl": f"{local_target.api_url}/no-such-prefix"}, *SMOKE_SCRIPT)
     assert result.returncode == 1
     assert "smoke: FAILED POST /events" in result.stderr
 
@@ -208,7 +215,7 @@ def test_dev_smoke_step_passes_as_the_checks_role(
     local_engine: LocalEngine, local_target: Target, stage_checks_role: str
 ) -> None:
     result = run_in_stage(
-        local_engine, step_env(local_target, steps.SMOKE_OUTPUTS, stage_checks_role), SMOKE_SCRIPT
+        local_engine, step_env(local_target, steps.SMOKE_OUTPUTS, stage_checks_role), *SMOKE_SCRIPT
     )
     assert_ran_as(result, stage_checks_role)
     assert "smoke: PASSED" in result.stdout

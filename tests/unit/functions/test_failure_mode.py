@@ -8,6 +8,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from functions.common.failure_mode import (
@@ -164,3 +165,54 @@ def test_writer_stores_json_that_the_reader_honours(ssm: Any) -> None:
         cache_seconds=0,
     )
     assert reader.current().mode is FailureMode.RANDOM_FAIL_P30
+
+
+class ThrottlingSsm:
+    """An SSM client that SSM is throttling: every GetParameter fails, each one counted."""
+
+    def __init__(self) -> None:
+        self.reads = 0
+
+    def get_parameter(self, **kwargs: Any) -> Any:
+        self.reads += 1
+        raise ClientError(
+            {"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, "GetParameter"
+        )
+
+
+def test_a_failed_read_is_cached_too_one_read_per_cache_period() -> None:
+    ssm = ThrottlingSsm()
+    clock = [NOW]
+    reader = FailureModeReader(
+        ParameterWithMetadataProvider(ssm),
+        parameter_name=FAILURE_MODE_PARAMETER,
+        enabled=True,
+        cache_seconds=5,
+        clock=lambda: clock[0],
+    )
+
+    for tick in range(50):  # 50 records (or requests) within one cache period
+        clock[0] = NOW + tick * 0.09
+        resolved = reader.current()
+        assert (resolved.mode, resolved.resolution) == (FailureMode.NONE, Resolution.UNREADABLE)
+    assert ssm.reads == 1
+
+    clock[0] = NOW + 5
+    reader.current()
+    assert ssm.reads == 2
+
+
+def test_a_readable_parameter_after_a_failure_is_read_again_once_the_period_ends(ssm: Any) -> None:
+    clock = [time.time()]
+    reader = FailureModeReader(
+        ParameterWithMetadataProvider(ssm),
+        parameter_name=FAILURE_MODE_PARAMETER,
+        enabled=True,
+        cache_seconds=5,
+        clock=lambda: clock[0],
+    )
+    assert reader.current().resolution is Resolution.UNREADABLE  # not created yet
+    ssm.put_parameter(Name=FAILURE_MODE_PARAMETER, Value="poison_payload", Type="String")
+    assert reader.current().resolution is Resolution.UNREADABLE  # still within the period
+    clock[0] += 5
+    assert reader.current().mode is FailureMode.POISON_PAYLOAD

@@ -11,7 +11,8 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from functions.common.names import DetailType, ErrorType, RecordStatus
 from functions.ingest import handler as ingest
-from functions.redrive.jobs import JobStore, RedriveJobs
+from functions.redrive.job_store import JobStore
+from functions.redrive.jobs import RedriveJobs
 from functions.redrive.mover import DlqMover, Pacer
 from functions.redrive.params import RedriveParams
 from functions.reset import handler as reset
@@ -79,8 +80,9 @@ def test_duplicate_submit_through_a_killed_batch_still_gives_one_success_event_p
     # The invocation settles every record, then the runtime kills it before its PutEvents.
     killed = RecordProcessor(
         state=worker.dependencies().state,
-        failure_modes=worker.dependencies().failure_modes,
+        mode=worker.dependencies().failure_modes.current().mode,
         events=EventBatch(stage.events, stage.bus_name),
+        dead_letters=worker.dependencies().dead_letters,
         remaining_ms=lambda: 3_000,
         clock=lambda: time.time() - 60,
     )
@@ -135,10 +137,42 @@ def test_poison_then_reset_then_redrive_recovers(stage: Any, lambda_context: Any
         start_async=lambda job_id: None,
         pacer_factory=lambda: Pacer(100),
     )
-    job = jobs.start(RedriveParams(max_messages=10, filter_error_type=ErrorType.SCHEMA_VALIDATION.value))
-    assert jobs.run(job["jobId"], lambda: 600_000)["counters"]["moved"] == 1
+    job = jobs.start(
+        RedriveParams(max_messages=10, filter_error_types=frozenset({ErrorType.SCHEMA_VALIDATION.value}))
+    )
+    assert jobs.run(job.job_id, lambda: 600_000).counters.moved == 1
 
     assert drain_through_worker(stage, lambda_context) == []
     item = stage.state(key)
     assert (item["status"], item["attempts"], item["redriveCount"]) == (RecordStatus.SUCCEEDED.value, 2, 1)
     assert stage.depth(stage.dlq_url) == 0
+
+
+def post_raw(payload: dict[str, Any], context: Any) -> tuple[int, dict[str, Any]]:
+    event = http_event("POST", "/events", body=json.dumps(payload), headers=JSON_HEADERS)
+    response = ingest.lambda_handler(event, context)
+    return response["statusCode"], json.loads(response["body"])
+
+
+def test_a_reused_client_key_is_refused_at_ingest_and_caught_by_the_worker_in_a_race(
+    stage: Any, lambda_context: Any
+) -> None:
+    first = {"orderId": "r-1", "amount": 10, "idempotencyKey": "order-r-1"}
+    second = {**first, "amount": 11}
+    # Two requests at once: neither finds a record, both are queued.
+    assert post_raw(first, lambda_context)[0] == 202
+    assert post_raw(second, lambda_context)[0] == 202
+
+    assert drain_through_worker(stage, lambda_context) == []
+
+    record = stage.state("order-r-1")
+    assert record["status"] == RecordStatus.SUCCEEDED.value
+    [parked] = stage.receive_all(stage.dlq_url)
+    assert json.loads(parked["Body"])["amount"] in {10, 11}
+    assert parked["MessageAttributes"]["errorType"]["StringValue"] == ErrorType.IDEMPOTENCY_CONFLICT.value
+    # Later requests meet the record: the other payload is a 409 at once, the same one a retry.
+    kept = next(p for p in (first, second) if p["amount"] != json.loads(parked["Body"])["amount"])
+    reused = second if kept is first else first
+    status, body = post_raw(reused, lambda_context)
+    assert (status, body["error"]) == (409, "idempotency_conflict")
+    assert post_raw(kept, lambda_context)[0] == 202

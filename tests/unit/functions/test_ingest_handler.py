@@ -8,15 +8,28 @@ from typing import Any
 
 import pytest
 
-from functions.common.canonical import idempotency_key_for
-from functions.common.names import ErrorType, MessageAttribute
+from functions.common.canonical import idempotency_key_for, payload_checksum
+from functions.common.names import COMPUTED_KEY_PREFIX, ErrorType, MessageAttribute, RecordStatus
+from functions.common.payload import parse_strict_json
 from functions.ingest import handler
 from functions.ingest.service import DEFAULT_MAX_BODY_BYTES
 from tests.unit.functions.http_events import JSON_HEADERS, http_event
+from tests.unit.functions.sqs_rules import SqsWithCharacterRule
 
 
 @pytest.fixture
-def ingest(stage: Any, lambda_context: Any) -> Iterator[Any]:
+def sqs(stage: Any, monkeypatch: pytest.MonkeyPatch) -> SqsWithCharacterRule:
+    """The ingest's SQS client: moto plus the character rule that SQS enforces and moto does not."""
+    wrapped = SqsWithCharacterRule(stage.sqs)
+    real_client = handler.client
+    monkeypatch.setattr(
+        handler, "client", lambda service: wrapped if service == "sqs" else real_client(service)
+    )
+    return wrapped
+
+
+@pytest.fixture
+def ingest(stage: Any, sqs: SqsWithCharacterRule, lambda_context: Any) -> Iterator[Any]:
     handler.service.cache_clear()
 
     def call(
@@ -151,6 +164,8 @@ BAD_INPUTS: list[tuple[str, Any, dict[str, str] | None, bool, int, str]] = [
     ("nesting 100000", _deep(100_000), None, False, 400, "malformed_json"),
     ("nesting 5000", _deep(5_000), None, False, 400, "malformed_json"),
     ("lone surrogate", '{"orderId":"\\ud800","amount":1}', None, False, 400, "malformed_json"),
+    # Found by the handler fuzz (issue 11): rfc8785 sorts keys by UTF-16, which a surrogate breaks.
+    ("lone surrogate as a key", '{"orderId":"1","amount":1,"\\ud800":0}', None, False, 400, "malformed_json"),
     ("missing orderId", '{"amount":1}', None, False, 422, "schema_violation"),
     ("missing amount", '{"orderId":"1"}', None, False, 422, "schema_violation"),
     ("empty orderId", '{"orderId":"  ","amount":1}', None, False, 422, "schema_violation"),
@@ -220,6 +235,56 @@ BAD_INPUTS: list[tuple[str, Any, dict[str, str] | None, bool, int, str]] = [
     ),
     ("invalid base64", "%%%not-base64%%%", None, False, 400, "invalid_base64"),
     ("base64 of invalid UTF-8", b'{"orderId":"\xff","amount":1}', None, True, 400, "invalid_utf8"),
+    # Issue 11: text handed over with a lone surrogate (bytes that were not UTF-8, decoded lossily).
+    ("text body with a lone surrogate", '{"orderId":"\ud800","amount":1}', None, False, 400, "invalid_utf8"),
+    # Issue 11: a gateway that decodes the text body lossily leaves U+FFFD where the bytes were not
+    # UTF-8 (the local API does: tests/local/engine/test_integrations.py).
+    ("raw U+FFFD", '{"orderId":"\ufffd","amount":1}', None, False, 400, "invalid_utf8"),
+    # Issue 11: characters SQS cannot carry (SendMessage API reference), escaped or raw.
+    (
+        "U+FFFF escaped",
+        '{"orderId":"1","amount":1,"note":"\\uffff"}',
+        None,
+        False,
+        422,
+        "unsupported_character",
+    ),
+    ("U+FFFE raw", '{"orderId":"1","amount":1,"note":"a\ufffe"}', None, False, 422, "unsupported_character"),
+    (
+        "U+FFFF in a nested key",
+        '{"orderId":"1","amount":1,"items":[{"\\uffff":1}]}',
+        None,
+        False,
+        422,
+        "unsupported_character",
+    ),
+    # Issue 11: RFC 8785 numbers are IEEE 754 doubles.
+    ("float underflow", '{"orderId":"1","amount":1e-400}', None, False, 400, "malformed_json"),
+    (
+        "integer a double changes",
+        '{"orderId":"1","amount":9007199254740993}',
+        None,
+        False,
+        400,
+        "malformed_json",
+    ),
+    # Issue 11: computed keys have their own namespace.
+    (
+        "client key in the computed namespace",
+        '{"orderId":"1","amount":1,"idempotencyKey":"sha256:' + "a" * 64 + '"}',
+        None,
+        False,
+        400,
+        "invalid_idempotency_key",
+    ),
+    (
+        "header key in the computed namespace",
+        '{"orderId":"1","amount":1}',
+        {**JSON_HEADERS, "idempotency-key": "SHA256:" + "b" * 64},
+        False,
+        400,
+        "invalid_idempotency_key",
+    ),
 ]
 
 
@@ -237,6 +302,108 @@ def test_bad_input_is_rejected_and_nothing_is_sent(
     assert (actual_status, response["error"]) == (status, code)
     assert response["message"]
     assert stage.depth(stage.queue_url) == 0
+
+
+FIELD_OF_BAD_INPUT = {
+    "U+FFFF escaped": "$.note",
+    "U+FFFE raw": "$.note",
+    "U+FFFF in a nested key": '$.items[0]["\\uffff"]',
+    "missing amount": "amount",
+    "client key in the computed namespace": "idempotencyKey",
+}
+
+
+@pytest.mark.parametrize(
+    "case", [case for case in BAD_INPUTS if case[0] in FIELD_OF_BAD_INPUT], ids=lambda c: c[0]
+)
+def test_a_refusal_names_the_field(ingest: Any, case: tuple[Any, ...]) -> None:
+    name, body, headers, base64_encode, status, code = case
+    actual_status, response = ingest(body, headers=headers, base64_encode=base64_encode)
+    assert (actual_status, response["error"], response["field"]) == (status, code, FIELD_OF_BAD_INPUT[name])
+
+
+def test_sqs_unsafe_text_never_reaches_sqs(ingest: Any, sqs: SqsWithCharacterRule) -> None:
+    """Before the check, SQS refused the send and the client got 503 'retry': a retry never succeeds."""
+    for _ in range(2):
+        status, body = ingest('{"orderId":"1","amount":1,"note":"\\uffff"}')
+        assert (status, body["error"]) == (422, "unsupported_character")
+    assert sqs.refused == 0
+
+
+# --- idempotency keys: namespaces and RFC 8785 (issue 11, items 2 and 4) ---------------------------------
+def test_an_escaped_replacement_character_is_accepted(ingest: Any, stage: Any) -> None:
+    status, _ = ingest('{"orderId":"\\ufffd","amount":1}')
+    assert status == 202
+    [message] = stage.receive_all(stage.queue_url)
+    assert json.loads(message["Body"])["orderId"] == "\ufffd"
+
+
+def test_computed_keys_are_namespaced_and_client_keys_are_kept_as_given(ingest: Any) -> None:
+    _, computed = ingest('{"orderId":"n-1","amount":1}')
+    assert computed["idempotencyKey"].startswith(COMPUTED_KEY_PREFIX)
+    assert len(computed["idempotencyKey"]) == len(COMPUTED_KEY_PREFIX) + 64
+    # A client key that looks like a bare hash is a client key: it cannot collide with a computed one.
+    bare_hash = computed["idempotencyKey"].removeprefix(COMPUTED_KEY_PREFIX)
+    status, chosen = ingest(
+        '{"orderId":"n-2","amount":2}', headers={**JSON_HEADERS, "idempotency-key": bare_hash}
+    )
+    assert (status, chosen["idempotencyKey"]) == (202, bare_hash)
+    # Nor can a client take another payload's computed key.
+    status, refused = ingest(
+        '{"orderId":"n-2","amount":2}',
+        headers={**JSON_HEADERS, "idempotency-key": computed["idempotencyKey"]},
+    )
+    assert (status, refused["error"]) == (400, "invalid_idempotency_key")
+
+
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        '{"orderId":"big","amount":10000000000000000}',
+        '{"orderId":"big","amount":1.0E16}',
+        '{"amount":1e16,"orderId":"big"}',
+    ],
+)
+def test_one_json_number_gives_one_key(ingest: Any, spelling: str) -> None:
+    status, body = ingest(spelling)
+    assert (status, body["idempotencyKey"]) == (202, idempotency_key_for({"orderId": "big", "amount": 1e16}))
+
+
+# --- a reused client key (issue 11, item 1): refused at once when the state table says so ----------------
+def record_first_payload(stage: Any, key: str, body: str) -> None:
+    stage.dynamodb.put_item(
+        TableName=stage.table_name,
+        Item={
+            "idempotencyKey": {"S": key},
+            "status": {"S": RecordStatus.SUCCEEDED.value},
+            "checksum": {"S": payload_checksum(parse_strict_json(body))},
+        },
+    )
+
+
+def test_a_client_key_reused_with_another_payload_is_a_409(ingest: Any, stage: Any) -> None:
+    record_first_payload(stage, "order-77:v1", '{"orderId":"77","amount":10}')
+
+    status, body = ingest('{"orderId":"77","amount":99,"idempotencyKey":"order-77:v1"}')
+
+    assert (status, body["error"], body["field"]) == (409, "idempotency_conflict", "idempotencyKey")
+    assert stage.depth(stage.queue_url) == 0
+    # The same order again, its key in the body or in the header, is a retry: accepted.
+    assert ingest('{"orderId":"77","amount":10,"idempotencyKey":"order-77:v1"}')[0] == 202
+    assert (
+        ingest('{"orderId":"77","amount":10}', headers={**JSON_HEADERS, "idempotency-key": "order-77:v1"})[0]
+        == 202
+    )
+
+
+def test_an_unreadable_state_table_lets_the_request_through(
+    ingest: Any, stage: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ingest's read is an early warning; the worker's conditional write is the guarantee."""
+    monkeypatch.setenv("TABLE_NAME", "no-such-table")
+    handler.service.cache_clear()
+    status, _ = ingest('{"orderId":"78","amount":1,"idempotencyKey":"order-78:v1"}')
+    assert status == 202
 
 
 def test_catalog_is_large_enough() -> None:

@@ -4,18 +4,26 @@ from __future__ import annotations
 
 import json
 import random
+import threading
 import time
 from dataclasses import replace
 from typing import Any
 
 import pytest
 
-from functions.common.names import REDRIVE_JOB_EVENT_KEY, ErrorType, MessageAttribute, RecordStatus
+from functions.common.names import (
+    NO_ERROR_TYPE,
+    REDRIVE_JOB_EVENT_KEY,
+    ErrorType,
+    MessageAttribute,
+    RecordStatus,
+)
 from functions.common.state_table import StateTable
 from functions.redrive import handler
-from functions.redrive.jobs import JobStartFailed, JobStatus, JobStore, RedriveJobs
-from functions.redrive.mover import DlqMover, Pacer
-from functions.redrive.params import RedriveParams
+from functions.redrive.job_store import JobNotFound, JobStatus, JobStore, RedriveJob
+from functions.redrive.jobs import JobConflict, JobHandoverFailed, JobStartFailed, RedriveJobs
+from functions.redrive.mover import RECEIVE_VISIBILITY_SECONDS, DlqMover, Pacer
+from functions.redrive.params import RedriveParams, parse_params
 from tests.unit.functions.http_events import JSON_HEADERS, http_event
 
 
@@ -92,24 +100,70 @@ def mover(
     )
 
 
+class Invocation:
+    """One invocation's time on a fake clock: pacing sleeps and batches advance it."""
+
+    def __init__(self, seconds: float, *, start: float = 0.0) -> None:
+        self.now = start
+        self.deadline = start + seconds
+
+    def remaining_ms(self) -> int:
+        return int((self.deadline - self.now) * 1000)
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+    def clock(self) -> float:
+        return self.now
+
+
+def slow_batches(dlq_mover: DlqMover, invocation: Invocation, seconds: float) -> None:
+    """Every batch the mover moves takes `seconds` of the invocation's time."""
+    original_move = dlq_mover.move
+
+    def move(*args: Any, **kwargs: Any) -> Any:
+        invocation.now += seconds
+        return original_move(*args, **kwargs)
+
+    dlq_mover.move = move  # type: ignore[method-assign]
+
+
 class Jobs:
     """RedriveJobs over moto with the asynchronous start captured instead of invoking Lambda."""
 
-    def __init__(self, stage: Any, dlq_mover: DlqMover, rate: float = 1000.0) -> None:
+    def __init__(
+        self,
+        stage: Any,
+        dlq_mover: DlqMover,
+        rate: float = 1000.0,
+        *,
+        invocation: Invocation | None = None,
+        start_async: Any = None,
+        clock: Any = time.time,
+    ) -> None:
         self.started: list[str] = []
         self.store = JobStore(stage.dynamodb, stage.jobs_table_name, ttl_days=3)
         self.naps: list[float] = []
+
+        def sleep(seconds: float) -> None:
+            self.naps.append(seconds)
+            if invocation is not None:
+                invocation.sleep(seconds)
+
         self.jobs = RedriveJobs(
             store=self.store,
             mover=dlq_mover,
-            start_async=self.started.append,
-            pacer_factory=lambda: Pacer(rate, sleep=self.naps.append),
+            start_async=start_async or self.started.append,
+            pacer_factory=lambda: Pacer(
+                rate, sleep=sleep, clock=invocation.clock if invocation else time.monotonic
+            ),
+            clock=clock,
         )
 
-    def run(self, params: RedriveParams, remaining_ms: int = 600_000) -> dict[str, Any]:
+    def run(self, params: RedriveParams, remaining_ms: int = 600_000) -> RedriveJob:
         job = self.jobs.start(params)
-        assert self.started[-1] == job["jobId"]
-        return self.jobs.run(job["jobId"], lambda: remaining_ms)
+        assert self.started[-1] == job.job_id
+        return self.jobs.run(job.job_id, lambda: remaining_ms)
 
 
 def attribute(message: dict[str, Any], name: MessageAttribute) -> str | None:
@@ -129,7 +183,7 @@ def api(stage: Any, lambda_context: Any, monkeypatch: pytest.MonkeyPatch) -> Any
             return {"StatusCode": 202}
 
     deps = replace(handler.dependencies(), lambda_client=FakeLambda())
-    deps.mover._wait_seconds = 0
+    deps.mover.dlq._wait_seconds = 0
     monkeypatch.setattr(handler, "dependencies", lambda: deps)
 
     def call(method: str, path: str, *, query: dict[str, str] | None = None, body: Any = None) -> Any:
@@ -165,12 +219,36 @@ def test_preview_filters_by_error_type_and_age(stage: Any) -> None:
     park(stage, 2, error_type=ErrorType.TRANSIENT)
     future = mover(stage, clock=lambda: time.time() + 120)
 
-    by_type = future.preview(RedriveParams(max_messages=10, filter_error_type=ErrorType.TRANSIENT.value))
+    by_type = future.preview(
+        RedriveParams(max_messages=10, filter_error_types=frozenset({ErrorType.TRANSIENT.value}))
+    )
     assert [m["idempotencyKey"] for m in by_type["messages"]] == ["key-TransientDownstreamError-2-0"]
     assert by_type["scanned"] == 2
     assert future.preview(RedriveParams(max_messages=10, min_age_seconds=60))["matched"] == 2
     assert mover(stage).preview(RedriveParams(max_messages=10, min_age_seconds=60))["matched"] == 0
     assert len(stage.receive_all(stage.dlq_url)) == 2
+
+
+def test_preview_and_move_take_the_same_routing_decision(stage: Any) -> None:
+    wanted = {park(stage, n, error_type=ErrorType.TRANSIENT) for n in range(3)}
+    condemned = park(stage, 7, error_type=ErrorType.TRANSIENT, redrive_count=3)
+    for n in range(3):
+        park(stage, n)
+    params = RedriveParams(max_messages=100, filter_error_types=frozenset({ErrorType.TRANSIENT.value}))
+    dlq_mover = mover(stage, max_redrives=3)
+
+    preview = dlq_mover.preview(params)
+    job = Jobs(stage, dlq_mover).run(params)
+
+    routes = {m["idempotencyKey"]: m["route"] for m in preview["messages"]}
+    assert routes == {**dict.fromkeys(wanted, "main"), condemned: "quarantine"}
+    assert {
+        attribute(m, MessageAttribute.IDEMPOTENCY_KEY) for m in stage.receive_all(stage.queue_url)
+    } == wanted
+    assert [
+        attribute(m, MessageAttribute.IDEMPOTENCY_KEY) for m in stage.receive_all(stage.quarantine_url)
+    ] == [condemned]
+    assert (job.counters.moved, job.counters.quarantined, job.counters.skipped) == (3, 1, 3)
 
 
 # --- moving --------------------------------------------------------------------------------------------
@@ -181,8 +259,14 @@ def test_start_moves_messages_with_redrive_count_and_jitter_bounds(stage: Any) -
 
     job = jobs.run(RedriveParams(max_messages=100, per_message_delay_jitter=4))
 
-    assert job["status"] == JobStatus.SUCCEEDED.value
-    assert job["counters"] == {"received": 15, "moved": 15, "skipped": 0, "quarantined": 0, "failed": 0}
+    assert job.status is JobStatus.SUCCEEDED
+    assert job.counters.as_dict() == {
+        "received": 15,
+        "moved": 15,
+        "skipped": 0,
+        "quarantined": 0,
+        "failed": 0,
+    }
     delays = [entry["DelaySeconds"] for entry in sqs.sent_entries]
     assert all(0 <= delay <= 4 for delay in delays)
     assert len(set(delays)) > 1
@@ -191,7 +275,7 @@ def test_start_moves_messages_with_redrive_count_and_jitter_bounds(stage: Any) -
     # Messages delayed by up to 4 s may not be visible yet; the ones that are carry the new count.
     for message in moved:
         assert attribute(message, MessageAttribute.REDRIVE_COUNT) == "1"
-        assert attribute(message, MessageAttribute.REDRIVE_JOB_ID) == job["jobId"]
+        assert attribute(message, MessageAttribute.REDRIVE_JOB_ID) == job.job_id
         assert attribute(message, MessageAttribute.IDEMPOTENCY_KEY) in keys
     assert stage.depth(stage.queue_url) == 15
     assert {stage.state(key)["redriveCount"] for key in keys} == {1}
@@ -208,7 +292,7 @@ def test_max_messages_bounds_the_move(stage: Any) -> None:
     for n in range(12):
         park(stage, n)
     job = Jobs(stage, mover(stage)).run(RedriveParams(max_messages=5))
-    assert job["counters"]["moved"] == 5
+    assert job.counters.moved == 5
     assert stage.depth(stage.dlq_url) == 7
     assert stage.depth(stage.queue_url) == 5
 
@@ -219,11 +303,11 @@ def test_error_type_filter_moves_only_matching_and_releases_the_rest(stage: Any)
         park(stage, n)
 
     job = Jobs(stage, mover(stage)).run(
-        RedriveParams(max_messages=100, filter_error_type=ErrorType.TRANSIENT.value)
+        RedriveParams(max_messages=100, filter_error_types=frozenset({ErrorType.TRANSIENT.value}))
     )
 
-    assert job["counters"]["moved"] == 3
-    assert job["counters"]["skipped"] == 4
+    assert job.counters.moved == 3
+    assert job.counters.skipped == 4
     assert {
         attribute(m, MessageAttribute.IDEMPOTENCY_KEY) for m in stage.receive_all(stage.queue_url)
     } == wanted
@@ -239,7 +323,7 @@ def test_failed_send_leaves_the_message_in_the_dlq(stage: Any) -> None:
 
     job = jobs.run(RedriveParams(max_messages=10))
 
-    assert (job["counters"]["moved"], job["counters"]["failed"]) == (1, 1)
+    assert (job.counters.moved, job.counters.failed) == (1, 1)
     [left] = stage.receive_all(stage.dlq_url)
     assert left["Body"] == refused_body
     assert "redriveCount" not in stage.state(refused_key)
@@ -251,8 +335,8 @@ def test_send_call_error_leaves_everything_in_the_dlq(stage: Any) -> None:
     job = Jobs(stage, mover(stage, sqs=RecordingSqs(stage.sqs, fail_calls=True))).run(
         RedriveParams(max_messages=10)
     )
-    assert job["counters"]["failed"] == 3
-    assert job["status"] == JobStatus.SUCCEEDED.value
+    assert job.counters.failed == 3
+    assert job.status is JobStatus.SUCCEEDED
     assert len(stage.receive_all(stage.dlq_url)) == 3
     assert stage.depth(stage.queue_url) == 0
 
@@ -263,7 +347,7 @@ def test_message_at_the_redrive_limit_is_quarantined_not_requeued(stage: Any) ->
 
     job = Jobs(stage, mover(stage, max_redrives=3)).run(RedriveParams(max_messages=10))
 
-    assert (job["counters"]["moved"], job["counters"]["quarantined"]) == (1, 1)
+    assert (job.counters.moved, job.counters.quarantined) == (1, 1)
     [requeued] = stage.receive_all(stage.queue_url)
     assert attribute(requeued, MessageAttribute.IDEMPOTENCY_KEY) == fresh
     assert attribute(requeued, MessageAttribute.REDRIVE_COUNT) == "3"
@@ -284,7 +368,7 @@ def test_quarantine_never_reopens_a_succeeded_key(stage: Any) -> None:
         ExpressionAttributeValues={":s": {"S": RecordStatus.SUCCEEDED.value}},
     )
     job = Jobs(stage, mover(stage, max_redrives=3)).run(RedriveParams(max_messages=10))
-    assert job["counters"]["quarantined"] == 1
+    assert job.counters.quarantined == 1
     assert stage.state(key)["status"] == RecordStatus.SUCCEEDED.value
 
 
@@ -335,7 +419,7 @@ def test_job_sends_in_batches_no_larger_than_the_rate(stage: Any) -> None:
     sqs = RecordingSqs(stage.sqs)
     jobs = Jobs(stage, mover(stage, sqs=sqs), rate=3)
     job = jobs.run(RedriveParams(max_messages=100))
-    assert job["counters"]["moved"] == 9
+    assert job.counters.moved == 9
     assert len(jobs.naps) >= 2
     assert sum(jobs.naps) > 1.0
 
@@ -357,8 +441,8 @@ def test_cancel_stops_a_running_job_before_its_next_batch(stage: Any) -> None:
     dlq_mover.move = move_then_cancel  # type: ignore[method-assign]
     job = jobs.run(RedriveParams(max_messages=100))
 
-    assert job["status"] == JobStatus.CANCELLED.value
-    assert job["counters"]["moved"] == 10
+    assert job.status is JobStatus.CANCELLED
+    assert job.counters.moved == 10
     assert len(job_ids) == 1
     assert stage.depth(stage.dlq_url) == 15
 
@@ -367,37 +451,325 @@ def test_cancelled_before_start_moves_nothing(stage: Any) -> None:
     park(stage, 1)
     jobs = Jobs(stage, mover(stage))
     job = jobs.jobs.start(RedriveParams(max_messages=10))
-    assert jobs.jobs.cancel(job["jobId"])["status"] == JobStatus.CANCEL_REQUESTED.value
-    assert jobs.jobs.run(job["jobId"], lambda: 600_000)["status"] == JobStatus.CANCELLED.value
+    # No runner holds it yet: cancelled at once, and its invocation finds nothing to run.
+    assert jobs.jobs.cancel(job.job_id).status is JobStatus.CANCELLED
+    assert jobs.jobs.run(job.job_id, lambda: 600_000).status is JobStatus.CANCELLED
     assert stage.depth(stage.dlq_url) == 1
 
 
 def test_job_near_its_timeout_hands_over_to_a_new_invocation(stage: Any) -> None:
     for n in range(25):
         park(stage, n)
-    jobs = Jobs(stage, mover(stage))
+    invocation = Invocation(60)
+    dlq_mover = mover(stage)
+    slow_batches(dlq_mover, invocation, 45)  # the deadline is near after one batch
+    jobs = Jobs(stage, dlq_mover, invocation=invocation)
     job = jobs.jobs.start(RedriveParams(max_messages=100))
-    clock = iter([60_000, 1_000])  # plenty at the start, the deadline near after one batch
 
-    handed = jobs.jobs.run(job["jobId"], lambda: next(clock))
+    handed = jobs.jobs.run(job.job_id, invocation.remaining_ms)
 
-    assert handed["status"] == JobStatus.RUNNING.value
-    assert handed["counters"]["moved"] == 10
-    assert jobs.started == [job["jobId"], job["jobId"]]
-    finished = jobs.jobs.run(job["jobId"], lambda: 600_000)
-    assert (finished["status"], finished["counters"]["moved"]) == (JobStatus.SUCCEEDED.value, 25)
+    assert (handed.status, handed.runner, handed.counters.moved) == (JobStatus.RUNNING, None, 10)
+    assert jobs.started == [job.job_id, job.job_id]
+    finished = jobs.jobs.run(job.job_id, lambda: 600_000)
+    assert (finished.status, finished.counters.moved) == (JobStatus.SUCCEEDED, 25)
 
 
 def test_a_short_timeout_still_moves_a_batch_per_invocation(stage: Any) -> None:
     for n in range(12):
         park(stage, n)
-    jobs = Jobs(stage, mover(stage))
-    job = jobs.jobs.start(RedriveParams(max_messages=100))
     # A 3-second function that is nearly out of time after its first batch: it still moved one
     # batch before handing over (no endless chain of empty hand-overs).
-    clock = iter([3_000] + [100] * 10)
-    handed = jobs.jobs.run(job["jobId"], lambda: next(clock))
-    assert (handed["status"], handed["counters"]["moved"]) == (JobStatus.RUNNING.value, 10)
+    invocation = Invocation(3)
+    dlq_mover = mover(stage)
+    slow_batches(dlq_mover, invocation, 2.9)
+    jobs = Jobs(stage, dlq_mover, invocation=invocation)
+    job = jobs.jobs.start(RedriveParams(max_messages=100))
+    handed = jobs.jobs.run(job.job_id, invocation.remaining_ms)
+    assert (handed.status, handed.counters.moved) == (JobStatus.RUNNING, 10)
+
+
+# --- one runner per job (issue 11, item 5) -----------------------------------------------------------
+def test_a_second_invocation_of_a_running_job_moves_nothing(stage: Any) -> None:
+    """A duplicate asynchronous delivery (or a retried Invoke) arrives while the first runner works."""
+    for n in range(30):
+        park(stage, n)
+    dlq_mover = mover(stage)
+    jobs = Jobs(stage, dlq_mover)
+    job = jobs.jobs.start(RedriveParams(max_messages=15))
+    original_move = dlq_mover.move
+    second: list[Any] = []
+
+    def move_while_a_duplicate_arrives(*args: Any, **kwargs: Any) -> Any:
+        if not second:
+            second.append(jobs.jobs.run(job.job_id, lambda: 600_000))
+        return original_move(*args, **kwargs)
+
+    dlq_mover.move = move_while_a_duplicate_arrives  # type: ignore[method-assign]
+    first = jobs.jobs.run(job.job_id, lambda: 600_000)
+
+    [duplicate] = second
+    assert duplicate.status is JobStatus.RUNNING
+    assert duplicate.runner is not None
+    assert (first.status, first.counters.moved) == (JobStatus.SUCCEEDED, 15)
+    assert stage.depth(stage.queue_url) == 15
+    assert stage.depth(stage.dlq_url) == 15
+
+
+class AtomicCalls:
+    """A moto client whose calls run one at a time: DynamoDB applies each conditional write atomically
+    (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/WorkingWithItems.html
+    #WorkingWithItems.ConditionalUpdate); moto, called from several threads, does not."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        call = getattr(self._client, name)
+
+        def atomic(*args: Any, **kwargs: Any) -> Any:
+            with self._lock:
+                return call(*args, **kwargs)
+
+        return atomic
+
+
+def test_concurrent_runners_never_move_more_than_asked(stage: Any) -> None:
+    for n in range(40):
+        park(stage, n)
+    dlq_mover = mover(stage)
+    jobs = Jobs(stage, dlq_mover, rate=1000)
+    jobs.store = JobStore(AtomicCalls(stage.dynamodb), stage.jobs_table_name, ttl_days=3)
+    jobs.jobs = RedriveJobs(
+        store=jobs.store, mover=dlq_mover, start_async=jobs.started.append, pacer_factory=lambda: Pacer(1000)
+    )
+    job = jobs.jobs.start(RedriveParams(max_messages=25))
+    gate = threading.Barrier(4, timeout=10)
+
+    def runner() -> None:
+        gate.wait()
+        jobs.jobs.run(job.job_id, lambda: 600_000)
+
+    threads = [threading.Thread(target=runner) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+
+    final = jobs.store.get(job.job_id)
+    assert final.status is JobStatus.SUCCEEDED
+    assert stage.depth(stage.queue_url) == final.counters.moved == final.claimed == 25
+    assert stage.depth(stage.dlq_url) == 15
+
+
+class Killed(BaseException):
+    """The runtime ending an invocation: no handler code runs after it."""
+
+
+def test_a_runner_killed_after_sending_leaves_its_successor_less_budget_never_more(stage: Any) -> None:
+    for n in range(25):
+        park(stage, n)
+    dlq_mover = mover(stage)
+    original_move = dlq_mover.move
+    kills: list[int] = []
+
+    def move_then_die(*args: Any, **kwargs: Any) -> Any:
+        outcome = original_move(*args, **kwargs)
+        if not kills:
+            kills.append(outcome.counters.moved)
+            raise Killed  # after the sends, before the runner recorded them
+        return outcome
+
+    dlq_mover.move = move_then_die  # type: ignore[method-assign]
+    later = [time.time()]
+    jobs = Jobs(stage, dlq_mover, clock=lambda: later[0])
+    job = jobs.jobs.start(RedriveParams(max_messages=10))
+    with pytest.raises(Killed):
+        jobs.jobs.run(job.job_id, lambda: 60_000)
+    assert kills == [10]
+
+    # While the dead runner's lease lasts nobody takes the job; after it, its successor does.
+    assert jobs.jobs.run(job.job_id, lambda: 60_000).status is JobStatus.RUNNING
+    later[0] += 120
+    finished = jobs.jobs.run(job.job_id, lambda: 60_000)
+
+    assert finished.status is JobStatus.SUCCEEDED
+    assert finished.claimed == 10
+    assert stage.depth(stage.queue_url) == 10  # maxMessages, not 20
+    assert stage.depth(stage.dlq_url) == 15
+
+
+def test_a_hand_over_that_fails_after_starting_its_successor_never_marks_the_job_failed(stage: Any) -> None:
+    for n in range(25):
+        park(stage, n)
+    invocation = Invocation(60)
+    dlq_mover = mover(stage)
+    slow_batches(dlq_mover, invocation, 45)
+    successors: list[str] = []
+
+    def start_then_fail(job_id: str) -> None:
+        # Lambda queued the successor, then the answer to Invoke was lost (a timeout, a reset).
+        successors.append(job_id)
+        raise ConnectionError("connection reset after the invocation was accepted")
+
+    jobs = Jobs(stage, dlq_mover, invocation=invocation, start_async=start_then_fail)
+    job = jobs.store.create(RedriveParams(max_messages=100))
+
+    with pytest.raises(JobHandoverFailed):
+        jobs.jobs.run(job.job_id, invocation.remaining_ms)
+
+    stranded = jobs.store.get(job.job_id)
+    assert (stranded.status, stranded.runner, stranded.counters.moved) == (JobStatus.RUNNING, None, 10)
+    assert successors == [job.job_id] * 2  # retried: a second start is harmless, the lease decides
+    finished = jobs.jobs.run(job.job_id, lambda: 600_000)  # the successor that did start
+    assert (finished.status, finished.counters.moved) == (JobStatus.SUCCEEDED, 25)
+    assert jobs.jobs.run(job.job_id, lambda: 600_000).status is JobStatus.SUCCEEDED  # the second one
+
+
+@pytest.mark.parametrize(
+    "state", ["pending", "running, runner alive", "running, runner dead", "requested, runner dead"]
+)
+def test_cancel_works_in_every_state(stage: Any, state: str) -> None:
+    for n in range(5):
+        park(stage, n)
+    now = [time.time()]
+    dlq_mover = mover(stage)
+    jobs = Jobs(stage, dlq_mover, clock=lambda: now[0])
+    job = jobs.store.create(RedriveParams(max_messages=100))
+    if state != "pending":
+        acquired = jobs.store.acquire(job.job_id, runner="r-1", lease_until=now[0] + 60, now=now[0])
+        assert isinstance(acquired, RedriveJob)
+    if state == "requested, runner dead":
+        assert jobs.jobs.cancel(job.job_id).status is JobStatus.CANCEL_REQUESTED
+    if "dead" in state:
+        now[0] += 120  # the runner's lease ran out: its invocation is gone
+
+    cancelled = jobs.jobs.cancel(job.job_id)
+
+    expected = JobStatus.CANCEL_REQUESTED if state == "running, runner alive" else JobStatus.CANCELLED
+    assert cancelled.status is expected
+    # A late invocation of the job moves nothing: cancelled, or left to the live runner to honour.
+    assert jobs.jobs.run(job.job_id, lambda: 600_000).status is expected
+    assert stage.depth(stage.dlq_url) == 5
+
+
+def test_cancel_of_a_finished_job_is_a_conflict(stage: Any) -> None:
+    park(stage, 1)
+    jobs = Jobs(stage, mover(stage))
+    job = jobs.run(RedriveParams(max_messages=10))
+    with pytest.raises(JobConflict):
+        jobs.jobs.cancel(job.job_id)
+    with pytest.raises(JobNotFound):
+        jobs.jobs.cancel("no-such-job")
+
+
+# --- pacing (issue 11, item 8) ---------------------------------------------------------------------------
+def test_the_pacer_never_holds_a_received_message_past_its_visibility_timeout(stage: Any) -> None:
+    for n in range(3):
+        park(stage, n)
+    invocation = Invocation(900)
+    held: list[float] = []
+
+    class TimedSqs(RecordingSqs):
+        received_at: dict[str, float] = {}
+
+        def receive_message(self, **kwargs: Any) -> dict[str, Any]:
+            response = stage.sqs.receive_message(**kwargs)
+            for message in response.get("Messages", []):
+                self.received_at[message["ReceiptHandle"]] = invocation.now
+            return response
+
+        def delete_message_batch(self, QueueUrl: str, Entries: list[dict[str, Any]]) -> dict[str, Any]:
+            held.extend(invocation.now - self.received_at[entry["ReceiptHandle"]] for entry in Entries)
+            return stage.sqs.delete_message_batch(QueueUrl=QueueUrl, Entries=Entries)
+
+    # 0.01 messages per second: one message every 100 seconds, longer than a receive's visibility.
+    jobs = Jobs(stage, mover(stage, sqs=TimedSqs(stage.sqs)), rate=0.01, invocation=invocation)
+    job = jobs.jobs.start(RedriveParams(max_messages=3))
+    finished = jobs.jobs.run(job.job_id, invocation.remaining_ms)
+
+    assert finished.status is JobStatus.SUCCEEDED
+    assert len(held) == 3
+    assert max(held) < RECEIVE_VISIBILITY_SECONDS
+    assert sum(jobs.naps) == pytest.approx(200)
+
+
+def test_the_hand_over_margin_counts_the_pacing_sleep(stage: Any) -> None:
+    for n in range(5):
+        park(stage, n)
+    invocation = Invocation(150)  # margin: min(20 s, a third) = 20 s
+    jobs = Jobs(stage, mover(stage), rate=0.01, invocation=invocation)
+    job = jobs.jobs.start(RedriveParams(max_messages=5))
+
+    handed = jobs.jobs.run(job.job_id, invocation.remaining_ms)
+
+    # Batch one at 0 s, batch two after a 100 s wait; a third 100 s wait would end at 200 s, past
+    # the deadline: the job hands over instead of sleeping through its invocation's end.
+    assert (handed.status, handed.counters.moved) == (JobStatus.RUNNING, 2)
+    assert invocation.now <= invocation.deadline - 20
+    assert jobs.started == [job.job_id, job.job_id]
+
+
+# --- filtering what a killed batch left behind (issue 11, item 8) -------------------------------------
+def park_unrecorded(stage: Any, n: int, *, status: RecordStatus | None = None) -> str:
+    """A message of a killed batch: its key has no state record, or one without an error type."""
+    key = f"key-unrecorded-{n}"
+    stage.sqs.send_message(
+        QueueUrl=stage.dlq_url,
+        MessageBody=json.dumps({"orderId": key, "amount": n}),
+        MessageAttributes={
+            MessageAttribute.IDEMPOTENCY_KEY.value: {"DataType": "String", "StringValue": key}
+        },
+    )
+    if status is not None:
+        stage.dynamodb.put_item(
+            TableName=stage.table_name,
+            Item={"idempotencyKey": {"S": key}, "status": {"S": status.value}, "attempts": {"N": "3"}},
+        )
+    return key
+
+
+def test_a_filter_selects_every_message_a_killed_batch_returned(stage: Any) -> None:
+    timed_out = park(stage, 1, error_type=ErrorType.TIMEOUT)
+    never_begun = park_unrecorded(stage, 2)
+    killed_mid_record = park_unrecorded(stage, 3, status=RecordStatus.INFLIGHT)
+    park(stage, 4, error_type=ErrorType.SCHEMA_VALIDATION)
+    params = parse_params(
+        {"filterErrorType": f"{ErrorType.TIMEOUT.value},{NO_ERROR_TYPE}", "maxMessages": 10},
+        for_start=True,
+        from_query=False,
+    )
+
+    preview = mover(stage).preview(params)
+    job = Jobs(stage, mover(stage)).run(params)
+
+    assert preview["errorTypes"] == {
+        ErrorType.TIMEOUT.value: 1,
+        NO_ERROR_TYPE: 2,
+        ErrorType.SCHEMA_VALIDATION.value: 1,
+    }
+    by_key = {m["idempotencyKey"]: m for m in preview["messages"]}
+    assert set(by_key) == {timed_out, never_begun, killed_mid_record}
+    assert by_key[never_begun]["errorType"] is None
+    assert (job.counters.moved, job.counters.skipped) == (3, 1)
+    moved = {attribute(m, MessageAttribute.IDEMPOTENCY_KEY) for m in stage.receive_all(stage.queue_url)}
+    assert moved == {timed_out, never_begun, killed_mid_record}
+
+
+def test_quarantine_never_overwrites_a_live_inflight_lease(stage: Any) -> None:
+    key = park(stage, 1, redrive_count=3)
+    stage.dynamodb.update_item(
+        TableName=stage.table_name,
+        Key={"idempotencyKey": {"S": key}},
+        UpdateExpression="SET #s = :s, inflightUntil = :until REMOVE errorType",
+        ExpressionAttributeNames={"#s": "status"},
+        ExpressionAttributeValues={":s": {"S": "INFLIGHT"}, ":until": {"N": str(int(time.time()) + 300)}},
+    )
+
+    job = Jobs(stage, mover(stage, max_redrives=3)).run(RedriveParams(max_messages=10))
+
+    assert job.counters.quarantined == 1
+    assert stage.state(key)["status"] == RecordStatus.INFLIGHT.value
 
 
 # --- the API ------------------------------------------------------------------------------------------
@@ -421,7 +793,7 @@ def test_start_status_cancel_through_the_api(api: Any, stage: Any, lambda_contex
 def test_cancel_through_the_api(api: Any, stage: Any) -> None:
     _, started = api("POST", "/redrive/start", body={"maxMessages": 10})
     status, body = api("POST", "/redrive/cancel", body={"jobId": started["jobId"]})
-    assert (status, body["status"]) == (202, JobStatus.CANCEL_REQUESTED.value)
+    assert (status, body["status"]) == (202, JobStatus.CANCELLED.value)  # no runner yet: at once
 
 
 @pytest.mark.parametrize(
@@ -478,15 +850,15 @@ def test_a_job_whose_batch_raises_ends_failed_with_its_error(stage: Any) -> None
     def broken_receive(max_messages: int) -> Any:
         raise RuntimeError("dlq unreachable")
 
-    dlq_mover.receive = broken_receive  # type: ignore[method-assign,assignment]
+    dlq_mover.receive = broken_receive  # type: ignore[method-assign]
     jobs = Jobs(stage, dlq_mover)
 
     job = jobs.run(RedriveParams(max_messages=10))
 
-    stored = jobs.store.get(job["jobId"])
-    assert (job["status"], stored["status"]) == (JobStatus.FAILED.value, JobStatus.FAILED.value)
-    assert "dlq unreachable" in stored["error"]
-    assert stored["finishedAt"]
+    stored = jobs.store.get(job.job_id)
+    assert job.status is stored.status is JobStatus.FAILED
+    assert "dlq unreachable" in (stored.error or "")
+    assert stored.finished_at
     assert stage.depth(stage.dlq_url) == 1
 
 
@@ -505,5 +877,5 @@ def test_a_job_that_cannot_start_ends_failed_with_its_error(stage: Any) -> None:
 
     [job_id] = created
     stored = store.get(job_id)
-    assert stored["status"] == JobStatus.FAILED.value
-    assert stored["error"] == "not started: lambda unreachable"
+    assert stored.status is JobStatus.FAILED
+    assert stored.error == "not started: lambda unreachable"

@@ -14,8 +14,10 @@ from typing import Any
 import pytest
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from botocore.exceptions import EndpointConnectionError
 
-from functions.common.canonical import idempotency_key_for, sha256_hex
+from functions.common.canonical import canonical_json, computed_key_for_text, idempotency_key_for
+from functions.common.clients import failure_mode_reader_from_env
 from functions.common.failure_mode import FailureModeReader, ParameterWithMetadataProvider
 from functions.common.names import (
     FAILURE_MODE_PARAMETER,
@@ -26,6 +28,7 @@ from functions.common.names import (
 )
 from functions.common.state_table import StateTable, iso
 from functions.worker import handler
+from functions.worker.dead_letters import DeadLetterQueue
 from functions.worker.events import EventBatch
 from functions.worker.processor import (
     RANDOM_FAILURE_PROBABILITY,
@@ -40,7 +43,7 @@ def send(stage: Any, payload: Any) -> str:
     """Send as the ingest does (key attribute); a non-JSON body goes without one. Returns the key."""
     if isinstance(payload, str):
         stage.sqs.send_message(QueueUrl=stage.queue_url, MessageBody=payload)
-        return sha256_hex(payload)
+        return computed_key_for_text(payload)
     key = idempotency_key_for(payload)
     stage.sqs.send_message(
         QueueUrl=stage.queue_url,
@@ -227,7 +230,9 @@ def _processor(
     sleep: Any = time.sleep,
     remaining_ms: int = 30_000,
     clock: Any = time.time,
+    state: StateTable | None = None,
 ) -> RecordProcessor:
+    """A processor for one batch, with the mode read once from the parameter as the handler does."""
     reader = FailureModeReader(
         ParameterWithMetadataProvider(stage.ssm),
         parameter_name=FAILURE_MODE_PARAMETER,
@@ -235,9 +240,10 @@ def _processor(
         cache_seconds=0,
     )
     return RecordProcessor(
-        state=StateTable(stage.dynamodb, stage.table_name, ttl_days=1),
-        failure_modes=reader,
+        state=state or StateTable(stage.dynamodb, stage.table_name, ttl_days=1),
+        mode=reader.current().mode,
         events=events,
+        dead_letters=DeadLetterQueue(stage.sqs, stage.dlq_url),
         remaining_ms=lambda: remaining_ms,
         rng=rng,
         sleep=sleep,
@@ -355,9 +361,10 @@ def test_slow_downstream_sleeps_past_the_deadline_after_flushing_events(
         assert [e["detail"]["idempotencyKey"] for e in stage.captured_events()] == [first]
         naps.append(seconds)
 
-    processor = _processor(stage, events, sleep=sleep_until_killed, remaining_ms=4_000)
-    processor.process(SQSRecord(sqs_event(messages[:1])["Records"][0]))
+    # The first record settled earlier in the same batch (its event waits in the batch's EventBatch).
+    _processor(stage, events).process(SQSRecord(sqs_event(messages[:1])["Records"][0]))
     stage.set_failure_mode("slow_downstream")
+    processor = _processor(stage, events, sleep=sleep_until_killed, remaining_ms=4_000)
     with pytest.raises(DownstreamTimeoutError):
         processor.process(SQSRecord(sqs_event(messages[1:])["Records"][0]))
 
@@ -368,10 +375,9 @@ def test_a_lease_taken_over_mid_processing_is_not_overwritten(stage: Any) -> Non
     key = send(stage, order(1))
     messages = stage.receive_all(stage.queue_url)
     events = EventBatch(stage.events, stage.bus_name)
-    processor = _processor(stage, events)
 
-    class TakeoverDuringProcessing(FailureModeReader):
-        def current(self) -> Any:
+    class TakeoverDuringProcessing(StateTable):
+        def succeed(self, idempotency_key: str, **kwargs: Any) -> bool:
             # Another delivery takes the (expired) lease while this one is still working.
             stage.dynamodb.update_item(
                 TableName=stage.table_name,
@@ -379,10 +385,10 @@ def test_a_lease_taken_over_mid_processing_is_not_overwritten(stage: Any) -> Non
                 UpdateExpression="SET attempts = :n",
                 ExpressionAttributeValues={":n": {"N": "2"}},
             )
-            return super().current()
+            return super().succeed(idempotency_key, **kwargs)
 
-    processor._failure_modes = TakeoverDuringProcessing(
-        None, parameter_name=FAILURE_MODE_PARAMETER, enabled=False
+    processor = _processor(
+        stage, events, state=TakeoverDuringProcessing(stage.dynamodb, stage.table_name, ttl_days=1)
     )
     with pytest.raises(InflightElsewhereError):
         processor.process(SQSRecord(sqs_event(messages)["Records"][0]))
@@ -533,3 +539,144 @@ def test_refused_events_are_unmarked_batch_failures_and_resent_on_redelivery(
     assert (resent["idempotencyKey"], resent["messageId"]) == (refused, message_of["order-1"]["MessageId"])
     assert resent["processedAt"] == stage.state(refused)["processedAt"]
     assert stage.state(refused)["eventPublished"] is True
+
+
+# --- a key reused with another payload (issue 11, item 1) --------------------------------------------------
+def send_with_key(stage: Any, payload: dict[str, Any], key: str) -> None:
+    """As the ingest sends a client-keyed event: the canonical body carries the key field too."""
+    stage.sqs.send_message(
+        QueueUrl=stage.queue_url,
+        MessageBody=canonical_json({**payload, "idempotencyKey": key}),
+        MessageAttributes={
+            MessageAttribute.IDEMPOTENCY_KEY.value: {"DataType": "String", "StringValue": key}
+        },
+    )
+
+
+def test_a_reused_key_with_another_payload_is_a_visible_conflict(
+    run_worker: Any, stage: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    send_with_key(stage, order(1), "client-key-1")
+    assert run_worker()[0] == []
+    first = stage.state("client-key-1")
+    stage.captured_events()
+
+    send_with_key(stage, {"orderId": "order-1", "amount": 999}, "client-key-1")
+    failures, [conflicting] = run_worker()
+
+    assert failures == []  # parked in the DLQ by the worker: nothing left to retry on the main queue
+    assert stage.state("client-key-1") == first
+    [parked] = stage.receive_all(stage.dlq_url)
+    assert parked["Body"] == conflicting["Body"]
+    attributes = {name: value["StringValue"] for name, value in parked["MessageAttributes"].items()}
+    assert attributes[MessageAttribute.ERROR_TYPE.value] == ErrorType.IDEMPOTENCY_CONFLICT.value
+    assert attributes[MessageAttribute.IDEMPOTENCY_KEY.value] == "client-key-1"
+    [event] = stage.captured_events()
+    assert (event["detail-type"], event["detail"]["errorType"]) == (
+        DetailType.FAILURE.value,
+        ErrorType.IDEMPOTENCY_CONFLICT.value,
+    )
+    assert event["detail"]["messageId"] == conflicting["MessageId"]
+    assert '"IdempotencyConflicts":[1.0]' in capsys.readouterr().out
+
+
+def test_a_conflict_with_a_failed_record_leaves_it_for_its_own_retry(run_worker: Any, stage: Any) -> None:
+    stage.set_failure_mode("poison_payload")
+    send_with_key(stage, order(2), "client-key-2")
+    assert len(run_worker()[0]) == 1
+    failed = stage.state("client-key-2")
+    stage.set_failure_mode("none")
+    for message in stage.receive_all(stage.queue_url):  # out of the way: a later retry, not this test's
+        stage.sqs.delete_message(QueueUrl=stage.queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+    send_with_key(stage, {"orderId": "order-2", "amount": 3}, "client-key-2")
+    assert run_worker()[0] == []
+
+    assert stage.state("client-key-2") == failed  # attempts, status, checksum: untouched
+    assert stage.depth(stage.dlq_url) == 1
+
+
+def test_the_same_order_with_its_key_in_body_or_header_is_a_duplicate_not_a_conflict(
+    run_worker: Any, stage: Any
+) -> None:
+    send_with_key(stage, order(3), "client-key-3")
+    run_worker()
+    # The header form: the ingest's canonical body has no idempotencyKey field.
+    stage.sqs.send_message(
+        QueueUrl=stage.queue_url,
+        MessageBody=canonical_json(order(3)),
+        MessageAttributes={
+            MessageAttribute.IDEMPOTENCY_KEY.value: {"DataType": "String", "StringValue": "client-key-3"}
+        },
+    )
+    assert run_worker()[0] == []
+    assert stage.depth(stage.dlq_url) == 0
+    assert stage.state("client-key-3")["attempts"] == 1
+
+
+def test_a_conflict_the_dlq_refuses_comes_back(stage: Any) -> None:
+    send_with_key(stage, order(4), "client-key-4")
+    send_with_key(stage, {"orderId": "order-4", "amount": 5}, "client-key-4")
+    first, second = (SQSRecord(r) for r in sqs_event(stage.receive_all(stage.queue_url))["Records"])
+    _processor(stage, EventBatch(stage.events, stage.bus_name)).process(first)
+
+    class RefusingDlq(DeadLetterQueue):
+        def park(self, record: SQSRecord, error_type: ErrorType) -> str:
+            raise EndpointConnectionError(endpoint_url="https://sqs")
+
+    processor = _processor(stage, EventBatch(stage.events, stage.bus_name))
+    processor._dead_letters = RefusingDlq(stage.sqs, stage.dlq_url)
+    with pytest.raises(EndpointConnectionError):  # a batch item failure: SQS delivers it again
+        processor.process(second)
+
+
+def test_records_a_batch_leaves_inflight_carry_a_ttl(stage: Any) -> None:
+    key = send(stage, order(5))
+    [message] = stage.receive_all(stage.queue_url)
+    before = time.time()
+    stage.set_failure_mode("slow_downstream")
+
+    class Killed(BaseException):
+        """The runtime ending the invocation during the sleep: nothing after it runs."""
+
+    def killed(seconds: float) -> None:
+        raise Killed
+
+    processor = _processor(stage, EventBatch(stage.events, stage.bus_name), sleep=killed)
+    with pytest.raises(Killed):
+        processor.process(SQSRecord(sqs_event([message])["Records"][0]))
+    item = stage.state(key)
+    assert item["status"] == RecordStatus.INFLIGHT.value
+    assert before + 86400 - 5 <= item["expiresAt"] <= time.time() + 86400 + 5
+
+
+# --- failure-mode reads are bounded (issue 11, item 7) ----------------------------------------------------
+class CountingSsm:
+    """The moto SSM client, counting GetParameter calls."""
+
+    def __init__(self, ssm: Any) -> None:
+        self._ssm = ssm
+        self.reads = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._ssm, name)
+
+    def get_parameter(self, **kwargs: Any) -> Any:
+        self.reads += 1
+        return self._ssm.get_parameter(**kwargs)
+
+
+def test_the_mode_is_read_once_per_batch_not_per_record(
+    stage: Any, lambda_context: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for n in range(10):
+        send(stage, order(n))
+    ssm = CountingSsm(stage.ssm)
+    handler.dependencies.cache_clear()
+    deps = replace(handler.dependencies(), failure_modes=failure_mode_reader_from_env(ssm))
+    monkeypatch.setattr(handler, "dependencies", lambda: deps)
+
+    response = handler.lambda_handler(sqs_event(stage.receive_all(stage.queue_url)), lambda_context)
+
+    assert response["batchItemFailures"] == []
+    assert ssm.reads == 1  # FAILURE_MODE_CACHE_SECONDS is 0 here: every read is a real one

@@ -203,3 +203,16 @@ def test_gameday_all_stops_at_an_interruption_and_with_fis_runs_only_fis_drills(
     code, _ = run(["--target", "env", "gameday", "all", "--injector", "fis"], capsys)
     assert code == 0
     assert fis_calls == [("slow-downstream", "fis"), ("random-fail-p30", "fis")]
+
+
+@pytest.mark.parametrize("value", ["DownstreamTimeoutError,none", " none , SchemaValidationError "])
+def test_redrive_filters_take_several_error_types_and_none(value: str) -> None:
+    """What a killed batch returned: the record that timed out and its neighbours with no error type."""
+    args = cli.build_parser().parse_args(["redrive", "preview", "--error-type", value])
+    assert set(args.error_type.split(",")) == {part.strip() for part in value.split(",")}
+
+
+@pytest.mark.parametrize("value", ["", ",", "none,Whatever"])
+def test_redrive_filters_refuse_an_unknown_or_empty_error_type(value: str) -> None:
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["redrive", "start", "--error-type", value])

@@ -1,4 +1,8 @@
-"""The lab's HTTP side against a stub API on 127.0.0.1: call_api, send, redrive client, run files."""
+"""The lab's HTTP side against a stub API on 127.0.0.1: call_api, send, redrive client, run files.
+
+The stub authorizes like the stage's API: its operator routes (/redrive/*) take only a valid SigV4
+signature for execute-api (IAM authorization) and answer 403 otherwise, as API Gateway does.
+"""
 
 from __future__ import annotations
 
@@ -12,10 +16,18 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import pytest
+from botocore.credentials import Credentials
 
+from functions.common.names import API_KEY_HEADER, is_operator_path
 from stage_client import redrive, send
 from stage_client.api import ApiError, call_api
-from stage_client.target import Target
+from stage_client.target import BEARER_TOKEN_ENV, Target
+from tests.sigv4 import valid_signature
+from tests.unit.conftest import REGION
+
+# What tests/unit/conftest.py puts in the environment: the caller's credentials here.
+CALLER = Credentials("testing", "testing", "testing")
+SIGV4 = "AWS4-HMAC-SHA256 "
 
 
 @dataclass
@@ -73,10 +85,28 @@ def stub() -> Iterator[tuple[StubApi, Target]]:
             length = int(self.headers.get("content-length") or 0)
             raw = self.rfile.read(length) if length else b""
             body = json.loads(raw) if raw else None
-            api.requests.append(
-                {"method": self.command, "path": url.path, "headers": dict(self.headers), "body": body}
+            seen = {name.lower(): value for name, value in self.headers.items()}
+            signed = valid_signature(
+                self.command,
+                f"http://{seen['host']}{self.path}",
+                seen,
+                raw,
+                credentials=CALLER,
+                region=REGION,
             )
-            status, answer = api.answer(self.command, url.path, parse_qs(url.query), body)
+            api.requests.append(
+                {
+                    "method": self.command,
+                    "path": url.path,
+                    "headers": dict(self.headers),
+                    "body": body,
+                    "signed": signed,
+                }
+            )
+            if is_operator_path(url.path) and not signed:
+                status, answer = 403, {"message": "Forbidden"}  # API Gateway's answer to IAM auth failures
+            else:
+                status, answer = api.answer(self.command, url.path, parse_qs(url.query), body)
             data = json.dumps(answer).encode()
             self.send_response(status)
             self.send_header("content-type", "application/json")
@@ -202,3 +232,47 @@ def test_redrive_errors_carry_the_api_answer(stub: tuple[StubApi, Target]) -> No
     api.fail_next = [400]
     with pytest.raises(redrive.RedriveError, match="400"):
         redrive.start(target, redrive.RedriveParams(max_messages=1))
+
+
+def test_operator_routes_are_signed_as_the_caller_and_carry_no_producer_credential(
+    stub: tuple[StubApi, Target], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api, target = stub
+    monkeypatch.setenv(BEARER_TOKEN_ENV, "a.producer.token")
+    redrive.preview(target, max_messages=3, error_type="SchemaValidationError")
+    redrive.start(target, redrive.RedriveParams(max_messages=2))
+    call_api(target, "POST", "/events", body={"orderId": "1", "amount": 1})
+    preview, start, events = api.requests
+    for request in (preview, start):
+        headers = {k.lower(): v for k, v in request["headers"].items()}
+        assert request["signed"] is True
+        assert headers["authorization"].startswith(f"{SIGV4}Credential=testing/")
+        assert "/execute-api/aws4_request" in headers["authorization"]
+        assert headers["x-amz-security-token"] == "testing"
+        assert API_KEY_HEADER not in headers
+    producer = {k.lower(): v for k, v in events["headers"].items()}
+    assert events["signed"] is False
+    assert producer[API_KEY_HEADER] == "s3cret"
+    assert producer["authorization"] == "Bearer a.producer.token"
+
+
+def test_the_stub_refuses_a_signature_made_with_other_credentials(
+    stub: tuple[StubApi, Target], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The verifier can fail: a caller whose secret is not the one the stub knows gets 403."""
+    api, target = stub
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "someone-else")
+    other = Target(name="other", outputs={}, api_url=target.api_url, region=target.region)
+    response = call_api(other, "GET", "/redrive/preview", retries=0)
+    assert (response.status, response.body) == (403, {"message": "Forbidden"})
+    assert api.requests[-1]["headers"]["Authorization"].startswith(SIGV4)
+
+
+def test_an_operator_call_without_aws_credentials_says_what_is_missing(
+    stub: tuple[StubApi, Target], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api, target = stub
+    monkeypatch.setattr(Target, "credentials", lambda self: None)
+    with pytest.raises(ApiError, match=r"operator route .*AWS credentials"):
+        call_api(target, "POST", "/redrive/cancel", body={"jobId": "j"})
+    assert api.requests == []

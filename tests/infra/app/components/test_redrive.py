@@ -26,7 +26,7 @@ def test_the_store_holds_the_jobs_table_and_the_quarantine(bare: BareStack) -> N
     assert "RedrivePolicy" not in quarantine
 
 
-def test_the_function_moves_from_the_dlq_records_jobs_and_runs_each_job_once(bare: BareStack) -> None:
+def test_the_function_moves_from_the_dlq_records_jobs_and_retries_a_failed_job(bare: BareStack) -> None:
     around = neighbours(bare)
     store = RedriveStore(
         bare.stack, "Redrive", stage_prefix="ingestion-test", jobs_table_name="redrive_jobs-test",
@@ -70,7 +70,8 @@ def test_the_function_moves_from_the_dlq_records_jobs_and_runs_each_job_once(bar
         ),
     }
     (invoke,) = bare.resources("AWS::Lambda::EventInvokeConfig").values()
-    assert invoke["Properties"]["MaximumRetryAttempts"] == 0
+    # Retries resume a job (one runner per job: the lease), so the asynchronous invoke retries.
+    assert invoke["Properties"]["MaximumRetryAttempts"] == 2
     env = bare.props(redrive.function)["Environment"]["Variables"]
     assert env[names.EnvVar.MAX_REDRIVES_PER_MESSAGE.value] == "3"
     assert bare.ref(env[names.EnvVar.QUARANTINE_QUEUE_URL.value]) == bare.logical_id(store.quarantine_queue)

@@ -15,6 +15,7 @@ def worker(bare: BareStack, around: Neighbours, *, fis_bucket: str | None = None
         functions=FUNCTIONS,
         timeout_seconds=30,
         queue=around.queue,
+        dlq=around.dlq,
         batch_size=25,
         max_batching_window_seconds=2,
         max_concurrency=5,
@@ -39,7 +40,9 @@ def test_the_worker_consumes_in_batches_and_reports_partial_failures(bare: BareS
     assert component.fis is None
 
 
-def test_the_worker_may_update_records_publish_events_read_the_switch_and_consume(bare: BareStack) -> None:
+def test_the_worker_updates_records_publishes_reads_the_switch_consumes_parks_conflicts(
+    bare: BareStack,
+) -> None:
     around = neighbours(bare, encrypted=True)
     component = worker(bare, around)
     assert around.key is not None
@@ -54,10 +57,13 @@ def test_the_worker_may_update_records_publish_events_read_the_switch_and_consum
             frozenset({bare.arn(around.queue)}),
         ),
         (frozenset({"kms:Decrypt"}), frozenset({key})),
+        (frozenset({"sqs:SendMessage"}), frozenset({bare.arn(around.dlq)})),
+        (frozenset({"kms:GenerateDataKey", "kms:Decrypt"}), frozenset({key})),
     }
     env = bare.props(component.function)["Environment"]["Variables"]
     assert bare.ref(env[names.EnvVar.TABLE_NAME.value]) == bare.logical_id(around.table)
     assert bare.ref(env[names.EnvVar.EVENT_BUS_NAME.value]) == bare.logical_id(around.bus)
+    assert bare.ref(env[names.EnvVar.DLQ_URL.value]) == bare.logical_id(around.dlq)
 
 
 def test_with_a_fis_bucket_the_worker_carries_the_extension(bare: BareStack) -> None:

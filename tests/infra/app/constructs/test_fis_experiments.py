@@ -62,7 +62,7 @@ def test_the_templates_delay_beyond_the_timeout_or_fail_and_stop_on_the_alarms(b
         stage_prefix="ingestion-test",
         bucket_name=BUCKET,
         duration_minutes=7,
-        target_function=fn.function,
+        target_function_arn=fn.function.function_arn,
         target_timeout_seconds=30,
         stop_alarms=[alarm],
     )

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_kms as kms
-from aws_cdk import aws_sqs as sqs
-from aws_cdk import aws_ssm as ssm
 
-from app.constructs.gameday_role import GamedayRole, gameday_role_name
-from tests.infra.bare_stack import BareStack
+from app.constructs.gameday_role import CheckedResources, GamedayRole, gameday_role_name
+from tests.infra.bare_stack import ACCOUNT, REGION, BareStack
+
+RESOURCES = CheckedResources(
+    failure_mode_parameter="/ingestion/failure_mode",
+    queues=["ingestion-test-events"],
+    audit_queue="ingestion-test-event-audit",
+    state_table="state-test",
+    api_key_secret=None,
+)
 
 
 def role(bare: BareStack, *, may_inject_failures: bool, key: kms.IKey | None) -> GamedayRole:
@@ -18,26 +23,25 @@ def role(bare: BareStack, *, may_inject_failures: bool, key: kms.IKey | None) ->
         stage_prefix="ingestion-test",
         pipeline_account="999999999999",
         may_inject_failures=may_inject_failures,
-        failure_mode_parameter=ssm.StringParameter(bare.stack, "P", string_value="none"),
-        queues=[sqs.Queue(bare.stack, "Q")],
-        audit_queue=sqs.Queue(bare.stack, "Audit"),
-        state_table=dynamodb.Table(
-            bare.stack, "T", partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING)
-        ),
-        api_key_secret=None,
+        resources=RESOURCES,
         key=key,
     )
 
 
-def actions(bare: BareStack, checks: GamedayRole) -> set[str]:
+def statements(bare: BareStack, checks: GamedayRole) -> dict[str, tuple[set[str], set[str]]]:
     (policy,) = bare.props(checks.role)["Policies"]
-    return {
-        action
-        for statement in policy["PolicyDocument"]["Statement"]
-        for action in (
-            statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+    found = {}
+    for statement in policy["PolicyDocument"]["Statement"]:
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        resources = (
+            statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
         )
-    }
+        found[statement["Sid"]] = (set(actions), {bare.ref(r) for r in resources})
+    return found
+
+
+def actions(bare: BareStack, checks: GamedayRole) -> set[str]:
+    return {action for found, _ in statements(bare, checks).values() for action in found}
 
 
 def test_the_role_is_named_for_the_stage_and_trusted_by_the_pipeline_account(bare: BareStack) -> None:
@@ -48,6 +52,28 @@ def test_the_role_is_named_for_the_stage_and_trusted_by_the_pipeline_account(bar
     assert bare.ref(trust["Principal"]["AWS"]) == "arn:AWS::Partition:iam::999999999999:root"
     assert "ssm:PutParameter" in actions(bare, checks)
     assert not [a for a in actions(bare, checks) if a.startswith("kms:")]
+
+
+def test_the_role_names_what_it_checks_by_arn_built_from_the_names(bare: BareStack) -> None:
+    found = statements(bare, role(bare, may_inject_failures=True, key=None))
+    prefix = f"arn:AWS::Partition:{{}}:{REGION}:{ACCOUNT}:"
+    assert found["ReadFailureMode"][1] == {prefix.format("ssm") + "parameter/ingestion/failure_mode"}
+    assert found["ObserveAndFeedQueues"][1] == {prefix.format("sqs") + "ingestion-test-events"}
+    assert found["CountEvents"][1] == {prefix.format("sqs") + "ingestion-test-event-audit"}
+    assert found["ReadState"][1] == {prefix.format("dynamodb") + "table/state-test"}
+    assert found["OperateRedrive"] == (
+        {"execute-api:Invoke"},
+        {
+            f"arn:aws:execute-api:{REGION}:{ACCOUNT}:*/*/{route}"
+            for route in (
+                "GET/redrive/preview",
+                "POST/redrive/start",
+                "POST/redrive/cancel",
+                "GET/redrive/status",
+            )
+        },
+    )
+    assert "CallTheApi" not in found  # no API key secret without authMode apiKey
 
 
 def test_without_injection_the_role_cannot_flip_the_switch_and_it_may_use_the_key(bare: BareStack) -> None:
