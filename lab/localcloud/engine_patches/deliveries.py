@@ -98,7 +98,13 @@ def target_refusal(target_arn: str, rule: dict[str, Any]) -> tuple[ServiceDelive
         return None
     action, policy_of = check
     delivery = ServiceDelivery(
-        EVENTBRIDGE, action, target_arn, rule_arn, _account_of(rule_arn), key_request_has_source=False
+        EVENTBRIDGE,
+        action,
+        target_arn,
+        rule_arn,
+        _account_of(rule_arn),
+        policy_request_has_source=service != "sns",
+        key_request_has_source=False,
     )
     found = policy_of(target_arn)
     if found is None:

@@ -37,8 +37,12 @@ class ServiceDelivery:
     # Condition keys the service sends, beyond aws:SourceArn / aws:SourceAccount (CloudWatch and
     # SNS also send AWS:SourceOwner, which SNS's default topic policy conditions on).
     extra_keys: dict[str, str] = field(default_factory=dict)
-    # EventBridge's KMS requests carry no aws:SourceArn/SourceAccount (EventBridge user guide,
-    # "Amazon SNS permissions" for encrypted topics): a key statement conditioned on them fails.
+    # Whether the request to the target (resource policy) and to its key carries aws:SourceArn /
+    # aws:SourceAccount. EventBridge's publish to SNS and its KMS requests carry none (EventBridge
+    # user guide, "Using resource-based policies for Amazon EventBridge", Amazon SNS permissions:
+    # condition blocks are not supported in SNS topic policies for EventBridge): a statement
+    # conditioned on them fails closed, as on AWS.
+    policy_request_has_source: bool = True
     key_request_has_source: bool = True
 
     def describe(self) -> str:
@@ -73,7 +77,14 @@ def refusal(delivery: ServiceDelivery, resource_policy: Any, kind: str, key_id: 
     """Why AWS would refuse the delivery (resource policy first, then the key policy), or None."""
     if not enforced():
         return None
-    reason = _policy_refusal(delivery, resource_policy, kind, delivery.action, delivery.target_arn)
+    reason = _policy_refusal(
+        delivery,
+        resource_policy,
+        kind,
+        delivery.action,
+        delivery.target_arn,
+        with_source=delivery.policy_request_has_source,
+    )
     if reason is None and key_id:
         reason = key_refusal(delivery, key_id)
     return reason

@@ -244,7 +244,9 @@ def put_event(local_engine: Any, bus: str, n: int) -> None:
 
 
 def test_rule_publishes_to_a_topic_only_when_its_policy_allows_eventbridge(local_engine, name, arn_of_queue):
-    """EventBridge user guide, "Using resource-based policies" (eb-use-resource-based.html)."""
+    """EventBridge user guide, "Using resource-based policies" (eb-use-resource-based.html), Amazon
+    SNS permissions: the topic policy names events.amazonaws.com, with no condition (EventBridge
+    sends none to SNS, so a statement conditioned on aws:SourceArn fails closed)."""
     sns, sqs, events = (local_engine.client(s) for s in ("sns", "sqs", "events"))
     bus, rule_arn = bus_with_rule(local_engine, name)
     topic_arn = sns.create_topic(Name=name("events"))["TopicArn"]
@@ -253,26 +255,35 @@ def test_rule_publishes_to_a_topic_only_when_its_policy_allows_eventbridge(local
         TopicArn=topic_arn, Protocol="sqs", Endpoint=inbox_arn, Attributes={"RawMessageDelivery": "true"}
     )
     events.put_targets(Rule="route", EventBusName=bus, Targets=[{"Id": "topic", "Arn": topic_arn}])
+    unconditioned = {
+        "Effect": "Allow",
+        "Principal": {"Service": "events.amazonaws.com"},
+        "Action": "sns:Publish",
+        "Resource": topic_arn,
+    }
     sns.set_topic_attributes(
         TopicArn=topic_arn,
         AttributeName="Policy",
-        AttributeValue=policy(
-            tls_only("sns:Publish", topic_arn),
-            service_may("events.amazonaws.com", "sns:Publish", topic_arn, rule_arn),
-        ),
+        AttributeValue=policy(tls_only("sns:Publish", topic_arn), unconditioned),
     )
 
     put_event(local_engine, bus, 1)
     assert received(sqs, inbox_url, wait_s=10), "the rule did not publish to the topic"
 
-    sns.set_topic_attributes(
-        TopicArn=topic_arn, AttributeName="Policy", AttributeValue=policy(tls_only("sns:Publish", topic_arn))
-    )
-    log = EngineLog(local_engine.state.engine_log)
-    put_event(local_engine, bus, 2)
-    line = log.wait_for("delivery refused", "events.amazonaws.com sns:Publish", topic_arn)
-    assert f"(source {rule_arn})" in line
-    assert received(sqs, inbox_url, wait_s=3) == []
+    for remaining in (
+        [service_may("events.amazonaws.com", "sns:Publish", topic_arn, rule_arn)],  # conditioned
+        [],  # statement removed
+    ):
+        sns.set_topic_attributes(
+            TopicArn=topic_arn,
+            AttributeName="Policy",
+            AttributeValue=policy(tls_only("sns:Publish", topic_arn), *remaining),
+        )
+        log = EngineLog(local_engine.state.engine_log)
+        put_event(local_engine, bus, 2)
+        line = log.wait_for("delivery refused", "events.amazonaws.com sns:Publish", topic_arn)
+        assert f"(source {rule_arn})" in line
+        assert received(sqs, inbox_url, wait_s=3) == []
 
 
 def test_rule_sends_to_a_queue_only_when_its_policy_allows_eventbridge(local_engine, name, arn_of_queue):
