@@ -10,6 +10,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from functions.common.names import METRICS_NAMESPACE, MessageAttribute, MetricName, Output
 from lab.gamedays.runner import DrillContext, DrillFailed
 from lab.localcloud.engine_patches.delivery_stats import SQS_RECEIVE, DuplicateCounts, read_counts
@@ -149,23 +151,36 @@ class AlarmInbox:
         self._ctx = ctx
         self._sqs = ctx.target.client("sqs")
         topic_arn = ctx.target.output(Output.ALARM_TOPIC_ARN)
-        subscribers = [
-            str(s["Endpoint"])
-            for page in ctx.target.client("sns")
-            .get_paginator("list_subscriptions_by_topic")
-            .paginate(TopicArn=topic_arn)
-            for s in page.get("Subscriptions", [])
-            if s.get("Protocol") == "sqs"
-        ]
+        try:
+            subscribers = [
+                str(s["Endpoint"])
+                for page in ctx.target.client("sns")
+                .get_paginator("list_subscriptions_by_topic")
+                .paginate(TopicArn=topic_arn)
+                for s in page.get("Subscriptions", [])
+                if s.get("Protocol") == "sqs"
+            ]
+        except ClientError as error:
+            raise DrillFailed(
+                f"cannot list the subscribers of the alarm topic {topic_arn} ({error}): the role running "
+                "the drill needs sns:ListSubscriptionsByTopic on it, and to read its SQS subscriber (README, "
+                '"Alarm notifications reach someone")'
+            ) from error
         if not subscribers:
             raise DrillFailed(
                 f"the alarm topic {topic_arn} has no SQS subscriber: a drill cannot see its notifications "
                 "(the stage must deploy one that the checks role can read)"
             )
         account, name = subscribers[0].split(":")[4], subscribers[0].split(":")[5]
-        self.queue_url = str(
-            self._sqs.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)["QueueUrl"]
-        )
+        try:
+            self.queue_url = str(
+                self._sqs.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)["QueueUrl"]
+            )
+        except ClientError as error:
+            raise DrillFailed(
+                f"cannot reach the alarm topic's subscriber queue {subscribers[0]} ({error}): the role running "
+                "the drill needs sqs:GetQueueUrl, ReceiveMessage and DeleteMessage on it"
+            ) from error
         # Notifications carry whole seconds; older ones are not this drill's.
         self._since = datetime.fromtimestamp(math.floor(ctx.started_wall), UTC)
         self.received: list[dict[str, Any]] = []
