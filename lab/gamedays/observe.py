@@ -178,8 +178,8 @@ class AlarmInbox:
             )
         except ClientError as error:
             raise DrillFailed(
-                f"cannot reach the alarm topic's subscriber queue {subscribers[0]} ({error}): the role running "
-                "the drill needs sqs:GetQueueUrl, ReceiveMessage and DeleteMessage on it"
+                f"cannot reach the alarm topic's subscriber queue {subscribers[0]} ({error}): the role "
+                "running the drill needs sqs:GetQueueUrl, ReceiveMessage and DeleteMessage on it"
             ) from error
         # Notifications carry whole seconds; older ones are not this drill's.
         self._since = datetime.fromtimestamp(math.floor(ctx.started_wall), UTC)
