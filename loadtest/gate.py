@@ -183,7 +183,8 @@ def _size(value: Any) -> int:
 
 def check_verify(report: Any, expected: int, *, count_events: bool) -> list[Breach]:
     """The stage client's verify report: one SUCCEEDED record per expected key and, if counted, one
-    success event each."""
+    distinct success event each (events are counted by id: duplicate deliveries, which
+    at-least-once delivery allows, are a figure, never a breach)."""
     breaches: list[Breach] = []
     missing, not_succeeded = _size(report.missing), _size(report.not_succeeded)
     if missing or not_succeeded or _size(report.succeeded) != expected:
@@ -194,11 +195,14 @@ def check_verify(report: Any, expected: int, *, count_events: bool) -> list[Brea
                 f"{not_succeeded} not SUCCEEDED",
             )
         )
-    if count_events and report.success_events is not None and report.success_events != expected:
+    doubled = getattr(report, "duplicate_events", None) or {}
+    if count_events and report.success_events is not None and (report.success_events != expected or doubled):
+        sample = ", ".join(f"{key} x{n}" for key, n in list(doubled.items())[:3])
         breaches.append(
             Breach(
                 "verify events",
-                f"{report.success_events} IngestionSuccess events for {expected} unique payloads",
+                f"{report.success_events} distinct IngestionSuccess events for {expected} unique payloads"
+                + (f"; {len(doubled)} keys with more than one: {sample}" if doubled else ""),
             )
         )
     if not breaches and not report.ok:
@@ -316,7 +320,8 @@ def _verify(
     report = verify_keys(target, expected, timeout_s=args.verify_timeout, count_events=args.count_events)
     print(
         f"verify: {_size(report.succeeded)}/{len(expected)} SUCCEEDED, {_size(report.missing)} missing, "
-        f"{_size(report.not_succeeded)} not SUCCEEDED, success events {report.success_events}",
+        f"{_size(report.not_succeeded)} not SUCCEEDED, distinct success events {report.success_events}, "
+        f"duplicate deliveries {report.duplicate_deliveries}",
         file=out,
     )
     result["verify"] = {
@@ -325,6 +330,8 @@ def _verify(
         "missing": _size(report.missing),
         "not_succeeded": _size(report.not_succeeded),
         "success_events": report.success_events,
+        "keys_with_several_success_events": len(report.duplicate_events),
+        "duplicate_deliveries": report.duplicate_deliveries,
     }
     return check_verify(report, len(expected), count_events=args.count_events)
 

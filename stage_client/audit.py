@@ -1,11 +1,16 @@
-"""Count IngestionSuccess / IngestionFailure events from the stage's event audit queue."""
+"""Count IngestionSuccess / IngestionFailure events from the stage's event audit queue.
+
+Delivery is at least once all the way (EventBridge rule targets, SNS subscriptions, SQS standard
+queues may each deliver a message more than once), so events are counted by their id: deliveries
+of one event share it. Counts are distinct events per key, and how many deliveries were duplicates.
+"""
 
 from __future__ import annotations
 
 import json
 import time
 from collections import Counter
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,24 +22,58 @@ from stage_client.target import Target
 FOREIGN_VISIBILITY_SECONDS = 60
 
 
+def event_id_of(event: Mapping[str, Any]) -> str | None:
+    """The id every delivery of one event carries: the EventBridge envelope's `id`, "a Version 4
+    UUID that's generated for every event. You can use id to trace events as they move through
+    rules to targets" (EventBridge user guide, "Event structure reference",
+    docs.aws.amazon.com/eventbridge/latest/userguide/eb-events-structure.html), so a rule
+    target's or an SNS subscription's duplicate delivery repeats it.
+
+    The one place to change when events carry a detail eventId that is deterministic per outcome
+    (so that a re-published outcome counts once too):
+    `return (event.get("detail") or {}).get(EventDetailField.EVENT_ID.value)`.
+    """
+    value = event.get("id")
+    return str(value) if value else None
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    """One delivery read from the audit queue."""
+
+    detail_type: str
+    key: str
+    event_id: str
+
+
 @dataclass
 class EventCounts:
-    """Events seen per idempotency key and detail type (only for the keys asked about)."""
+    """Deliveries seen per detail type, idempotency key and event id (only for the keys asked about)."""
 
-    by_type: dict[str, Counter[str]] = field(default_factory=dict)
+    by_type: dict[str, dict[str, Counter[str]]] = field(default_factory=dict)
 
-    def add(self, detail_type: str, key: str) -> None:
-        self.by_type.setdefault(detail_type, Counter())[key] += 1
-
-    def total(self, detail_type: DetailType) -> int:
-        return sum(self.by_type.get(detail_type.value, Counter()).values())
+    def add(self, event: AuditEvent) -> None:
+        self.by_type.setdefault(event.detail_type, {}).setdefault(event.key, Counter())[event.event_id] += 1
 
     def keys_with(self, detail_type: DetailType) -> Counter[str]:
-        return self.by_type.get(detail_type.value, Counter())
+        """Distinct events per key."""
+        return Counter({key: len(ids) for key, ids in self.by_type.get(detail_type.value, {}).items()})
+
+    def total(self, detail_type: DetailType) -> int:
+        """Distinct events of this type (a duplicate delivery counts once)."""
+        return sum(self.keys_with(detail_type).values())
+
+    def deliveries(self, detail_type: DetailType) -> int:
+        return sum(sum(ids.values()) for ids in self.by_type.get(detail_type.value, {}).values())
+
+    def duplicate_deliveries(self, detail_type: DetailType | None = None) -> int:
+        """Deliveries beyond the first of each event: what at-least-once delivery added."""
+        types = [detail_type] if detail_type else [t for t in DetailType if t.value in self.by_type]
+        return sum(self.deliveries(t) - self.total(t) for t in types)
 
 
-def parse_event(body: str) -> tuple[str, str] | None:
-    """(detail type, idempotency key) of an audit message: raw SNS delivery or an SNS envelope."""
+def parse_event(body: str) -> AuditEvent | None:
+    """The event of an audit message (raw SNS delivery or an SNS envelope); None for anything else."""
     try:
         document: Any = json.loads(body)
         if isinstance(document, dict) and document.get("Type") == "Notification":
@@ -46,9 +85,10 @@ def parse_event(body: str) -> tuple[str, str] | None:
     detail = document.get("detail") or {}
     key = detail.get("idempotencyKey") if isinstance(detail, dict) else None
     detail_type = document.get("detail-type")
-    if not key or not detail_type:
+    event_id = event_id_of(document)
+    if not key or not detail_type or not event_id:
         return None
-    return str(detail_type), str(key)
+    return AuditEvent(str(detail_type), str(key), event_id)
 
 
 def collect_events(
@@ -60,8 +100,9 @@ def collect_events(
 ) -> EventCounts:
     """Read the audit queue until it answers empty; consume (delete) the events of `keys`.
 
-    Deleting what we count makes each event counted once across repeated polls; events of other
-    keys are left for whoever counts them.
+    Deleting what we count makes each delivery counted once across repeated polls (a duplicate
+    delivery is another message, counted as such); events of other keys are left for whoever
+    counts them.
     """
     sqs = target.client("sqs")
     queue_url = target.output(Output.EVENT_AUDIT_QUEUE_URL)
@@ -79,8 +120,8 @@ def collect_events(
         mine: list[dict[str, str]] = []
         for message in messages:
             parsed = parse_event(message["Body"])
-            if parsed and parsed[1] in wanted:
-                counts.add(*parsed)
+            if parsed and parsed.key in wanted:
+                counts.add(parsed)
                 mine.append({"Id": str(len(mine)), "ReceiptHandle": message["ReceiptHandle"]})
         if mine:
             sqs.delete_message_batch(QueueUrl=queue_url, Entries=mine)
@@ -97,10 +138,10 @@ def wait_for_events(
     settle_s: float = 3.0,
     counts: EventCounts | None = None,
 ) -> EventCounts:
-    """Collect until `expected` events of `detail_type` arrived, then `settle_s` more for extras.
+    """Collect until `expected` distinct events of `detail_type` arrived, then `settle_s` more.
 
-    Waiting past the expected count is what lets a duplicate event show up instead of being
-    missed by stopping at the first N.
+    Waiting past the expected count is what lets a second event of a key (or a duplicate
+    delivery, counted apart) show up instead of being missed by stopping at the first N.
     """
     counts = counts if counts is not None else EventCounts()
     deadline = time.monotonic() + timeout_s

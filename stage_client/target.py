@@ -47,6 +47,9 @@ class Target:
     region: str
     endpoint_url: str | None = None
     api_key: str | None = None
+    # What the local cloud's harness records beside the outputs (the at-least-once mode's share and
+    # record of duplicates); empty for a stage on AWS.
+    local_cloud: Mapping[str, Any] = field(default_factory=dict)
     _clients: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
     # Not an init field: a copy of the target (dataclasses.replace) resolves credentials afresh.
     _session: list[boto3.session.Session] = field(default_factory=list, init=False, compare=False, repr=False)
@@ -103,6 +106,7 @@ def write_local_outputs(
     api_url: str,
     outputs: Mapping[str, str],
     api_key: str | None = None,
+    local_cloud: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Record a stage deployed on the local cloud, for load_local_target; returns what was written."""
     data: dict[str, Any] = {
@@ -113,6 +117,8 @@ def write_local_outputs(
     }
     if api_key is not None:
         data["apiKey"] = api_key
+    if local_cloud:
+        data["localCloud"] = dict(local_cloud)
     outputs_file.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
     return data
 
@@ -135,6 +141,7 @@ def load_local_target(outputs_file: Path | None = None) -> Target:
         region=data["region"],
         endpoint_url=endpoint,
         api_key=data.get("apiKey") or os.environ.get(API_KEY_ENV),
+        local_cloud=data.get("localCloud", {}),
     )
 
 

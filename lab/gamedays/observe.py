@@ -1,13 +1,31 @@
 """What drills read besides the stage client's views: AWS/Lambda errors, the worker's own EMF
-counters, the table's size, and the quarantine queue's messages."""
+counters, the table's size, the quarantine queue's messages, the alarm topic's notifications as a
+subscriber receives them, and the duplicates the local cloud's at-least-once mode made."""
 
 from __future__ import annotations
 
+import json
+import math
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import ClientError
 
 from functions.common.names import METRICS_NAMESPACE, MessageAttribute, MetricName, Output
-from lab.gamedays.runner import DrillContext
+from lab.gamedays.runner import DrillContext, DrillFailed
+from lab.localcloud.engine_patches.delivery_stats import SQS_RECEIVE, DuplicateCounts, read_counts
 from stage_client.status import count_records
+
+# Where a target gives no record of its platform's duplicate deliveries (a stage on AWS), how many
+# duplicate deliveries a drill tolerates, as a share of its events. SQS standard queues duplicate
+# "on rare occasions" (SQS developer guide, "At-least-once delivery"); the faults the drills look for
+# duplicate far more (a whole batch failed for one record brings most of its records back).
+UNRECORDED_DUPLICATE_SHARE = 0.1
+# How long after an alarm's state change its notification may take to reach the subscriber. Both
+# hops are asynchronous but take seconds; an undelivered notification (a topic policy without
+# CloudWatch, say) should fail the drill quickly, not at the end of its budget.
+NOTIFICATION_WAIT_S = 120.0
 
 
 def observe_worker_errors(ctx: DrillContext, what: str) -> str:
@@ -119,3 +137,146 @@ def take_quarantined(ctx: DrillContext, queue_url: str, keys: set[str]) -> list[
         if len(taken) >= len(keys):
             break
     return taken
+
+
+class AlarmInbox:
+    """The stage's alarm notifications as a subscriber of its alarm topic gets them: proof that an
+    alarm's state change reached someone, not only that its state changed (issue 12: a topic policy
+    without CloudWatch in it lets alarms change state while nobody is told).
+
+    The subscriber is the SQS subscription of the alarm topic: the local harness adds one; a stage on
+    AWS deploys one its checks role may read (README, "Alarm notifications")."""
+
+    def __init__(self, ctx: DrillContext) -> None:
+        self._ctx = ctx
+        self._sqs = ctx.target.client("sqs")
+        topic_arn = ctx.target.output(Output.ALARM_TOPIC_ARN)
+        try:
+            subscribers = [
+                str(s["Endpoint"])
+                for page in ctx.target.client("sns")
+                .get_paginator("list_subscriptions_by_topic")
+                .paginate(TopicArn=topic_arn)
+                for s in page.get("Subscriptions", [])
+                if s.get("Protocol") == "sqs"
+            ]
+        except ClientError as error:
+            raise DrillFailed(
+                f"cannot list the subscribers of the alarm topic {topic_arn} ({error}): the role running "
+                "the drill needs sns:ListSubscriptionsByTopic on it, and to read its SQS subscriber (README, "
+                '"Alarm notifications reach someone")'
+            ) from error
+        if not subscribers:
+            raise DrillFailed(
+                f"the alarm topic {topic_arn} has no SQS subscriber: a drill cannot see its notifications "
+                "(the stage must deploy one that the checks role can read)"
+            )
+        account, name = subscribers[0].split(":")[4], subscribers[0].split(":")[5]
+        try:
+            self.queue_url = str(
+                self._sqs.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)["QueueUrl"]
+            )
+        except ClientError as error:
+            raise DrillFailed(
+                f"cannot reach the alarm topic's subscriber queue {subscribers[0]} ({error}): the role "
+                "running the drill needs sqs:GetQueueUrl, ReceiveMessage and DeleteMessage on it"
+            ) from error
+        # Notifications carry whole seconds; older ones are not this drill's.
+        self._since = datetime.fromtimestamp(math.floor(ctx.started_wall), UTC)
+        self.received: list[dict[str, Any]] = []
+
+    def poll(self) -> None:
+        """Read what arrived (deleting it: the queue is the checks' own inbox)."""
+        while True:
+            messages = self._sqs.receive_message(
+                QueueUrl=self.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1, VisibilityTimeout=30
+            ).get("Messages", [])
+            if not messages:
+                return
+            for message in messages:
+                notification = alarm_notification(message["Body"])
+                if notification and notification_time(notification) >= self._since:
+                    self.received.append(notification)
+            self._sqs.delete_message_batch(
+                QueueUrl=self.queue_url,
+                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)],
+            )
+
+    def find(self, alarm_name: str, state: str) -> dict[str, Any] | None:
+        return next(
+            (
+                n
+                for n in self.received
+                if n.get("AlarmName") == alarm_name and n.get("NewStateValue") == state
+            ),
+            None,
+        )
+
+    def wait_for(self, alarm_name: str, state: str) -> dict[str, Any]:
+        def arrived() -> dict[str, Any] | None:
+            self.poll()
+            return self.find(alarm_name, state)
+
+        found = self._ctx.wait_until(
+            f"the {state} notification of {alarm_name} at the alarm topic's subscriber",
+            arrived,
+            timeout_s=NOTIFICATION_WAIT_S,
+            interval_s=1,
+            describe=lambda: (
+                f"{len(self.received)} notifications since the drill began: "
+                + ", ".join(f"{n.get('AlarmName')} {n.get('NewStateValue')}" for n in self.received[-5:])
+            ),
+        )
+        self._ctx.mark(f"notified {state}", alarm=alarm_name, subscriber=self.queue_url)
+        return found
+
+
+def alarm_notification(body: str) -> dict[str, Any] | None:
+    """The alarm's message, from a raw delivery or an SNS envelope; None for anything else."""
+    try:
+        document = json.loads(body)
+        if isinstance(document, dict) and document.get("Type") == "Notification":
+            document = json.loads(document["Message"])
+    except (json.JSONDecodeError, KeyError, TypeError):
+        return None
+    if not isinstance(document, dict) or "AlarmName" not in document or "NewStateValue" not in document:
+        return None
+    return document
+
+
+def notification_time(notification: dict[str, Any]) -> datetime:
+    """StateChangeTime (e.g. 2019-10-10T15:30:00.000+0000); a notification without one is recent."""
+    try:
+        return datetime.fromisoformat(str(notification["StateChangeTime"]))
+    except (KeyError, ValueError):
+        return datetime.now(UTC)
+
+
+class PlatformDuplicates:
+    """Duplicate deliveries of one queue that the platform made during a drill: recorded exactly by
+    the local cloud's at-least-once mode; a stage on AWS records none, so a share of the events is
+    allowed instead (UNRECORDED_DUPLICATE_SHARE)."""
+
+    def __init__(self, ctx: DrillContext, queue_arn: str) -> None:
+        record = ctx.target.local_cloud.get("duplicatesFile")
+        self._path = Path(str(record)) if record else None
+        self._queue_arn = queue_arn
+        self._baseline = self._read()
+
+    def _read(self) -> DuplicateCounts | None:
+        return read_counts(self._path) if self._path else None
+
+    @property
+    def recorded(self) -> bool:
+        return self._path is not None
+
+    def made(self) -> int | None:
+        """SQS receives of the queue the platform duplicated since the drill began (None: unknown)."""
+        now, before = self._read(), self._baseline
+        if now is None or before is None:
+            return None
+        return now.since(before).of(SQS_RECEIVE, self._queue_arn)
+
+    def allowance(self, events: int) -> int:
+        made = self.made()
+        return made if made is not None else math.ceil(UNRECORDED_DUPLICATE_SHARE * events)

@@ -12,11 +12,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from lab.harness.paths import CDK_BIN, STAGE_NAME, StateDir
+from lab.harness.paths import CDK_BIN, LOCAL_ENV_NAME, STAGE_NAME, StateDir
 from lab.localcloud.engine import ACCOUNT_ID, REGION, EngineInfo, aws_env
 from stage_client.target import REPO_ROOT
 
 BOOTSTRAP_STACK = "CDKToolkit"
+# The cdk.json key of the stage configuration (app.config.CONTEXT_KEY; read here as data, since the
+# harness drives the app only through the CDK CLI).
+CONTEXT_KEY = "ingestion"
 # The folders `python -m app` reads (cdk.json's watch list).
 SYNTH_SOURCE_DIRS = ("app", "functions", "ops/queries")
 
@@ -48,13 +51,24 @@ def _cdk_env(info: EngineInfo) -> dict[str, str]:
     return env
 
 
-def run_cdk(args: list[str], info: EngineInfo, log_file: Path, cwd: Path = REPO_ROOT) -> None:
+def run_cdk(
+    args: list[str],
+    info: EngineInfo,
+    log_file: Path,
+    cwd: Path = REPO_ROOT,
+    extra_env: dict[str, str] | None = None,
+) -> None:
     command = [str(ensure_cdk()), *args]
     with log_file.open("ab") as log:
         log.write(f"\n$ {shlex.join(command)}\n".encode())
         log.flush()
         result = subprocess.run(  # noqa: S603 - argv of the pinned CDK CLI built here
-            command, cwd=cwd, env=_cdk_env(info), stdout=log, stderr=subprocess.STDOUT, check=False
+            command,
+            cwd=cwd,
+            env={**_cdk_env(info), **(extra_env or {})},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            check=False,
         )
     if result.returncode != 0:
         tail = "\n".join(log_file.read_text(errors="replace").splitlines()[-25:])
@@ -75,8 +89,19 @@ def bootstrap(state: StateDir, info: EngineInfo) -> None:
     run_cdk(["bootstrap", f"aws://{ACCOUNT_ID}/{REGION}"], info, state.cdk_log, cwd=state.root)
 
 
-def synthesize(state: StateDir, info: EngineInfo) -> Path:
-    """Synthesize the app into the state dir's own cloud assembly (never the shared cdk.out)."""
+def synthesize(state: StateDir, info: EngineInfo, overrides: dict[str, Any] | None = None) -> Path:
+    """Synthesize the app into the state dir's own cloud assembly (never the shared cdk.out).
+
+    overrides: cdk.json keys of the local environment to change for this synthesis (authMode,
+    useKmsCmk...), e.g. to deploy the same stage under another configuration. They go into a cdk.json
+    of the state dir, which the CLI then reads instead of the repository's (a `-c key=value` carries
+    strings only); the repository's files stay untouched."""
+    cwd, extra_env = REPO_ROOT, None
+    if overrides:
+        cwd = state.root / "synth-context"
+        cwd.mkdir(exist_ok=True)
+        (cwd / "cdk.json").write_text(json.dumps({"context": context_with(overrides)}, indent=2) + "\n")
+        extra_env = {"PYTHONPATH": str(REPO_ROOT)}  # `-m app` from outside the checkout
     # The app runs on this interpreter (the project venv), whatever `python` the shell has.
     run_cdk(
         [
@@ -89,8 +114,23 @@ def synthesize(state: StateDir, info: EngineInfo) -> Path:
         ],
         info,
         state.cdk_log,
+        cwd=cwd,
+        extra_env=extra_env,
     )
     return stage_assembly(state)
+
+
+def context_with(overrides: dict[str, Any]) -> dict[str, Any]:
+    """The repository's cdk.json context with the local environment's keys replaced by overrides
+    (a key set to None is removed: the configuration model's default applies)."""
+    context = json.loads((REPO_ROOT / "cdk.json").read_text())["context"]
+    local = context[CONTEXT_KEY]["environments"][LOCAL_ENV_NAME]
+    for key, value in overrides.items():
+        if value is None:
+            local.pop(key, None)
+        else:
+            local[key] = value
+    return dict(context)
 
 
 def cdk_deploy(state: StateDir, info: EngineInfo) -> None:
@@ -127,10 +167,12 @@ def fingerprint(assembly: Path) -> str:
     return digest.hexdigest()
 
 
-def source_fingerprint() -> str:
+def source_fingerprint(overrides: dict[str, Any] | None = None) -> str:
     """What the synthesized stage depends on: the app, the function code, the queries it embeds,
-    cdk.json, the pinned CDK library and the packages bundled into the code asset."""
+    cdk.json (and the overrides of its local environment), the pinned CDK library and the packages
+    bundled into the code asset."""
     digest = hashlib.sha256()
+    digest.update(json.dumps(overrides or {}, sort_keys=True).encode())
     files = [REPO_ROOT / name for name in ("cdk.json", "requirements.txt", "requirements-bundled.txt")]
     for folder in SYNTH_SOURCE_DIRS:
         files.extend(

@@ -29,21 +29,29 @@ Log = Callable[[str], None]
 
 
 def deploy_stage(
-    state: StateDir, info: EngineInfo, *, force: bool = False, log: Log = print
+    state: StateDir,
+    info: EngineInfo,
+    *,
+    force: bool = False,
+    log: Log = print,
+    overrides: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Bootstrap (once per engine), synthesize, deploy unless this engine already runs the same
     templates, check what the engine would let through and AWS would not, and write outputs.json
-    and env."""
+    and env. overrides: cdk.json keys of the local environment to deploy with (lab.harness.cdk.synthesize)."""
     clients = EngineClients(info)
     cfn = clients("cloudformation")
     started = time.monotonic()
     if not is_bootstrapped(cfn):
         log("bootstrapping the local account (cdk bootstrap)")
         bootstrap(state, info)
-    current, deployed = _synthesize_and_deploy(state, info, cfn, force=force, log=log)
+    current, deployed = _synthesize_and_deploy(
+        state, info, cfn, force=force, log=log, overrides=overrides or {}
+    )
     stacks = list(current["stacks"])
     check_function_code(clients, stacks)
     check_queue_mapping_permissions(clients, stacks)
+    subscribe_alarm_inbox(clients, stacks)
     outputs = write_outputs(state, info, clients, stacks)
     state.deploy_json.write_text(json.dumps(current, indent=2) + "\n")
     log(f"{STAGE_NAME} ready in {time.monotonic() - started:.1f} s")
@@ -51,11 +59,11 @@ def deploy_stage(
 
 
 def _synthesize_and_deploy(
-    state: StateDir, info: EngineInfo, cfn: Any, *, force: bool, log: Log
+    state: StateDir, info: EngineInfo, cfn: Any, *, force: bool, log: Log, overrides: dict[str, Any]
 ) -> tuple[dict[str, Any], bool]:
     """(the deployment record, whether `cdk deploy` ran): skipped when this engine already runs
-    what the sources would synthesize."""
-    sources = source_fingerprint()
+    what the sources (and the same overrides) would synthesize."""
+    sources = source_fingerprint(overrides)
     previous = json.loads(state.deploy_json.read_text()) if state.deploy_json.exists() else None
     if (
         not force
@@ -68,7 +76,7 @@ def _synthesize_and_deploy(
         log(f"{STAGE_NAME} is up to date (app sources unchanged): synth and deploy skipped")
         return previous, False
     log("synthesizing the app (cdk synth)")
-    assembly = synthesize(state, info)
+    assembly = synthesize(state, info, overrides)
     stacks = stage_stack_names(assembly)
     current = {
         "fingerprint": fingerprint(assembly),
@@ -96,15 +104,57 @@ def _stacks_complete(cfn: Any, stacks: list[str]) -> bool:
     return True
 
 
-def write_outputs(
-    state: StateDir, info: EngineInfo, clients: EngineClients, stacks: list[str]
-) -> dict[str, Any]:
-    """outputs.json (the stage client's `local` target) and env (sourced by a shell)."""
+# The local stand-in for the subscription a deployed stage gives its checks role (see the README,
+# "Alarm notifications"): a queue subscribed to the alarm topic, where drills see notifications arrive.
+ALARM_INBOX_SUFFIX = "-inbox"
+
+
+def subscribe_alarm_inbox(clients: EngineClients, stacks: list[str]) -> str | None:
+    """Subscribe a queue to the stage's alarm topic unless an SQS subscriber is there already;
+    returns the subscriber queue's ARN (None: the stage has no alarm topic).
+
+    The queue's policy lets the topic deliver (SNS -> SQS is checked against it, as on AWS); the
+    topic's own policy must still let CloudWatch publish, which is what the drills then prove."""
+    outputs = stack_outputs(clients, stacks)
+    topic_arn = outputs.get(Output.ALARM_TOPIC_ARN.value)
+    if not topic_arn:
+        return None
+    sns, sqs = clients("sns"), clients("sqs")
+    subscriptions = sns.list_subscriptions_by_topic(TopicArn=topic_arn).get("Subscriptions", [])
+    existing = [s["Endpoint"] for s in subscriptions if s.get("Protocol") == "sqs"]
+    if existing:
+        return str(existing[0])
+    name = topic_arn.rsplit(":", 1)[1] + ALARM_INBOX_SUFFIX
+    url = sqs.create_queue(QueueName=name)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    statement = {
+        "Effect": "Allow",
+        "Principal": {"Service": "sns.amazonaws.com"},
+        "Action": "sqs:SendMessage",
+        "Resource": arn,
+        "Condition": {"ArnEquals": {"aws:SourceArn": topic_arn}},
+    }
+    sqs.set_queue_attributes(
+        QueueUrl=url, Attributes={"Policy": json.dumps({"Version": "2012-10-17", "Statement": [statement]})}
+    )
+    sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=arn)
+    return str(arn)
+
+
+def stack_outputs(clients: EngineClients, stacks: list[str]) -> dict[str, str]:
     cfn = clients("cloudformation")
     outputs: dict[str, str] = {}
     for stack in stacks:
         for output in cfn.describe_stacks(StackName=stack)["Stacks"][0].get("Outputs", []):
             outputs[output["OutputKey"]] = output["OutputValue"]
+    return outputs
+
+
+def write_outputs(
+    state: StateDir, info: EngineInfo, clients: EngineClients, stacks: list[str]
+) -> dict[str, Any]:
+    """outputs.json (the stage client's `local` target) and env (sourced by a shell)."""
+    outputs = stack_outputs(clients, stacks)
     api_url = local_api_url(info.endpoint_url, outputs)
     api_key = _api_key(clients, stacks) if outputs.get(Output.AUTH_MODE.value) == "apiKey" else None
     data = write_local_outputs(
@@ -114,6 +164,7 @@ def write_outputs(
         api_url=api_url,
         outputs=outputs,
         api_key=api_key,
+        local_cloud={"duplicatesFile": str(state.duplicates_json), "duplicateShare": info.duplicate_share},
     )
     env = {**aws_env(info.endpoint_url), "API_URL": api_url}
     if api_key is not None:

@@ -24,6 +24,8 @@ class LabStatus:
     engine_healthy: bool
     endpoint_url: str | None
     auth: bool | None
+    # The at-least-once mode's share of duplicated deliveries (0: off).
+    duplicate_share: float | None
     agent_running: bool
     deployed: bool
     api_url: str | None
@@ -34,10 +36,15 @@ class LabStatus:
 
 
 def start(
-    state: StateDir | None = None, *, port: int | None = None, auth: bool | None = None
+    state: StateDir | None = None,
+    *,
+    port: int | None = None,
+    auth: bool | None = None,
+    duplicate_share: float | None = None,
 ) -> engine.EngineInfo:
     """Start (or reuse) the engine only, ready to run this stage's functions: what the engine
-    conformance tests need."""
+    conformance tests need. IAM enforcement and the at-least-once mode's share default to
+    LAB_AUTH / LAB_DUPLICATE_SHARE (both on unless turned off)."""
     state = (state or StateDir.default()).ensure()
     return engine.start_engine(
         state,
@@ -45,6 +52,7 @@ def start(
         constraints=ENGINE_LOCK,
         port=port,
         auth=engine.auth_default() if auth is None else auth,
+        duplicate_share=engine.duplicate_share_default() if duplicate_share is None else duplicate_share,
     )
 
 
@@ -90,6 +98,7 @@ def status(state: StateDir | None = None) -> LabStatus:
         engine_healthy=info is not None and engine.is_healthy(info.endpoint_url),
         endpoint_url=info.endpoint_url if info else None,
         auth=info.auth if info else None,
+        duplicate_share=info.duplicate_share if info else None,
         agent_running=agent_process.agent_running(state),
         deployed=outputs is not None,
         api_url=outputs["apiUrl"] if outputs else None,

@@ -15,6 +15,8 @@ RUNTIME_REQUIREMENTS = REPO_ROOT / "requirements-runtime.txt"
 ENGINE_LOCK = REPO_ROOT / "lab" / "harness" / "requirements-engine.lock"
 CDK_BIN = REPO_ROOT / "node_modules" / ".bin" / "cdk"
 STAGE_NAME = "IngestionLocal"
+# The cdk.json environment STAGE_NAME is built from.
+LOCAL_ENV_NAME = "local"
 
 
 @dataclass(frozen=True)

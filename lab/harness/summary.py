@@ -31,6 +31,8 @@ def summary(state: StateDir) -> str:
         f"DLQ {outputs.get('DlqName', '?')}",
         f"  logs         {_relative(state.engine_log)}, {_relative(state.agent_log)}, "
         f"{_relative(state.cdk_log)}",
+        f"  delivery     at least once: {100 * (status.duplicate_share or 0):.0f}% of SQS receives, rule and "
+        f"SNS deliveries duplicated (LAB_DUPLICATE_SHARE; record in {_relative(state.duplicates_json)})",
         "",
         "Try:",
         f"  source {env_file}",

@@ -24,6 +24,7 @@ from typing import Any
 
 import boto3
 
+from lab.localcloud.engine_patches.delivery_stats import SEED_ENV, SHARE_ENV, STATS_ENV, parse_share
 from lab.localcloud.state import CloudDir
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -38,6 +39,13 @@ ACCOUNT_ID = "000000000000"
 HEALTH_PATH = "/_ministack/health"
 STARTUP_TIMEOUT_SECONDS = 30.0
 STOP_TIMEOUT_SECONDS = 10.0
+# The at-least-once mode (lab.localcloud.engine_patches.at_least_once): the share of SQS receives,
+# EventBridge rule deliveries and SNS deliveries the engine duplicates. On by default, so that every
+# local test, drill and load test meets the duplicates AWS may deliver; LAB_DUPLICATE_SHARE=0 turns
+# it off, LAB_DUPLICATE_SEED makes the choice reproducible.
+DUPLICATE_SHARE_ENV = "LAB_DUPLICATE_SHARE"
+DUPLICATE_SEED_ENV = "LAB_DUPLICATE_SEED"
+DEFAULT_DUPLICATE_SHARE = 0.05
 # Packages of the functions' requirements that the engine replaces with its own pins (see
 # requirements-engine.txt: ministack pins botocore exactly).
 _ENGINE_OWNED_PACKAGES = ("boto3", "botocore")
@@ -55,6 +63,8 @@ class EngineInfo:
     port: int
     auth: bool
     started_at: float
+    # Engines recorded before the at-least-once mode existed read as "off".
+    duplicate_share: float = 0.0
 
     @property
     def endpoint_url(self) -> str:
@@ -174,6 +184,12 @@ def auth_default() -> bool:
     return os.environ.get("LAB_AUTH", "true").lower() not in ("0", "false", "no")
 
 
+def duplicate_share_default() -> float:
+    """LAB_DUPLICATE_SHARE (0..1), else DEFAULT_DUPLICATE_SHARE; a value out of range is refused."""
+    raw = os.environ.get(DUPLICATE_SHARE_ENV)
+    return DEFAULT_DUPLICATE_SHARE if raw is None else parse_share(raw)
+
+
 def read_engine(state: CloudDir) -> EngineInfo | None:
     """The engine recorded in the state dir, if its process is still alive."""
     if not state.engine_json.exists():
@@ -189,12 +205,17 @@ def start_engine(
     constraints: Path | None = None,
     port: int | None = None,
     auth: bool = True,
+    duplicate_share: float = 0.0,
 ) -> EngineInfo:
     """Start the engine on 127.0.0.1 (a free port unless given) and wait until it answers.
 
     function_requirements: the pinned packages the deployed functions import (installed into the
     engine's virtualenv, which its Lambda workers run on); constraints: the lock of that set.
+    duplicate_share: the at-least-once mode's share of duplicated deliveries (0: off); what it
+    duplicated is recorded in state.duplicates_json. A running engine is reused as it was started.
     """
+    if not 0.0 <= duplicate_share <= 1.0:
+        raise EngineError(f"the duplicate share must be within 0..1, got {duplicate_share}")
     state.ensure()
     running = read_engine(state)
     if running is not None:
@@ -222,7 +243,12 @@ def start_engine(
         "TMPDIR": str(state.engine_tmp),
         "LOG_LEVEL": os.environ.get("LAB_ENGINE_LOG_LEVEL", "WARNING"),
         "PYTHONDONTWRITEBYTECODE": "1",
+        SHARE_ENV: str(duplicate_share),
+        STATS_ENV: str(state.duplicates_json),
     }
+    if os.environ.get(DUPLICATE_SEED_ENV):
+        env[SEED_ENV] = os.environ[DUPLICATE_SEED_ENV]
+    state.duplicates_json.unlink(missing_ok=True)
     with state.engine_log.open("ab") as log:
         process = subprocess.Popen(  # noqa: S603 - the engine venv interpreter and launcher
             [str(engine_python(venv)), str(ENGINE_LAUNCHER)],
@@ -235,7 +261,9 @@ def start_engine(
             # and a Ctrl-C in the developer's shell does not reach it.
             start_new_session=True,
         )
-    info = EngineInfo(pid=process.pid, port=port, auth=auth, started_at=time.time())
+    info = EngineInfo(
+        pid=process.pid, port=port, auth=auth, started_at=time.time(), duplicate_share=duplicate_share
+    )
     state.engine_json.write_text(json.dumps(asdict(info)) + "\n")
     deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
     while time.monotonic() < deadline:

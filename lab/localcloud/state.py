@@ -31,6 +31,11 @@ class CloudDir:
         return self.root / "engine-tmp"
 
     @property
+    def duplicates_json(self) -> Path:
+        """What the engine's at-least-once mode duplicated (engine_patches/delivery_stats.py)."""
+        return self.root / "duplicates.json"
+
+    @property
     def agent_pid(self) -> Path:
         return self.root / "agent.pid"
 

@@ -21,7 +21,14 @@ import pytest
 
 from lab.harness import lifecycle
 from lab.harness.paths import StateDir
-from lab.localcloud.engine import ACCOUNT_ID, REGION, EngineInfo, aws_env
+from lab.localcloud.engine import (
+    ACCOUNT_ID,
+    DEFAULT_DUPLICATE_SHARE,
+    REGION,
+    EngineInfo,
+    aws_env,
+    duplicate_share_default,
+)
 from stage_client.target import Target
 
 
@@ -58,8 +65,10 @@ class LocalEngine:
 @pytest.fixture(scope="session")
 def local_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalEngine]:
     state = StateDir(tmp_path_factory.mktemp("lab-state"))
-    # IAM enforcement on whatever LAB_AUTH the shell holds: the tests rely on it.
-    info = lifecycle.start(state, auth=True)
+    # IAM enforcement and the at-least-once mode whatever LAB_AUTH / LAB_DUPLICATE_SHARE the shell
+    # holds: the tests rely on both (a share may be raised, never turned off).
+    share = duplicate_share_default() or DEFAULT_DUPLICATE_SHARE
+    info = lifecycle.start(state, auth=True, duplicate_share=share)
     try:
         yield LocalEngine(state=state, info=info)
     finally:

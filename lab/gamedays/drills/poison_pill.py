@@ -1,9 +1,11 @@
-"""poison-pill: a schema break fills the DLQ and fires its alarms; the fix, a jittered redrive,
-and every event SUCCEEDED exactly once; the alarms return to OK."""
+"""poison-pill: a schema break fills the DLQ and fires its alarms, whose notifications reach a
+subscriber of the alarm topic; the fix, a jittered redrive, and every event SUCCEEDED exactly once;
+the alarms return to OK and say so."""
 
 from __future__ import annotations
 
 from functions.common.names import ErrorType, FailureMode, Output
+from lab.gamedays.observe import AlarmInbox
 from lab.gamedays.runner import DrillContext
 from lab.gamedays.spec import DrillSpec, Trips
 from lab.gamedays.steps import (
@@ -16,7 +18,7 @@ from lab.gamedays.steps import (
     require_empty_dlq,
     send_events,
     verify_exactly_once,
-    wait_alarm_state,
+    wait_alarm_notified,
     wait_dlq_drained,
 )
 from stage_client import redrive
@@ -30,6 +32,8 @@ def run(ctx: DrillContext) -> list[str]:
     depth_alarm = alarm_by_metric(ctx, dlq_name, "ApproximateNumberOfMessagesVisible")
     age_alarm = alarm_by_metric(ctx, dlq_name, "ApproximateAgeOfOldestMessage")
     ctx.mark("DLQ alarms found", depth=depth_alarm.name, age=age_alarm.name)
+    inbox = AlarmInbox(ctx)
+    ctx.mark("alarm topic subscriber found", queue=inbox.queue_url)
 
     ctx.mark(
         "inject", **ctx.injector.inject(ctx, FailureMode.POISON_PAYLOAD, ttl_seconds=int(ctx.remaining()))
@@ -49,8 +53,8 @@ def run(ctx: DrillContext) -> list[str]:
         describe=lambda: f"DLQ visible {dlq_depth(ctx)[0]}",
     )
     ctx.mark("DLQ holds every poisoned event", dlq_visible=dlq_depth(ctx)[0])
-    wait_alarm_state(ctx, depth_alarm.name, "ALARM")
-    wait_alarm_state(ctx, age_alarm.name, "ALARM")
+    wait_alarm_notified(ctx, inbox, depth_alarm.name, "ALARM")
+    wait_alarm_notified(ctx, inbox, age_alarm.name, "ALARM")
 
     sample = redrive.preview(
         ctx.target, max_messages=min(10, len(keys)), error_type=ErrorType.SCHEMA_VALIDATION.value
@@ -83,21 +87,22 @@ def run(ctx: DrillContext) -> list[str]:
     wait_dlq_drained(ctx)
     recover(ctx, keys)
     verify_exactly_once(ctx, keys)
-    wait_alarm_state(ctx, depth_alarm.name, "OK")
-    wait_alarm_state(ctx, age_alarm.name, "OK")
+    wait_alarm_notified(ctx, inbox, depth_alarm.name, "OK")
+    wait_alarm_notified(ctx, inbox, age_alarm.name, "OK")
     return [
         f"{len(keys)} poisoned events reached the DLQ",
-        f"DLQ alarms {depth_alarm.name} and {age_alarm.name} reached ALARM",
+        f"DLQ alarms {depth_alarm.name} and {age_alarm.name} reached ALARM, and their notifications "
+        "reached the alarm topic's subscriber",
         f"preview showed {ErrorType.SCHEMA_VALIDATION.value} only",
         f"redrive moved {moved['moved']} with jitter {DEFAULT_JITTER_S}s; the DLQ drained",
         f"{len(keys)} events SUCCEEDED exactly once (records and IngestionSuccess events)",
-        "DLQ alarms returned to OK",
+        "DLQ alarms returned to OK, and said so to the subscriber",
     ]
 
 
 SPEC = DrillSpec(
     run=run,
-    summary="schema break -> DLQ + alarms -> fix -> redrive -> drained",
+    summary="schema break -> DLQ + alarms notified -> fix -> redrive -> drained",
     default_events=10,
     default_timeout_s=300,
     dlq_trips=Trips(1),

@@ -13,7 +13,7 @@ import pytest
 
 from functions.common.names import EnvVar
 from lab.harness import deploy
-from lab.localcloud.engine import EngineClients
+from lab.localcloud.engine import ACCOUNT_ID, REGION, EngineClients
 
 ECHO_SOURCE = """
 import json
@@ -54,6 +54,13 @@ def test_http_api_sends_payload_v2_and_base64_encodes_non_json_bodies(local_engi
         ApiId=api_id, RouteKey="POST /events", Target=f"integrations/{integration['IntegrationId']}"
     )
     apis.create_stage(ApiId=api_id, StageName="$default", AutoDeploy=True)
+    # API Gateway invokes the function under its resource policy (without it: 500, see
+    # test_service_deliveries.py).
+    lam.add_permission(
+        FunctionName=function, StatementId="api", Action="lambda:InvokeFunction",
+        Principal="apigateway.amazonaws.com",
+        SourceArn=f"arn:aws:execute-api:{REGION}:{ACCOUNT_ID}:{api_id}/*/*/events",
+    )  # fmt: skip
     url = f"{local_engine.endpoint_url}/_aws/execute-api/{api_id}/events?x=1"
 
     status, as_json = _post(url, b'{"a": 1}', {"content-type": "application/json"})

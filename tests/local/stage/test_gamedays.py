@@ -85,6 +85,10 @@ def test_poison_pill(local_target: Target, tmp_path: Path) -> None:
         assert step in steps
     assert steps.count("alarm ALARM") == 2
     assert steps.count("alarm OK") == 2
+    # Each state change reached a subscriber of the alarm topic, not only the alarm's own state.
+    assert steps.count("notified ALARM") == 2
+    assert steps.count("notified OK") == 2
+    assert steps.index("alarm topic subscriber found") < steps.index("inject")
     assert (
         steps.index("alarm ALARM")
         < steps.index("fix")
@@ -104,8 +108,10 @@ def test_slow_downstream(local_target: Target, tmp_path: Path) -> None:
 def test_random_fail_p30(local_target: Target, tmp_path: Path) -> None:
     report = run_drill(local_target, "random-fail-p30", tmp_path, events=20, timeout_s=240)
     assert "partial batch observed" in labels(report)
-    metrics = next(e for e in report["timeline"] if e["label"] == "worker metrics")
-    assert metrics["details"]["DuplicatesDetected"] == 0
+    metrics = next(e for e in report["timeline"] if e["label"] == "worker metrics")["details"]
+    # Only the queue's own duplicate deliveries (at-least-once mode, recorded by the engine) came back.
+    assert metrics["platformDuplicatesRecorded"] is True
+    assert metrics["DuplicatesDetected"] <= metrics["platformDuplicates"]
     assert report["assertions"][-1] == "20 events SUCCEEDED exactly once"
 
 
@@ -114,7 +120,8 @@ def test_duplicate_submit(local_target: Target, tmp_path: Path) -> None:
     duplicated = next(e for e in report["timeline"] if e["label"] == "ingest queued each event twice")
     assert duplicated["details"]["duplicated"] == 10
     detected = next(e for e in report["timeline"] if e["label"] == "worker detected the second copies")
-    assert detected["details"]["DuplicatesDetected"] == 10
+    details = detected["details"]
+    assert 10 <= details["DuplicatesDetected"] <= 10 + details["platformDuplicates"]
 
 
 def test_failure_mode_expiry(local_target: Target, tmp_path: Path) -> None:

@@ -3,9 +3,13 @@ stage client) and its summary, and the outputs file the client's `local` target 
 
 from __future__ import annotations
 
+import json
+import time
+import uuid
 from typing import TYPE_CHECKING
 
 from functions.common.names import Output, RecordStatus
+from lab.harness.deploy import ALARM_INBOX_SUFFIX
 from lab.harness.paths import StateDir
 from lab.harness.samples import send_sample_events
 from lab.harness.summary import summary
@@ -34,3 +38,34 @@ def test_the_outputs_file_names_the_deployed_stage(local_target: Target, local_e
     text = summary(state)
     assert f"API          {target.api_url}" in text
     assert "IAM enforced" in text
+
+
+def test_the_outputs_file_records_the_at_least_once_mode(
+    local_target: Target, local_engine: LocalEngine
+) -> None:
+    """What the drills read to tell the queue's own duplicate deliveries from a fault's."""
+    assert local_target.local_cloud["duplicateShare"] == local_engine.info.duplicate_share > 0
+    assert local_target.local_cloud["duplicatesFile"] == str(local_engine.state.duplicates_json)
+
+
+def test_the_alarm_topic_has_a_subscriber_the_drills_read(local_target: Target) -> None:
+    """The harness subscribes a queue to the alarm topic (a stage on AWS deploys its own): what the
+    account publishes there arrives; whether CloudWatch may publish is the topic policy's business."""
+    sns, sqs = local_target.client("sns"), local_target.client("sqs")
+    topic_arn = local_target.output(Output.ALARM_TOPIC_ARN)
+    subscribers = [
+        s["Endpoint"]
+        for s in sns.list_subscriptions_by_topic(TopicArn=topic_arn)["Subscriptions"]
+        if s["Protocol"] == "sqs"
+    ]
+    assert subscribers == [f"{topic_arn}{ALARM_INBOX_SUFFIX}".replace(":sns:", ":sqs:")]
+    queue_url = sqs.get_queue_url(QueueName=subscribers[0].rsplit(":", 1)[1])["QueueUrl"]
+    marker = f"harness-probe-{uuid.uuid4().hex}"
+    sns.publish(TopicArn=topic_arn, Message=marker)
+    deadline = time.monotonic() + 10
+    bodies: list[str] = []
+    while marker not in " ".join(bodies) and time.monotonic() < deadline:
+        for message in sqs.receive_message(QueueUrl=queue_url, WaitTimeSeconds=1).get("Messages", []):
+            bodies.append(message["Body"])
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+    assert any(json.loads(body).get("Message") == marker for body in bodies)

@@ -221,6 +221,20 @@ def test_verify_report_extra_success_events_fail_only_when_counted() -> None:
     assert [b.threshold for b in gate.check_verify(report, 3, count_events=False)] == ["verify"]
 
 
+def test_a_key_with_two_distinct_success_events_fails_even_when_the_total_matches() -> None:
+    report = _report(success_events=3, duplicate_events={"k1": 2}, ok=False)
+
+    [breach] = gate.check_verify(report, 3, count_events=True)
+
+    assert breach.threshold == "verify events"
+    assert "1 keys with more than one: k1 x2" in breach.message
+
+
+def test_duplicate_deliveries_are_a_figure_not_a_breach() -> None:
+    """At-least-once delivery may repeat an event: counted once by id, reported, never failed."""
+    assert gate.check_verify(_report(duplicate_deliveries=7), 3, count_events=True) == []
+
+
 def _gate_args(stats_json: Path, keys_file: Path, report: Path, **overrides: object) -> argparse.Namespace:
     args = gate.build_parser().parse_args(
         [

@@ -31,8 +31,21 @@ def put_record(stage: Any, key: str, status_value: str, **extra: Any) -> None:
     stage.dynamodb.put_item(TableName=stage.table_name, Item=item)
 
 
-def audit_event(key: str, detail_type: DetailType = DetailType.SUCCESS, *, envelope: bool = False) -> str:
-    event = {"source": EVENT_SOURCE, "detail-type": detail_type.value, "detail": {"idempotencyKey": key}}
+def audit_event(
+    key: str,
+    detail_type: DetailType = DetailType.SUCCESS,
+    *,
+    envelope: bool = False,
+    event_id: str | None = None,
+) -> str:
+    """An event as the audit queue gets it; its id defaults to one per key and type (so sending the
+    same call twice is a duplicate delivery of one event)."""
+    event = {
+        "id": event_id or f"{detail_type.value}-{key}",
+        "source": EVENT_SOURCE,
+        "detail-type": detail_type.value,
+        "detail": {"idempotencyKey": key},
+    }
     if envelope:
         return json.dumps({"Type": "Notification", "Message": json.dumps(event)})
     return json.dumps(event)
@@ -122,20 +135,36 @@ def test_verify_reports_missing_and_not_succeeded_after_the_timeout(lab_target: 
     assert report.summary().startswith("FAIL")
 
 
-def test_verify_counts_success_events_and_flags_duplicates(lab_target: Target, stage: Any) -> None:
+def test_verify_counts_distinct_success_events_and_flags_keys_with_several(
+    lab_target: Target, stage: Any
+) -> None:
     keys = ["a1", "b2", "c3"]
     for key in keys:
         put_record(stage, key, RecordStatus.SUCCEEDED.value)
-    bodies = [audit_event("a1"), audit_event("b2", envelope=True), audit_event("c3"), audit_event("c3")]
+    bodies = [audit_event("a1"), audit_event("b2", envelope=True), audit_event("c3")]
+    bodies += [audit_event("c3", event_id="a second outcome of c3")]
     bodies += [audit_event("a1", DetailType.FAILURE), audit_event("someone-else")]
     for body in bodies:
         stage.sqs.send_message(QueueUrl=stage.event_capture_url, MessageBody=body)
     report = verify.verify_keys(lab_target, keys, timeout_s=5, count_events=True)
     assert report.success_events == 4
     assert report.duplicate_events == {"c3": 2}
+    assert report.duplicate_deliveries == 0
     assert not report.ok
     # Our events are consumed; another verifier's event is left in the queue.
     assert stage.depth(stage.event_capture_url) == 1
+
+
+def test_verify_counts_a_duplicate_delivery_once_and_reports_it(lab_target: Target, stage: Any) -> None:
+    """At-least-once delivery: the same event (same id) delivered twice is one event, a figure."""
+    for key in ("d1", "d2"):
+        put_record(stage, key, RecordStatus.SUCCEEDED.value)
+    for body in (audit_event("d1"), audit_event("d1"), audit_event("d1", envelope=True), audit_event("d2")):
+        stage.sqs.send_message(QueueUrl=stage.event_capture_url, MessageBody=body)
+    report = verify.verify_keys(lab_target, ["d1", "d2"], timeout_s=5, count_events=True)
+    assert report.ok, report.summary()
+    assert (report.success_events, report.duplicate_events, report.duplicate_deliveries) == (2, {}, 2)
+    assert "2 duplicate deliveries (counted once)" in report.summary()
 
 
 def test_verify_with_exactly_one_event_per_key_passes(lab_target: Target, stage: Any) -> None:
@@ -148,7 +177,15 @@ def test_verify_with_exactly_one_event_per_key_passes(lab_target: Target, stage:
 
 
 def test_parse_event_ignores_foreign_and_malformed_messages() -> None:
-    assert audit.parse_event(audit_event("k")) == (DetailType.SUCCESS.value, "k")
+    assert audit.parse_event(audit_event("k", event_id="e-1")) == audit.AuditEvent(
+        DetailType.SUCCESS.value, "k", "e-1"
+    )
+    without_id = {
+        "source": EVENT_SOURCE,
+        "detail-type": "IngestionSuccess",
+        "detail": {"idempotencyKey": "k"},
+    }
+    assert audit.parse_event(json.dumps(without_id)) is None
     assert audit.parse_event("not json") is None
     assert audit.parse_event(json.dumps({"source": "other", "detail-type": "X", "detail": {}})) is None
     assert audit.parse_event(json.dumps({"Type": "Notification"})) is None

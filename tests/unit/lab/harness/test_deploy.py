@@ -9,10 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from lab.harness.cdk import DeployError, fingerprint, stage_stack_names
+from lab.harness.cdk import CONTEXT_KEY as HARNESS_CONTEXT_KEY
+from lab.harness.cdk import DeployError, context_with, fingerprint, source_fingerprint, stage_stack_names
 from lab.harness.deploy import local_api_url
-from lab.harness.paths import RUNTIME_REQUIREMENTS
+from lab.harness.paths import LOCAL_ENV_NAME, RUNTIME_REQUIREMENTS
 from lab.localcloud.engine import engine_requirements, process_runs
+from stage_client.target import REPO_ROOT
 
 
 def _pins(lines: list[str]) -> dict[str, str]:
@@ -91,3 +93,24 @@ def test_a_recorded_pid_counts_only_while_it_is_still_our_process():
         child.kill()
         child.wait()
     assert not process_runs(child.pid, "time.sleep(30)")
+
+
+def test_overrides_replace_the_local_environment_keys_only() -> None:
+    """The harness writes this context into its own cdk.json to deploy the stage another way."""
+    from app.config import CONTEXT_KEY
+
+    context = context_with({"authMode": "jwt", "useKmsCmk": None, "jwtAudience": ["lab"]})
+    repository = json.loads((REPO_ROOT / "cdk.json").read_text())["context"]
+    local = context[CONTEXT_KEY]["environments"][LOCAL_ENV_NAME]
+
+    assert CONTEXT_KEY == HARNESS_CONTEXT_KEY
+    assert (local["authMode"], local["jwtAudience"]) == ("jwt", ["lab"])
+    assert "useKmsCmk" not in local
+    assert context[CONTEXT_KEY]["environments"]["dev"] == repository[CONTEXT_KEY]["environments"]["dev"]
+    assert context["pipeline"] == repository["pipeline"]
+
+
+def test_overrides_change_the_source_fingerprint() -> None:
+    """A stage deployed with other overrides is not skipped as up to date."""
+    assert source_fingerprint() == source_fingerprint({})
+    assert source_fingerprint({"authMode": "jwt"}) != source_fingerprint()

@@ -1,0 +1,63 @@
+"""What drills observe besides the stage client: alarm notifications as a subscriber gets them, and
+the duplicate deliveries the platform made."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, cast
+
+from lab.gamedays.observe import (
+    UNRECORDED_DUPLICATE_SHARE,
+    PlatformDuplicates,
+    alarm_notification,
+    notification_time,
+)
+from lab.gamedays.runner import DrillContext
+from lab.localcloud.engine_patches.delivery_stats import SQS_RECEIVE, DuplicateRecord
+
+ALARM = {
+    "AlarmName": "ingestion-dev-dlq-depth",
+    "NewStateValue": "ALARM",
+    "OldStateValue": "OK",
+    "StateChangeTime": "2019-10-10T15:30:00.000+0000",
+}
+
+
+def test_an_alarm_notification_is_read_raw_or_from_its_sns_envelope() -> None:
+    raw = json.dumps(ALARM)
+    envelope = json.dumps({"Type": "Notification", "Message": raw})
+    assert alarm_notification(raw) == ALARM
+    assert alarm_notification(envelope) == ALARM
+    assert alarm_notification(json.dumps({"Type": "Notification", "Message": "plain text"})) is None
+    assert alarm_notification(json.dumps({"source": "ingestion.lab"})) is None
+    assert alarm_notification("not json") is None
+
+
+def test_cloudwatchs_timestamp_format_is_understood() -> None:
+    assert notification_time(ALARM).isoformat() == "2019-10-10T15:30:00+00:00"
+
+
+def _context(local_cloud: dict[str, Any]) -> DrillContext:
+    return cast(DrillContext, SimpleNamespace(target=SimpleNamespace(local_cloud=local_cloud)))
+
+
+def test_the_local_clouds_record_bounds_the_duplicates_a_drill_tolerates(tmp_path: Path) -> None:
+    path = tmp_path / "duplicates.json"
+    record = DuplicateRecord(0.05, path)
+    record.add(SQS_RECEIVE, "arn:aws:sqs:us-east-1:000000000000:ingestion-local-events")
+    platform = PlatformDuplicates(_context({"duplicatesFile": str(path)}), "ingestion-local-events")
+    record.add(SQS_RECEIVE, "arn:aws:sqs:us-east-1:000000000000:ingestion-local-events")
+    record.add(SQS_RECEIVE, "arn:aws:sqs:us-east-1:000000000000:ingestion-local-events-dlq")
+
+    assert platform.recorded
+    assert platform.made() == 1, "only this queue's duplicates since the drill began"
+    assert platform.allowance(events=100) == 1
+
+
+def test_without_a_record_a_share_of_the_events_is_tolerated() -> None:
+    platform = PlatformDuplicates(_context({}), "ingestion-dev-events")
+    assert not platform.recorded
+    assert platform.made() is None
+    assert platform.allowance(events=30) == round(UNRECORDED_DUPLICATE_SHARE * 30)
