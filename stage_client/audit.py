@@ -14,7 +14,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from functions.common.names import EVENT_SOURCE, DetailType, Output
+from functions.common.names import EVENT_SOURCE, DetailType, EventDetailField, Output
 from stage_client.target import Target
 
 # Long enough that one counting pass never sees the same foreign message twice; foreign messages
@@ -23,17 +23,16 @@ FOREIGN_VISIBILITY_SECONDS = 60
 
 
 def event_id_of(event: Mapping[str, Any]) -> str | None:
-    """The id every delivery of one event carries: the EventBridge envelope's `id`, "a Version 4
-    UUID that's generated for every event. You can use id to trace events as they move through
-    rules to targets" (EventBridge user guide, "Event structure reference",
-    docs.aws.amazon.com/eventbridge/latest/userguide/eb-events-structure.html), so a rule
-    target's or an SNS subscription's duplicate delivery repeats it.
-
-    The one place to change when events carry a detail eventId that is deterministic per outcome
-    (so that a re-published outcome counts once too):
-    `return (event.get("detail") or {}).get(EventDetailField.EVENT_ID.value)`.
+    """The id every delivery of one outcome carries: the detail's eventId, which the relay derives
+    from the outcome (key, status, attempt), so a stream batch handed back and published again, and
+    a rule target's or an SNS subscription's duplicate delivery, both repeat it. The EventBridge
+    envelope's `id` ("a Version 4 UUID that's generated for every event", EventBridge user guide,
+    "Event structure reference", docs.aws.amazon.com/eventbridge/latest/userguide/eb-events-structure.html)
+    is new on every PutEvents, so it only stands in for events without a detail eventId.
     """
-    value = event.get("id")
+    detail = event.get("detail")
+    value = detail.get(EventDetailField.EVENT_ID.value) if isinstance(detail, Mapping) else None
+    value = value or event.get("id")
     return str(value) if value else None
 
 

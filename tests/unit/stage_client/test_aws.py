@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 import time
 from typing import Any
 
@@ -37,14 +38,16 @@ def audit_event(
     *,
     envelope: bool = False,
     event_id: str | None = None,
+    envelope_id: str | None = None,
 ) -> str:
-    """An event as the audit queue gets it; its id defaults to one per key and type (so sending the
-    same call twice is a duplicate delivery of one event)."""
+    """An event as the audit queue gets it; its detail eventId defaults to one per key and type (so
+    sending the same call twice is a duplicate delivery of one outcome), its envelope id to a new
+    one per call, as every PutEvents makes."""
     event = {
-        "id": event_id or f"{detail_type.value}-{key}",
+        "id": envelope_id or str(uuid.uuid4()),
         "source": EVENT_SOURCE,
         "detail-type": detail_type.value,
-        "detail": {"idempotencyKey": key},
+        "detail": {"idempotencyKey": key, "eventId": event_id or f"{detail_type.value}-{key}"},
     }
     if envelope:
         return json.dumps({"Type": "Notification", "Message": json.dumps(event)})
@@ -180,6 +183,15 @@ def test_parse_event_ignores_foreign_and_malformed_messages() -> None:
     assert audit.parse_event(audit_event("k", event_id="e-1")) == audit.AuditEvent(
         DetailType.SUCCESS.value, "k", "e-1"
     )
+    republished = json.loads(audit_event("k", event_id="e-1"))
+    assert audit.parse_event(json.dumps(republished | {"id": "another-envelope"})).event_id == "e-1"
+    envelope_only = {
+        "id": "envelope-1",
+        "source": EVENT_SOURCE,
+        "detail-type": "IngestionSuccess",
+        "detail": {"idempotencyKey": "k"},
+    }
+    assert audit.parse_event(json.dumps(envelope_only)).event_id == "envelope-1"
     without_id = {
         "source": EVENT_SOURCE,
         "detail-type": "IngestionSuccess",
