@@ -1,14 +1,19 @@
 """Starts the pinned ministack engine with the corrections the lab needs: no dimension-blind alarm
-evaluation, Lambda metrics for every invocation, loopback counted as TLS, SQS batch IAM actions.
+evaluation, Lambda metrics for every invocation, loopback counted as TLS, SQS batch IAM actions,
+and the patches of engine_patches/ (AWS::CodePipeline::Pipeline for CloudFormation).
 
-Run by the engine virtualenv's interpreter (see lab.localcloud.engine); it imports only ministack.
+Run by the engine virtualenv's interpreter (see lab.localcloud.engine); it imports only ministack
+and engine_patches/ (loaded by path as the package `lab_engine_patches`).
 """
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import os
 import sys
 import time
+from types import ModuleType
 from typing import Any
 
 # Run as a file, this folder would sit first on sys.path and its modules could shadow the
@@ -19,6 +24,10 @@ sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
 from ministack import app  # noqa: E402
 from ministack.core import iam_actions  # noqa: E402
 from ministack.services import cloudwatch, lambda_svc  # noqa: E402
+
+PATCHES_DIR = os.path.join(_HERE, "engine_patches")
+PATCHES_PACKAGE = "lab_engine_patches"
+PATCH_MODULES = ("codepipeline",)
 
 # IAM has no action of its own for these SQS batch APIs: AWS authorizes each with the action of
 # its single-message form, so a role granted sqs:SendMessage may call SendMessageBatch.
@@ -88,6 +97,19 @@ def _sqs_batches_authorized_as_aws_does(original: Any) -> Any:
     return extract
 
 
+def load_patches() -> list[ModuleType]:
+    """engine_patches/ as a package of its own name (not `lab...`: the engine has no lab package)."""
+    spec = importlib.util.spec_from_file_location(
+        PATCHES_PACKAGE, os.path.join(PATCHES_DIR, "__init__.py"), submodule_search_locations=[PATCHES_DIR]
+    )
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"engine_main: cannot load {PATCHES_DIR}")
+    package = importlib.util.module_from_spec(spec)
+    sys.modules[PATCHES_PACKAGE] = package
+    spec.loader.exec_module(package)
+    return [importlib.import_module(f"{PATCHES_PACKAGE}.{name}") for name in PATCH_MODULES]
+
+
 def main() -> None:
     # Fail loudly if an engine upgrade moved what is replaced here (the conformance tests
     # tests/local/engine/test_cloudwatch.py name the behaviour that would then be lost).
@@ -108,6 +130,8 @@ def main() -> None:
     lambda_svc._emit_lambda_metrics = _throttles_only(lambda_svc._emit_lambda_metrics)
     app.pin_request_origin = _loopback_counts_as_tls(app.pin_request_origin)
     iam_actions.extract_iam_action = _sqs_batches_authorized_as_aws_does(iam_actions.extract_iam_action)
+    for patch in load_patches():
+        patch.install()
     app.main()
 
 
