@@ -37,7 +37,10 @@ OVERRIDE_KEYS: dict[str, str] = {
     "gamedayInProd": "gamedayInProd",
     "devAccount": "devAccount",
     "prodAccount": "prodAccount",
+    "stageSettings": "stageSettings",
 }
+# The environments the pipeline deploys (stage keys of cdk.json's "ingestion.environments").
+PIPELINE_ENVIRONMENTS = ("dev", "prod")
 # CodeBuild accepts build timeouts from 5 to 480 minutes.
 CODEBUILD_TIMEOUT_MINUTES = (5, 480)
 
@@ -104,6 +107,11 @@ class PipelineConfig(ConfigModel):
     prod_account: AccountId | None = Field(
         default=None, description="the prod stage's account (override of cdk.json)"
     )
+    stage_settings: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="per environment (`dev`, `prod`), stage keys applied over cdk.json to the stages the "
+        "pipeline deploys (validated as the stage's own), e.g. from the SSM context parameter",
+    )
     # Frozen, so one default instance is safe to share.
     load: LoadTestSettings = Field(default=LoadTestSettings(), description="the dev load test")
 
@@ -113,10 +121,23 @@ class PipelineConfig(ConfigModel):
         # `cdk -c gamedayInProd=true` passes the string "true".
         return {"true": True, "false": False}.get(value, value) if isinstance(value, str) else value
 
+    @field_validator("stage_settings")
+    @classmethod
+    def _known_environments(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        unknown = sorted(set(value) - set(PIPELINE_ENVIRONMENTS))
+        if unknown:
+            raise ValueError(
+                f"environments the pipeline does not deploy: {unknown} (known: {list(PIPELINE_ENVIRONMENTS)})"
+            )
+        return value
+
     @property
-    def stage_overrides(self) -> dict[str, dict[str, str]]:
-        """Per-environment overrides for load_stage_config (cdk.json key names)."""
-        overrides: dict[str, dict[str, str]] = {"dev": {}, "prod": {}}
+    def stage_overrides(self) -> dict[str, dict[str, Any]]:
+        """Per-environment overrides for load_stage_config (cdk.json key names): stageSettings, then
+        the accounts and the pipeline account."""
+        overrides: dict[str, dict[str, Any]] = {
+            env: dict(self.stage_settings.get(env, {})) for env in PIPELINE_ENVIRONMENTS
+        }
         if self.dev_account:
             overrides["dev"]["account"] = self.dev_account
         if self.prod_account:
