@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path
 
 
@@ -10,10 +12,18 @@ class GitError(RuntimeError):
     """A git command failed; the message holds its stderr."""
 
 
-def git(*args: str, cwd: Path | None = None, git_dir: Path | None = None, check: bool = True) -> str:
-    """`git [--git-dir DIR] ARGS` and its stdout (stripped)."""
+def git(
+    *args: str,
+    cwd: Path | None = None,
+    git_dir: Path | None = None,
+    check: bool = True,
+    env: Mapping[str, str] | None = None,
+) -> str:
+    """`git [--git-dir DIR] ARGS` and its stdout (stripped); `env` is added to this process's."""
     command = ["git", *(["--git-dir", str(git_dir)] if git_dir else []), *args]
-    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, check=False)  # noqa: S603 - git, fixed verbs
+    result = subprocess.run(  # noqa: S603 - git, fixed verbs
+        command, cwd=cwd, capture_output=True, text=True, check=False, env={**os.environ, **(env or {})}
+    )
     if check and result.returncode != 0:
         raise GitError(f"{' '.join(command)}: {result.stderr.strip()}")
     return result.stdout.strip()
