@@ -62,12 +62,25 @@ def pipeline_ref(rdir: RehearsalDir, setup: Setup) -> PipelineRef:
     )
 
 
+# A build inherits this machine's network, certificate and package-index settings (on AWS, the build
+# image's), never the developer's AWS identity, virtualenv, git state or the lab's own settings.
+_NOT_INHERITED_PREFIXES = ("AWS_", "CDK_", "LAB_", "CODEBUILD_", "JSII_", "GIT_")
+_NOT_INHERITED = {"VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME", "PATH"}
+_INHERITED_GIT = {"GIT_SSL_CAINFO"}
+
+
+def _inherited_env() -> dict[str, str]:
+    return {
+        key: value
+        for key, value in os.environ.items()
+        if key in _INHERITED_GIT or (key not in _NOT_INHERITED and not key.startswith(_NOT_INHERITED_PREFIXES))
+    }
+
+
 def _system_path() -> str:
     """PATH without a virtualenv of the developer's shell: builds use their own Python."""
     venv = os.environ.get("VIRTUAL_ENV")
-    parts = [
-        p for p in os.environ.get("PATH", os.defpath).split(os.pathsep) if not venv or not p.startswith(venv)
-    ]
+    parts = [p for p in os.environ.get("PATH", os.defpath).split(os.pathsep) if not venv or not p.startswith(venv)]
     return os.pathsep.join(parts)
 
 
@@ -84,9 +97,10 @@ def build_runtime(rdir: RehearsalDir) -> BuildRuntime:
     ensure_build_python(rdir)
     rdir.npm_prefix.mkdir(parents=True, exist_ok=True)
     base_env = {
+        **_inherited_env(),
         "PATH": _system_path(),
         "HOME": os.environ.get("HOME", str(Path.home())),
-        "LANG": "C.UTF-8",
+        "LANG": os.environ.get("LANG", "C.UTF-8"),
         "NPM_CONFIG_PREFIX": str(rdir.npm_prefix),
         "NPM_CONFIG_UPDATE_NOTIFIER": "false",
         "PIP_DISABLE_PIP_VERSION_CHECK": "1",
