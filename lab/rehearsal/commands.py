@@ -56,8 +56,8 @@ def cmd_init(args: argparse.Namespace, out: Out) -> int:
     accounts = setup.accounts
     out.result(
         setup.to_json() | {"password": "(local test user)"},
-        f"local pipeline {setup.pipeline_name} ready: pipeline account {accounts.pipeline}, dev {accounts.dev}, "
-        f"prod {accounts.prod}; push with `git push {REMOTE_NAME} {setup.branch}`",
+        f"local pipeline {setup.pipeline_name} ready: accounts pipeline {accounts.pipeline}, "
+        f"dev {accounts.dev}, prod {accounts.prod}; push with `git push {REMOTE_NAME} {setup.branch}`",
     )
     return EXIT_OK
 
@@ -112,7 +112,8 @@ def cmd_run(args: argparse.Namespace, out: Out) -> int:
     final = Follower(rdir.home, out.progress).follow(record.id, prompt=_prompt if interactive else None)
     elapsed = time.monotonic() - began
     report = write_run_report(final, rdir.root, rdir.reports)
-    summary = f"rehearsal {final.status} in {elapsed / 60:.0f} min {elapsed % 60:02.0f} s (wall time on this machine)"
+    minutes, seconds = divmod(round(elapsed), 60)
+    summary = f"rehearsal {final.status} in {minutes} min {seconds:02d} s (wall time on this machine)"
     if not final.finished:
         summary = f"{final.id} is waiting for approval: `lab pipeline approve` or `lab pipeline reject`"
     out.result(
@@ -192,7 +193,7 @@ def cmd_logs(args: argparse.Namespace, out: Out) -> int:
     chosen = [
         a
         for a in record.actions
-        if a.log and (not args.action or f"{a.stage}.{a.name}" == args.action or a.name == args.action)
+        if a.log and (not args.action or args.action in (f"{a.stage}.{a.name}", a.name))
     ]
     if not chosen:
         out.result({"error": "no such action log"}, f"no log for {args.action!r} in {record.id}")

@@ -77,7 +77,5 @@ def run_hook(rdir: RehearsalDir, updates: Iterable[str], say: Print) -> int:
     if started and flag(FOLLOW_ENV, True):
         record = Follower(rdir.home, say).follow(started[-1], stop_at_approval=True)
         if not record.finished:
-            say(
-                f"lab pipeline: {record.id} waits for approval: `lab pipeline approve` or `lab pipeline reject`"
-            )
+            say(f"lab pipeline: {record.id} waits for approval (`lab pipeline approve` or `reject`)")
     return 0

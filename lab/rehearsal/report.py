@@ -113,7 +113,7 @@ def write_run_report(record: ExecutionRecord, pipeline_root: Path, reports: Path
 def _duration(seconds: float | None) -> str:
     if seconds is None:
         return ""
-    minutes, rest = divmod(int(round(seconds)), 60)
+    minutes, rest = divmod(round(seconds), 60)
     return f"{minutes}m{rest:02d}s" if minutes else f"{rest}s"
 
 
@@ -130,9 +130,7 @@ def render_timeline(document: dict[str, Any]) -> str:
         rows.append(
             f'<text x="8" y="{y + 14}" font-weight="bold" fill="{colour}">{html.escape(stage["name"])}</text>'
         )
-        rows.append(
-            f'<text x="{LEFT - 8}" y="{y + 14}" text-anchor="end" fill="{colour}">{html.escape(stage["status"])}</text>'
-        )
+        rows.append(_right_text(y, html.escape(stage["status"]), colour))
         y += ROW
         for action in (a for a in document["actions"] if a["stage"] == stage["name"]):
             rows.append(_action_row(action, y, start, span, plot_w))
@@ -154,21 +152,22 @@ def _action_row(action: dict[str, Any], y: int, start: float, span: float, plot_
     began, ended = action["offsets"]
     label = f'<text x="24" y="{y + 14}">{html.escape(action["name"])}</text>'
     if not began:
-        return (
-            label
-            + f'<text x="{LEFT - 8}" y="{y + 14}" text-anchor="end" fill="#999">{html.escape(action["status"])}</text>'
-        )
+        return label + _right_text(y, html.escape(action["status"]), "#999")
     x = LEFT + plot_w * (began - start) / span
     width = max(2.0, plot_w * ((ended or now()) - began) / span)
     colour = COLOURS.get(action["status"], IDLE)
     title = html.escape(
         f"{action['status']} {_duration(action['seconds'])} {action['summary'] or action['error']}"
     )
+    bar = f'<rect x="{x:.1f}" y="{y + 3}" width="{width:.1f}" height="{ROW - 6}" fill="{colour}" rx="2">'
     return (
-        label
-        + f'<text x="{LEFT - 8}" y="{y + 14}" text-anchor="end">{_duration(action["seconds"])}</text>'
-        + f'<rect x="{x:.1f}" y="{y + 3}" width="{width:.1f}" height="{ROW - 6}" fill="{colour}" rx="2"><title>{title}</title></rect>'
+        label + _right_text(y, _duration(action["seconds"]), "#333") + f"{bar}<title>{title}</title></rect>"
     )
+
+
+def _right_text(y: int, text: str, colour: str) -> str:
+    """Text right-aligned against the timeline's left edge (durations and states)."""
+    return f'<text x="{LEFT - 8}" y="{y + 14}" text-anchor="end" fill="{colour}">{text}</text>'
 
 
 def _table(document: dict[str, Any]) -> str:
@@ -199,8 +198,10 @@ def render_html(document: dict[str, Any]) -> str:
     colour = COLOURS.get(status, "#999")
     reason = f"<br>{esc(document['statusReason'])}" if document["statusReason"] else ""
     return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{esc(document["pipeline"])} {esc(document["id"])}: {esc(status)}</title>
-<style>body{{font-family:sans-serif;margin:2em;max-width:1150px}}td,th{{padding:3px 8px;vertical-align:top;text-align:left}}
+<html lang="en"><head><meta charset="utf-8">
+<title>{esc(document["pipeline"])} {esc(document["id"])}: {esc(status)}</title>
+<style>body{{font-family:sans-serif;margin:2em;max-width:1150px}}
+td,th{{padding:3px 8px;vertical-align:top;text-align:left}}
 table{{border-collapse:collapse}}tr:nth-child(even){{background:#f6f6f6}}</style></head><body>
 <h1>{esc(document["pipeline"])}: execution {esc(document["id"])}
 <span style="color:{colour}">{esc(status)}</span></h1>

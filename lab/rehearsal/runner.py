@@ -73,14 +73,17 @@ def _inherited_env() -> dict[str, str]:
     return {
         key: value
         for key, value in os.environ.items()
-        if key in _INHERITED_GIT or (key not in _NOT_INHERITED and not key.startswith(_NOT_INHERITED_PREFIXES))
+        if key in _INHERITED_GIT
+        or (key not in _NOT_INHERITED and not key.startswith(_NOT_INHERITED_PREFIXES))
     }
 
 
 def _system_path() -> str:
     """PATH without a virtualenv of the developer's shell: builds use their own Python."""
     venv = os.environ.get("VIRTUAL_ENV")
-    parts = [p for p in os.environ.get("PATH", os.defpath).split(os.pathsep) if not venv or not p.startswith(venv)]
+    parts = [
+        p for p in os.environ.get("PATH", os.defpath).split(os.pathsep) if not venv or not p.startswith(venv)
+    ]
     return os.pathsep.join(parts)
 
 

@@ -27,6 +27,7 @@ from .pipeline_store import (
     StoredPipeline,
     delete_pipeline,
     read_pipeline,
+    structure_errors,
     write_pipeline,
 )
 
@@ -38,54 +39,6 @@ def _store() -> Path:
     if not folder:
         raise ValueError(f"{RESOURCE_TYPE}: the engine was started without {STORE_ENV}")
     return Path(folder)
-
-
-def structure_errors(declaration: dict[str, Any]) -> list[str]:
-    """The structure rules CodePipeline enforces on CreatePipeline/UpdatePipeline that this lab
-    relies on: at least two stages, a first stage of source actions only, unique names, and
-    artifacts that flow from an earlier action (or a lower run order of the same stage)."""
-    stages = declaration.get("Stages") or []
-    errors: list[str] = []
-    if len(stages) < 2:
-        errors.append("a pipeline must have at least two stages")
-    produced: set[str] = set()
-    seen_stages: set[str] = set()
-    for index, stage in enumerate(stages):
-        name = stage.get("Name", "")
-        if name in seen_stages:
-            errors.append(f"stage name {name!r} is used twice")
-        seen_stages.add(name)
-        errors.extend(_stage_errors(stage, produced, first=index == 0))
-    return errors
-
-
-def _stage_errors(stage: dict[str, Any], produced: set[str], *, first: bool) -> list[str]:
-    errors: list[str] = []
-    actions = sorted(stage.get("Actions") or [], key=lambda a: int(a.get("RunOrder", 1)))
-    names = [a.get("Name") for a in actions]
-    if len(set(names)) != len(names):
-        errors.append(f"stage {stage.get('Name')!r} has two actions of one name")
-    for run_order in sorted({int(a.get("RunOrder", 1)) for a in actions}):
-        group = [a for a in actions if int(a.get("RunOrder", 1)) == run_order]
-        for action in group:
-            is_source = action.get("ActionTypeId", {}).get("Category") == "Source"
-            if is_source != first:
-                errors.append(
-                    f"action {action.get('Name')!r}: source actions belong to the first stage only, "
-                    "and the first stage holds source actions only"
-                )
-            for artifact in action.get("InputArtifacts") or []:
-                if artifact.get("Name") not in produced:
-                    errors.append(
-                        f"action {action.get('Name')!r}: input artifact {artifact.get('Name')!r} is not "
-                        "the output of an earlier action"
-                    )
-        for action in group:
-            for artifact in action.get("OutputArtifacts") or []:
-                if artifact.get("Name") in produced:
-                    errors.append(f"output artifact {artifact.get('Name')!r} is declared twice")
-                produced.add(artifact.get("Name"))
-    return errors
 
 
 def _record(name: str, props: dict[str, Any], version: int) -> StoredPipeline:
