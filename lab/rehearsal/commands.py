@@ -204,6 +204,28 @@ def cmd_logs(args: argparse.Namespace, out: Out) -> int:
     return EXIT_OK
 
 
+def cmd_budgets(args: argparse.Namespace, out: Out) -> int:
+    """Each post-deploy step's worst case against its CodeBuild timeout, from a synthesized assembly."""
+    from lab.localcloud.codepipeline.assembly import load_pipeline  # noqa: PLC0415 - only this command
+    from lab.rehearsal.budgets import budget_table, step_budgets  # noqa: PLC0415
+    from lab.rehearsal.profile import PIPELINE_STACK_ID  # noqa: PLC0415
+
+    assembly = Path(args.assembly)
+    if not (assembly / "manifest.json").exists():
+        out.result(
+            {"error": f"no cloud assembly in {assembly}"},
+            f"no cloud assembly in {assembly}: run `make synth`",
+        )
+        return EXIT_USAGE
+    budgets = step_budgets(load_pipeline(assembly, PIPELINE_STACK_ID))
+    data = [
+        {"stage": b.stage, "step": b.step, "worstCaseSeconds": b.worst_case_s, "timeoutSeconds": b.timeout_s}
+        for b in budgets
+    ]
+    out.result(data, budget_table(budgets))
+    return EXIT_OK if all(b.fits for b in budgets) else EXIT_FAIL
+
+
 def add_pipeline_commands(commands: Any, common: argparse.ArgumentParser) -> None:
     """`lab pipeline ...` under the `lab` CLI (lab/cli.py)."""
     pipeline = commands.add_parser(
@@ -235,6 +257,10 @@ def add_pipeline_commands(commands: Any, common: argparse.ArgumentParser) -> Non
             sub.add_argument("--abandon", action="store_true")
         if name == "logs":
             sub.add_argument("action", nargs="?")
+    budgets = add(
+        "budgets", cmd_budgets, "each post-deploy step's worst case against its timeout (dev, prod)"
+    )
+    budgets.add_argument("--assembly", default="cdk.out", help="a synthesized cloud assembly (make synth)")
 
 
 HANDLED_ERRORS = (runner.NotSetUp, SetupError, GitError, KeyError)

@@ -15,6 +15,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from botocore.exceptions import ClientError
+
 from lab.localcloud.codepipeline.actions import BuildRuntime, Runtime
 from lab.localcloud.codepipeline.execution import ExecutionRecord
 from lab.localcloud.codepipeline.executor import (
@@ -26,11 +28,11 @@ from lab.localcloud.codepipeline.executor import (
     start_execution,
 )
 from lab.localcloud.codepipeline.sessions import Sessions
-from lab.localcloud.engine import EngineInfo, read_engine
+from lab.localcloud.engine import EngineClients, EngineInfo, read_engine
 from lab.localcloud.engine_patches.pipeline_store import StoredPipeline
 from lab.rehearsal.git import git
 from lab.rehearsal.paths import RehearsalDir
-from lab.rehearsal.setup import EXECUTION_POLICY_NAME, Setup, read_setup, refresh_smoke_token
+from lab.rehearsal.setup import Setup, bootstrap_command, read_setup, refresh_smoke_token
 from stage_client.target import REPO_ROOT
 
 # Kept from each build for the run's record: the gameday's and the load test's reports.
@@ -127,22 +129,33 @@ def runtime(rdir: RehearsalDir, info: EngineInfo, setup: Setup, *, auto_approve:
         git_dir=rdir.repository,
         build=build_runtime(rdir),
         auto_approve=auto_approve,
-        explain=lambda error: bootstrap_hint(error, setup),
+        explain=lambda error: bootstrap_hint(error, setup, lambda a, name: role_exists(info, a, name)),
     )
 
 
-def bootstrap_hint(error: str, setup: Setup) -> str | None:
-    """A failure that names a CDK bootstrap role of a target account that could not be used: say
-    how to bootstrap that account for this pipeline."""
+RoleExists = Callable[[str, str], bool]
+
+
+def bootstrap_hint(error: str, setup: Setup, role_exists: RoleExists) -> str | None:
+    """A failure that names a CDK bootstrap role that does not exist in its account: say how to
+    bootstrap that account for this pipeline."""
     match = _BOOTSTRAP_ROLE.search(error)
     if not match or not any(marker in error for marker in _REFUSED):
         return None
     account, region = match.groups()
-    command = (
-        f"cdk bootstrap aws://{account}/{region} --trust {setup.accounts.pipeline} "
-        f"--cloudformation-execution-policies arn:aws:iam::{account}:policy/{EXECUTION_POLICY_NAME}"
-    )
+    if role_exists(account, match.group(0)):
+        return None
+    trust = setup.accounts.pipeline if account != setup.accounts.pipeline else None
+    command = f"cdk {' '.join(bootstrap_command(account, region, trust))}"
     return f"account {account} is not bootstrapped for this pipeline: run `lab pipeline init` ({command})"
+
+
+def role_exists(info: EngineInfo, account: str, role_name: str) -> bool:
+    try:
+        EngineClients(info, account)("iam").get_role(RoleName=role_name)
+    except ClientError:
+        return False
+    return True
 
 
 def revision_of(rdir: RehearsalDir, commit: str, branch: str) -> dict[str, str]:

@@ -277,8 +277,9 @@ def init(rdir: RehearsalDir, *, repo_root: Path = REPO_ROOT, log: Log = print) -
             issuer=issuer,
             password=password,
         )
-        bootstrap_accounts(rdir, info, accounts_, log)
         rdir.setup_json.write_text(json.dumps(setup.to_json(), indent=2) + "\n")
+    # Checked every time: an account whose bootstrap was deleted is bootstrapped again.
+    bootstrap_accounts(rdir, info, setup.accounts, log)
     start_agents(rdir, info, setup.accounts)
     document = put_context(info, setup, context)
     refresh_smoke_token(info, setup)

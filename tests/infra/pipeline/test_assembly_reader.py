@@ -10,7 +10,7 @@ from functions.common import names
 from lab.localcloud.codepipeline.assembly import SynthesizedPipeline
 from lab.localcloud.codepipeline.model import build_commands
 from pipeline.config import load_pipeline_config
-from pipeline.stack import SYNTH_COMMANDS, cdk_cli_version
+from pipeline.stack import SYNTH_COMMANDS, cdk_assets_version, cdk_cli_version
 from pipeline.steps import GAMEDAY_COMMAND, SMOKE
 from tests import REPO_ROOT
 
@@ -84,7 +84,10 @@ def test_the_asset_buildspec_is_read_from_the_assembly_and_publishes_to_both_acc
     assets = pipeline_assembly.pipeline.stage("Assets").actions[0]
     # CDK Pipelines writes this buildspec as a file of the assembly, named by the project.
     assert not pipeline_assembly.project(assets).inline_buildspec
-    commands = build_commands(pipeline_assembly.buildspec(assets))
+    buildspec = pipeline_assembly.buildspec(assets)
+    # The cdk-assets CLI pinned in package.json, not CDK Pipelines' default of @latest.
+    assert buildspec["phases"]["install"]["commands"] == [f"npm install -g cdk-assets@{cdk_assets_version()}"]
+    commands = build_commands(buildspec)
     targets = {CONTEXT["ingestion"]["environments"][env]["account"] for env in ("dev", "prod")}
     assert all(command.startswith("cdk-assets --path ") for command in commands)
     assert {account for account in targets if any(f":{account}-" in c for c in commands)} == targets

@@ -77,11 +77,16 @@ def test_a_refused_bootstrap_role_is_explained_with_the_command_that_fixes_it() 
         "build FAILED\nfail: Could not assume role arn:aws:iam::111111111111:role/"
         "cdk-hnb659fds-file-publishing-role-111111111111-us-east-1: AccessDenied"
     )
-    hint = bootstrap_hint(error, setup())
+    hint = bootstrap_hint(error, setup(), lambda _account, _role: False)
     assert hint is not None
     assert "lab pipeline init" in hint
     assert "cdk bootstrap aws://111111111111/us-east-1 --trust 333333333333" in hint
-    assert bootstrap_hint("build FAILED: smoke: FAILED POST /events -> 500", setup()) is None
+    # The role exists: a refusal is a permission problem, not a missing bootstrap.
+    assert bootstrap_hint(error, setup(), lambda _account, _role: True) is None
+    assert (
+        bootstrap_hint("build FAILED: smoke: FAILED POST /events -> 500", setup(), lambda _a, _r: False)
+        is None
+    )
 
 
 SETTINGS = StageSettings(StageTiming(dlq_trip_s=80, alarm_s=40, ok_s=10), max_redrives=1)
