@@ -5,6 +5,8 @@ templates its deploy actions name, and the outputs its post-deploy steps read.""
 from __future__ import annotations
 
 import json
+import shlex
+import subprocess
 
 from functions.common import names
 from lab.localcloud.codepipeline.assembly import SynthesizedPipeline
@@ -110,3 +112,23 @@ def test_deploy_actions_name_the_stage_templates_and_steps_read_their_outputs(
     assert role.endswith(
         f":role/cdk-hnb659fds-cfn-exec-role-{CONTEXT['ingestion']['environments']['dev']['account']}-us-east-1"
     )
+
+
+def test_the_pinned_cdk_assets_reads_the_asset_manifests_the_asset_actions_publish(
+    pipeline_assembly: SynthesizedPipeline,
+) -> None:
+    """The asset actions run cdk-assets on the synthesized manifests: it must read their schema
+    version (a CDK library newer than cdk-assets fails every run at Assets)."""
+    cli = REPO_ROOT / "node_modules" / ".bin" / "cdk-assets"
+    assert cli.exists(), "the pinned cdk-assets is missing: run `npm ci`"
+    assets = pipeline_assembly.pipeline.stage("Assets").actions[0]
+    for command in build_commands(pipeline_assembly.buildspec(assets)):
+        manifest = shlex.split(command)[shlex.split(command).index("--path") + 1]
+        listed = subprocess.run(
+            [str(cli), "--path", manifest, "ls"],
+            cwd=pipeline_assembly.assembly_dir,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert listed.returncode == 0, listed.stderr[-2000:]
