@@ -172,3 +172,53 @@ def test_iam_resource_tag_conditions_see_the_role_tags(local_engine, name) -> No
     assert assumed["AssumedRoleUser"]["Arn"].startswith(f"arn:aws:sts::{ACCOUNT}:assumed-role/{tagged}/")
     with pytest.raises(ClientError, match="AccessDenied"):
         sts.assume_role(RoleArn=f"arn:aws:iam::{ACCOUNT}:role/{untagged}", RoleSessionName="no")
+
+
+def test_ref_of_a_secret_is_its_arn_so_a_grant_on_it_matches(local_engine, name) -> None:
+    """CloudFormation returns a secret's ARN for Ref (Template Reference, AWS::SecretsManager::Secret);
+    a role granted GetSecretValue on that Ref reads the secret by name or ARN."""
+    clients = EngineClients(local_engine.info, ACCOUNT)
+    cfn, iam = clients("cloudformation"), clients("iam")
+    stack, secret_name, role = name("secret-stack"), name("api-key"), name("reader")
+    template = {
+        "Resources": {
+            "Secret": {
+                "Type": "AWS::SecretsManager::Secret",
+                "Properties": {"Name": secret_name, "SecretString": "s3cret"},
+            },
+        },
+        "Outputs": {"Ref": {"Value": {"Ref": "Secret"}}},
+    }
+    cfn.create_stack(StackName=stack, TemplateBody=json.dumps(template))
+    assert wait_stack(cfn, stack)["StackStatus"] == "CREATE_COMPLETE"
+    (output,) = cfn.describe_stacks(StackName=stack)["Stacks"][0]["Outputs"]
+    arn = output["OutputValue"]
+    assert arn.startswith(f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:{secret_name}-")
+
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"AWS": ACCOUNT}, "Action": "sts:AssumeRole"}],
+    }
+    iam.create_role(RoleName=role, AssumeRolePolicyDocument=json.dumps(trust))
+    grant = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": arn}],
+    }
+    iam.put_role_policy(RoleName=role, PolicyName="read", PolicyDocument=json.dumps(grant))
+    credentials = clients("sts").assume_role(
+        RoleArn=f"arn:aws:iam::{ACCOUNT}:role/{role}", RoleSessionName="reader"
+    )["Credentials"]
+    reader = session(local_engine, credentials).client(
+        "secretsmanager", endpoint_url=local_engine.endpoint_url
+    )
+    assert reader.get_secret_value(SecretId=secret_name)["SecretString"] == "s3cret"
+
+    cfn.delete_stack(StackName=stack)
+    for _ in range(60):
+        if not [
+            s for s in clients("secretsmanager").list_secrets()["SecretList"] if s["Name"] == secret_name
+        ]:
+            break
+        time.sleep(0.5)
+    else:
+        raise AssertionError("deleting the stack left the secret behind")
