@@ -28,7 +28,7 @@ from lab.localcloud.codepipeline.execution import ExecutionRecord
 from lab.localcloud.engine import EngineClients
 from lab.rehearsal.hook import FOLLOW_ENV
 from lab.rehearsal.paths import REPORTS_DIR_ENV, RehearsalDir
-from lab.rehearsal.setup import Setup, init
+from lab.rehearsal.setup import Setup, init, stop_agents
 from stage_client.target import REPO_ROOT, STATE_DIR_ENV
 from tests.local.conftest import LocalEngine
 
@@ -167,6 +167,7 @@ def rehearsal(
     for record in rdir.home.executions():
         if not record.finished:
             rdir.home.answer(record.id, "stop", abandon=True, by="test teardown")
+    stop_agents(rdir)
 
 
 @pytest.fixture(scope="module")
