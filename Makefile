@@ -43,8 +43,8 @@ test-unit: $(STAMP) ## functions and lab logic (moto in-process, no network)
 test-infra: $(STAMP) ## synthesized templates: assertions, cdk-nag, cfn-lint
 	$(PY) -m pytest tests/infra -q
 
-test-local: $(STAMP) ## end-to-end on the local cloud
-	$(PY) -m pytest tests/local -q
+test-local: $(STAMP) ## end-to-end on the local cloud (the pipeline rehearsal apart: make test-pipeline)
+	$(PY) -m pytest tests/local -q -m "not pipeline"
 
 lint: $(STAMP) ## ruff lint + format check
 	$(VENV)/bin/ruff check .
@@ -106,3 +106,14 @@ lab-status: $(STAMP) ## engine, agent and alarm states of the local cloud
 
 bench: $(STAMP) $(NPM_STAMP) ## local figures: end-to-end events/s, ingest p50/p95 (Locust), drain rate, raw SendMessage rate
 	$(PY) -m lab.harness.bench
+
+# --- The pipeline rehearsal (lab/rehearsal on lab/localcloud/codepipeline) ------------------------
+.PHONY: pipeline test-pipeline budgets
+pipeline: $(STAMP) $(NPM_STAMP) ## rehearse the delivery pipeline on the local cloud from the committed HEAD (APPROVE=1: approve prod unattended)
+	$(VENV)/bin/lab pipeline run $(if $(filter 1 true yes,$(APPROVE)),--approve)
+
+test-pipeline: $(STAMP) $(NPM_STAMP) ## the pipeline rehearsal's end-to-end tests, on a local cloud of their own (about 25 minutes)
+	$(PY) -m pytest tests/local/pipeline -q -m pipeline
+
+budgets: synth ## each post-deploy step's worst case against its CodeBuild timeout, for dev and prod
+	$(VENV)/bin/lab pipeline budgets --assembly cdk.out

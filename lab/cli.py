@@ -33,6 +33,8 @@ from lab.commands import (
 )
 from lab.gamedays.drills import DRILLS
 from lab.gamedays.injectors import INJECTORS
+from lab.rehearsal.commands import HANDLED_ERRORS as PIPELINE_ERRORS
+from lab.rehearsal.commands import add_pipeline_commands
 from stage_client.api import ApiError
 from stage_client.failure_mode import DEFAULT_TTL_SECONDS, FailureModeError
 from stage_client.redrive import RedriveError
@@ -71,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_failure_mode(add, common)
     _add_redrive(add, common)
     _add_checks(add)
+    add_pipeline_commands(commands, common)
     return parser
 
 
@@ -187,7 +190,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # `lab status | head`: the reader left; say nothing more (Python's documented recipe).
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
-    except (TargetError, FailureModeError) as error:
+    except (TargetError, FailureModeError, *PIPELINE_ERRORS) as error:
         out.result({"ok": False, "error": str(error)}, f"error: {error}")
         return EXIT_USAGE
     except (SendError, RedriveError, ApiError, ClientError, BotoCoreError) as error:

@@ -68,6 +68,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def worst_case_seconds(args: argparse.Namespace) -> float:
+    """The longest `python -m loadtest` with these arguments can take: Locust's run time and the grace
+    it is given to stop, then the gate's wait for every record (none with --skip-verify)."""
+    verify = 0 if args.skip_verify else float(args.verify_timeout)
+    return run_time_seconds(args.run_time) + LOCUST_GRACE_S + verify
+
+
 def run(args: argparse.Namespace, target: Target | None = None, out: TextIO = sys.stdout) -> int:
     """Locust first (its own exit status is ignored: the gate judges the figures), then the gate."""
     if target is None:

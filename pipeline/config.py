@@ -8,7 +8,7 @@ keys in OVERRIDE_KEYS (from `-c` or a git-ignored cdk.context.json) replace them
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, StrictStr, field_validator
 
@@ -45,7 +45,10 @@ OVERRIDE_KEYS: dict[str, str] = {
     "devJwtAudience": "devJwtAudience",
     "prodJwtIssuer": "prodJwtIssuer",
     "prodJwtAudience": "prodJwtAudience",
+    "stageSettings": "stageSettings",
 }
+# The environments the pipeline deploys (keys of cdk.json's "ingestion.environments").
+PIPELINE_ENVIRONMENTS: tuple[Literal["dev", "prod"], ...] = ("dev", "prod")
 # CodeBuild accepts build timeouts from 5 to 480 minutes.
 CODEBUILD_TIMEOUT_MINUTES = (5, 480)
 
@@ -131,6 +134,11 @@ class PipelineConfig(ConfigModel):
         description="the prod stage's `jwtAudience`: a list, or comma-separated from `-c` "
         "(override of cdk.json)",
     )
+    stage_settings: dict[Literal["dev", "prod"], dict[str, Any]] = Field(
+        default_factory=dict,
+        description="per environment (`dev`, `prod`), stage keys applied over cdk.json to the stages the "
+        "pipeline deploys (validated as the stage's own), e.g. from the SSM context parameter",
+    )
     # Frozen, so one default instance is safe to share.
     load: LoadTestSettings = Field(default=LoadTestSettings(), description="the dev load test")
 
@@ -148,8 +156,11 @@ class PipelineConfig(ConfigModel):
 
     @property
     def stage_overrides(self) -> dict[str, dict[str, Any]]:
-        """Per-environment overrides for load_stage_config (cdk.json key names)."""
-        overrides: dict[str, dict[str, Any]] = {"dev": {}, "prod": {}}
+        """Per-environment overrides for load_stage_config (cdk.json key names): stageSettings, then
+        the accounts, the JWT issuers and audiences, and the pipeline account."""
+        overrides: dict[str, dict[str, Any]] = {
+            env: dict(self.stage_settings.get(env, {})) for env in PIPELINE_ENVIRONMENTS
+        }
         for env_name, account, issuer, audience in (
             ("dev", self.dev_account, self.dev_jwt_issuer, self.dev_jwt_audience),
             ("prod", self.prod_account, self.prod_jwt_issuer, self.prod_jwt_audience),
@@ -161,6 +172,7 @@ class PipelineConfig(ConfigModel):
                 values["jwtIssuer"] = issuer
             if audience is not None:
                 values["jwtAudience"] = list(audience)
+        for values in overrides.values():
             values["pipelineAccount"] = self.account
         return overrides
 

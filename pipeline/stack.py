@@ -21,6 +21,7 @@ from pipeline.steps import StageChecks
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PACKAGE_JSON = REPO_ROOT / "package.json"
 DEFAULT_CLI_VERSION = "2.1148.1"
+DEFAULT_ASSETS_CLI_VERSION = "4.7.3"
 PIPELINE_STACK_ID = "IngestionPipeline"
 CONTEXT_PARAMETER_ENV = "CDK_CONTEXT_PARAMETER"
 # The tiers that need no local cloud: the local tier's behaviours are checked again, against the
@@ -72,15 +73,24 @@ def synth_role_policy(
             )
         )
     return statements
+def pinned_version(package: str, default: str, package_json: Path = PACKAGE_JSON) -> str:
+    """The version of an npm package pinned in package.json (devDependencies)."""
+    try:
+        version = json.loads(package_json.read_text(encoding="utf-8"))["devDependencies"][package]
+    except (OSError, KeyError, ValueError):
+        return default
+    return str(version).lstrip("^~=")
 
 
 def cdk_cli_version(package_json: Path = PACKAGE_JSON) -> str:
     """The CDK CLI version pinned in package.json, so the pipeline deploys with the CLI developers use."""
-    try:
-        version = json.loads(package_json.read_text(encoding="utf-8"))["devDependencies"]["aws-cdk"]
-    except (OSError, KeyError, ValueError):
-        return DEFAULT_CLI_VERSION
-    return str(version).lstrip("^~=")
+    return pinned_version("aws-cdk", DEFAULT_CLI_VERSION, package_json)
+
+
+def cdk_assets_version(package_json: Path = PACKAGE_JSON) -> str:
+    """The cdk-assets version pinned in package.json: the asset actions would otherwise install
+    `cdk-assets@latest` at every run (CDK Pipelines' default), a different tool from one run to the next."""
+    return pinned_version("cdk-assets", DEFAULT_ASSETS_CLI_VERSION, package_json)
 
 
 class IngestionPipelineStack(Stack):
@@ -95,6 +105,7 @@ class IngestionPipelineStack(Stack):
         dev: StageConfig,
         prod: StageConfig,
         cli_version: str,
+        assets_cli_version: str = DEFAULT_ASSETS_CLI_VERSION,
         **kwargs: Any,
     ) -> None:
         super().__init__(
@@ -126,6 +137,7 @@ class IngestionPipelineStack(Stack):
             cross_account_keys=True,
             enable_key_rotation=True,
             cli_version=cli_version,
+            cdk_assets_cli_version=assets_cli_version,
             publish_assets_in_parallel=False,
             code_build_defaults=pipelines.CodeBuildOptions(
                 build_environment=codebuild.BuildEnvironment(
@@ -197,5 +209,11 @@ def build_pipeline(app: App) -> IngestionPipelineStack:
     """Add the pipeline stack to `app` (see cdk_app.py), configured from the app's context."""
     config, dev, prod = pipeline_stage_configs(pipeline_context(app))
     return IngestionPipelineStack(
-        app, PIPELINE_STACK_ID, config=config, dev=dev, prod=prod, cli_version=cdk_cli_version()
+        app,
+        PIPELINE_STACK_ID,
+        config=config,
+        dev=dev,
+        prod=prod,
+        cli_version=cdk_cli_version(),
+        assets_cli_version=cdk_assets_version(),
     )

@@ -48,6 +48,7 @@ class AlarmState:
     updated: str
     period_s: int = 60
     evaluation_periods: int = 1
+    threshold: float = 0.0
 
     @classmethod
     def from_api(cls, alarm: dict[str, Any]) -> AlarmState:
@@ -61,6 +62,7 @@ class AlarmState:
             updated=str(alarm.get("StateUpdatedTimestamp", "")),
             period_s=int(alarm.get("Period", 60)),
             evaluation_periods=int(alarm.get("EvaluationPeriods", 1)),
+            threshold=float(alarm.get("Threshold", 0.0)),
         )
 
 

@@ -162,13 +162,30 @@ def load_stage_target(env_name: str, region: str | None = None, *, cfn: Any = No
     return _from_outputs(env_name, outputs, session.region_name or "us-east-1")
 
 
+LOCAL_API_HOST_SUFFIX = ".execute-api.localhost"
+LOCAL_API_PATH = "/_aws/execute-api/"
+
+
+def reachable_api_url(api_url: str, endpoint_url: str | None) -> str:
+    """An API URL every client can open. On the local cloud, an API's ApiUrl output names a host
+    under execute-api.localhost, which curl resolves (RFC 6761 reserves .localhost for loopback) and
+    Python's resolver does not; the engine serves the same API at <endpoint>/_aws/execute-api/<id>."""
+    host = api_url.split("://", 1)[-1].split("/", 1)[0].split(":", 1)[0]
+    if not endpoint_url or not host.endswith(LOCAL_API_HOST_SUFFIX):
+        return api_url
+    api_id = host.removesuffix(LOCAL_API_HOST_SUFFIX)
+    return f"{endpoint_url.rstrip('/')}{LOCAL_API_PATH}{api_id}"
+
+
 def load_env_target(environ: Mapping[str, str] = os.environ) -> Target:
     """A stage described by environment variables named like its outputs (pipeline steps)."""
     outputs = {key.value: environ[key.value] for key in Output if key.value in environ}
     if Output.API_URL.value not in outputs:
         raise TargetError(f"environment variable {Output.API_URL.value} is not set")
     region = environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or "us-east-1"
-    return _from_outputs("env", outputs, region, environ.get("AWS_ENDPOINT_URL"))
+    endpoint = environ.get("AWS_ENDPOINT_URL")
+    outputs[Output.API_URL.value] = reachable_api_url(outputs[Output.API_URL.value], endpoint)
+    return _from_outputs("env", outputs, region, endpoint)
 
 
 def _from_outputs(name: str, outputs: dict[str, str], region: str, endpoint: str | None = None) -> Target:

@@ -4,7 +4,7 @@ what the drills wait for (a message's trips to the DLQ, an alarm's evaluation)."
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -43,12 +43,57 @@ class UntilQuarantined:
         return max_redrives + 1
 
 
+# When the stage has no alarm on its DLQ: CloudWatch's default period (60 s) x 5, the stage's default.
+DEFAULT_ALARM_S = 300.0
+AGE_OF_OLDEST = "ApproximateAgeOfOldestMessage"
+
+
+@dataclass(frozen=True)
+class AlarmWindow:
+    """How long one alarm takes to change state: the periods it evaluates and, for an age-of-oldest
+    alarm on a DLQ, the age a message must first reach there. (A DLQ's ApproximateAgeOfOldestMessage
+    counts from when the message moved to it: SQS Developer Guide, "Setting up dead-letter queue
+    retention".)"""
+
+    period_s: int
+    evaluation_periods: int
+    age_threshold_s: float = 0.0
+
+    @classmethod
+    def of(cls, metric: str, period_s: int, evaluation_periods: int, threshold: float) -> AlarmWindow:
+        return cls(period_s, evaluation_periods, threshold if metric == AGE_OF_OLDEST else 0.0)
+
+    @property
+    def to_alarm_s(self) -> float:
+        return self.age_threshold_s + self.period_s * self.evaluation_periods
+
+    @property
+    def to_ok_s(self) -> float:
+        return float(self.period_s * self.evaluation_periods)
+
+
 @dataclass(frozen=True)
 class StageTiming:
-    """How long the stage takes to move a failing message to the DLQ and to flip an alarm."""
+    """How long the stage takes to move a failing message to the DLQ, to raise its DLQ alarms and to
+    clear them."""
 
     dlq_trip_s: float
     alarm_s: float
+    ok_s: float
+
+    @classmethod
+    def of(
+        cls, *, visibility_s: float, max_receive_count: int, dlq_alarms: Iterable[AlarmWindow]
+    ) -> StageTiming:
+        """One formula for a deployed stage (stage_timing) and a synthesized one (the time-budget
+        test): a message is received max_receive_count times, each visible again after the
+        visibility timeout, before SQS moves it (one period of margin)."""
+        windows = list(dlq_alarms)
+        return cls(
+            dlq_trip_s=visibility_s * (max_receive_count + 1),
+            alarm_s=max((w.to_alarm_s for w in windows), default=DEFAULT_ALARM_S),
+            ok_s=max((w.to_ok_s for w in windows), default=DEFAULT_ALARM_S),
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -67,7 +112,7 @@ class DrillSpec:
 
     def budget_s(self, timing: StageTiming, max_redrives: int) -> float:
         trips = self.dlq_trips.count(max_redrives)
-        alarms = 2 * timing.alarm_s if self.waits_for_alarms else 0
+        alarms = timing.alarm_s + timing.ok_s if self.waits_for_alarms else 0
         return max(self.default_timeout_s, trips * timing.dlq_trip_s + alarms + BUDGET_MARGIN_S)
 
 
@@ -82,5 +127,5 @@ def stage_timing(target: Target) -> StageTiming:
     receives = int(json.loads(attributes.get("RedrivePolicy", "{}")).get("maxReceiveCount", 5))
     dlq_name = target.optional_output(Output.DLQ_NAME) or ""
     alarms = queue_alarms(stage_alarms(target), dlq_name)
-    alarm_s = max((a.period_s * a.evaluation_periods for a in alarms), default=300)
-    return StageTiming(dlq_trip_s=visibility * (receives + 1), alarm_s=float(alarm_s))
+    windows = [AlarmWindow.of(a.metric, a.period_s, a.evaluation_periods, a.threshold) for a in alarms]
+    return StageTiming.of(visibility_s=visibility, max_receive_count=receives, dlq_alarms=windows)

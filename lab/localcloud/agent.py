@@ -1,8 +1,9 @@
 """The local cloud's metrics and alarm agent: publishes what AWS would (SQS queue metrics, EMF and
 metric-filter metrics from function logs) and evaluates every alarm by its own definition.
 
-Started by lab.localcloud.agent_process as `python -m lab.localcloud.agent --state-dir DIR`; it
-stops on SIGTERM.
+Started by lab.localcloud.agent_process as `python -m lab.localcloud.agent --state-dir DIR
+[--account ID]`, one per account whose stages it watches (the engine's own by default); it stops on
+SIGTERM.
 """
 
 from __future__ import annotations
@@ -83,9 +84,9 @@ class LogCursor:
 class Agent:
     """One cycle = publish queue metrics, publish log-derived metrics, evaluate alarms."""
 
-    def __init__(self, info: EngineInfo) -> None:
+    def __init__(self, info: EngineInfo, account: str | None = None) -> None:
         self._info = info
-        self._client = EngineClients(info)
+        self._client = EngineClients(info, account)
         self._cursors: dict[str, LogCursor] = {}
         self._started_ms = int(time.time() * 1000)
         self.transitions: list[dict[str, Any]] = []
@@ -253,9 +254,11 @@ def _write_status(path: Path, status: Mapping[str, Any]) -> None:
     tmp.replace(path)
 
 
-def run(state: CloudDir, interval: float) -> None:
-    info = EngineInfo(**json.loads(state.engine_json.read_text()))
-    agent = Agent(info)
+def run(
+    state: CloudDir, interval: float, account: str | None = None, engine_json: Path | None = None
+) -> None:
+    info = EngineInfo(**json.loads((engine_json or state.engine_json).read_text()))
+    agent = Agent(info, account)
     stopping = False
 
     def stop(_signum: int, _frame: Any) -> None:
@@ -289,10 +292,14 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--state-dir", type=Path, required=True)
     parser.add_argument("--interval", type=float, default=DEFAULT_INTERVAL_SECONDS)
+    parser.add_argument("--account", default=None, help="the account to watch (default: the engine's own)")
+    parser.add_argument(
+        "--engine-json", type=Path, default=None, help="the engine's record (default: in --state-dir)"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stdout)
     logging.getLogger("botocore").setLevel(logging.WARNING)
-    run(CloudDir(args.state_dir), args.interval)
+    run(CloudDir(args.state_dir), args.interval, args.account, args.engine_json)
 
 
 if __name__ == "__main__":

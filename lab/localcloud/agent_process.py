@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from lab.localcloud.engine import REPO_ROOT, EngineInfo, aws_env, process_runs, terminate_process_group
 from lab.localcloud.state import CloudDir
@@ -27,8 +28,13 @@ def agent_running(state: CloudDir) -> bool:
     return pid is not None and process_runs(pid, AGENT_MODULE)
 
 
-def start_agent(state: CloudDir, info: EngineInfo) -> int:
-    """Start the agent for this state dir (restarted, so it reads the freshly deployed alarms)."""
+def start_agent(
+    state: CloudDir, info: EngineInfo, *, account: str | None = None, engine_json: Path | None = None
+) -> int:
+    """Start the agent for this state dir (restarted, so it reads the freshly deployed alarms).
+
+    account: the account whose queues, logs and alarms it watches (default: the engine's own);
+    engine_json: the engine's record when the engine was started under another state dir."""
     stop_agent(state)
     state.agent_status.unlink(missing_ok=True)
     # Only the engine's test credentials: a session token or profile in the caller's environment
@@ -36,7 +42,15 @@ def start_agent(state: CloudDir, info: EngineInfo) -> int:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")} | aws_env(info.endpoint_url)
     with state.agent_log.open("ab") as log:
         process = subprocess.Popen(  # noqa: S603 - fixed argv: this interpreter and module
-            [sys.executable, "-m", AGENT_MODULE, "--state-dir", str(state.root)],
+            [
+                sys.executable,
+                "-m",
+                AGENT_MODULE,
+                "--state-dir",
+                str(state.root),
+                *(["--account", account] if account else []),
+                *(["--engine-json", str(engine_json)] if engine_json else []),
+            ],
             env=env,
             cwd=REPO_ROOT,
             stdout=log,

@@ -25,6 +25,7 @@ from typing import Any
 import boto3
 
 from lab.localcloud.engine_patches.delivery_stats import SEED_ENV, SHARE_ENV, STATS_ENV, parse_share
+from lab.localcloud.engine_patches.pipeline_store import STORE_ENV as PIPELINE_STORE_ENV
 from lab.localcloud.state import CloudDir
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -149,22 +150,34 @@ def is_healthy(endpoint_url: str, timeout: float = 2.0) -> bool:
         return False
 
 
-def aws_env(endpoint_url: str, region: str = REGION) -> dict[str, str]:
-    """What a process needs so that boto3, the AWS CLI and the CDK CLI talk to the engine."""
+# The engine's test secret: any secret is accepted, the access key id selects the account.
+TEST_SECRET = "test"  # noqa: S105 - the engine's documented test credential, not a secret
+
+
+def account_key(account: str | None) -> str:
+    """The access key id that acts as the root of `account` on the engine: a 12-digit key id selects
+    that account; the engine's own test key ("test") acts in ACCOUNT_ID."""
+    return account if account else "test"
+
+
+def aws_env(endpoint_url: str, region: str = REGION, *, account: str | None = None) -> dict[str, str]:
+    """What a process needs so that boto3, the AWS CLI and the CDK CLI talk to the engine, as the
+    root of `account` (default: the engine's own account, ACCOUNT_ID)."""
     return {
         "AWS_ENDPOINT_URL": endpoint_url,
         "AWS_REGION": region,
         "AWS_DEFAULT_REGION": region,
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_ACCESS_KEY_ID": account_key(account),
+        "AWS_SECRET_ACCESS_KEY": TEST_SECRET,
     }
 
 
 class EngineClients:
-    """boto3 clients bound to the engine with its test credentials, created once each."""
+    """boto3 clients bound to the engine as the root of one account (default: the engine's own,
+    with its test credentials), created once each."""
 
-    def __init__(self, info: EngineInfo) -> None:
-        env = aws_env(info.endpoint_url)
+    def __init__(self, info: EngineInfo, account: str | None = None) -> None:
+        env = aws_env(info.endpoint_url, account=account)
         self._session = boto3.session.Session(
             aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
             aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
@@ -227,6 +240,8 @@ def start_engine(
     if state.engine_tmp.exists():
         shutil.rmtree(state.engine_tmp)
     state.engine_tmp.mkdir()
+    # The engine keeps its state in memory: pipelines of an engine that stopped are gone too.
+    shutil.rmtree(state.codepipeline_dir, ignore_errors=True)
     env = {
         **_inherited_env(),
         "BIND_HOST": "127.0.0.1",
@@ -245,6 +260,8 @@ def start_engine(
         "PYTHONDONTWRITEBYTECODE": "1",
         SHARE_ENV: str(duplicate_share),
         STATS_ENV: str(state.duplicates_json),
+        # Where AWS::CodePipeline::Pipeline resources are kept (engine_patches/codepipeline.py).
+        PIPELINE_STORE_ENV: str(state.codepipeline_dir),
     }
     if os.environ.get(DUPLICATE_SEED_ENV):
         env[SEED_ENV] = os.environ[DUPLICATE_SEED_ENV]

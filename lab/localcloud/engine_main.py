@@ -1,7 +1,8 @@
 """Starts the pinned ministack engine with the corrections the lab needs: no dimension-blind alarm
 evaluation, Lambda metrics for every invocation, loopback counted as TLS, SQS batch IAM actions,
 and the patches of engine_patches/ (service-principal deliveries checked against resource and key
-policies, export locks, SigV4 on AWS_IAM routes, the at-least-once mode).
+policies, export locks, SigV4 on AWS_IAM routes, the at-least-once mode, AWS::CodePipeline::Pipeline
+for CloudFormation, iam:ResourceTag, Ref of a secret).
 
 Run by the engine virtualenv's interpreter (see lab.localcloud.engine); it imports only ministack
 and engine_patches/ (loaded by path as the package `lab_engine_patches`).
@@ -29,7 +30,15 @@ from ministack.services import cloudwatch, lambda_svc  # noqa: E402
 PATCHES_DIR = os.path.join(_HERE, "engine_patches")
 PATCHES_PACKAGE = "lab_engine_patches"
 # Installed in this order: the at-least-once duplicates go through the delivery checks too.
-PATCH_MODULES = ("deliveries", "export_locks", "execute_api_iam", "at_least_once")
+PATCH_MODULES = (
+    "deliveries",
+    "export_locks",
+    "execute_api_iam",
+    "at_least_once",
+    "codepipeline",
+    "iam_resource_tags",
+    "secret_ref",
+)
 
 # IAM has no action of its own for these SQS batch APIs: AWS authorizes each with the action of
 # its single-message form, so a role granted sqs:SendMessage may call SendMessageBatch.

@@ -36,6 +36,11 @@ class CloudDir:
         return self.root / "duplicates.json"
 
     @property
+    def codepipeline_dir(self) -> Path:
+        """The engine's CodePipeline pipelines (engine_patches/pipeline_store.py), per account and region."""
+        return self.root / "codepipeline"
+
+    @property
     def agent_pid(self) -> Path:
         return self.root / "agent.pid"
 

@@ -237,7 +237,7 @@ def test_default_budgets_scale_with_the_stages_queue_and_alarm_settings(
     )
     timing = stage_timing(lab_target)
     # The miniature stage: visibility 180 s, maxReceiveCount 5 -> a message reaches the DLQ by 6 x 180 s.
-    assert (timing.dlq_trip_s, timing.alarm_s) == (1080, 300)
+    assert (timing.dlq_trip_s, timing.alarm_s, timing.ok_s) == (1080, 300, 300)
     assert DRILLS["poison-pill"].budget_s(timing, max_redrives=3) == 1080 + 2 * 300 + 120
     assert DRILLS["redrive-quarantine"].budget_s(timing, max_redrives=3) == 4 * 1080 + 120
     assert (

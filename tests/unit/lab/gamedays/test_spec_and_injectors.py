@@ -8,7 +8,7 @@ import pytest
 
 from lab.gamedays.drills import DRILLS
 from lab.gamedays.injectors import INJECTORS, FisInjector, InjectorError, SsmInjector, injector_type
-from lab.gamedays.spec import DrillSpec, StageTiming, Trips, UntilQuarantined
+from lab.gamedays.spec import AlarmWindow, DrillSpec, StageTiming, Trips, UntilQuarantined
 from stage_client.target import Target
 
 
@@ -28,14 +28,26 @@ def test_a_drill_spec_takes_keywords_only() -> None:
 def test_dlq_trips_count_fixed_or_through_the_redrive_limit() -> None:
     assert Trips(2).count(max_redrives=7) == 2
     assert UntilQuarantined().count(max_redrives=3) == 4
-    timing = StageTiming(dlq_trip_s=100, alarm_s=60)
+    timing = StageTiming(dlq_trip_s=100, alarm_s=90, ok_s=60)
     spec = DrillSpec(
         run=_noop, summary="s", default_events=1, default_timeout_s=10, dlq_trips=UntilQuarantined()
     )
     assert spec.budget_s(timing, max_redrives=2) == 3 * 100 + 120
     alarms = dataclasses.replace(spec, dlq_trips=Trips(1), waits_for_alarms=True)
-    assert alarms.budget_s(timing, max_redrives=2) == 100 + 2 * 60 + 120
+    assert alarms.budget_s(timing, max_redrives=2) == 100 + 90 + 60 + 120
     assert dataclasses.replace(spec, default_timeout_s=9999).budget_s(timing, max_redrives=2) == 9999
+
+
+def test_stage_timing_counts_the_receives_and_the_age_a_dlq_message_must_reach() -> None:
+    depth = AlarmWindow.of(
+        "ApproximateNumberOfMessagesVisible", period_s=60, evaluation_periods=2, threshold=0
+    )
+    age = AlarmWindow.of("ApproximateAgeOfOldestMessage", period_s=60, evaluation_periods=1, threshold=300)
+    timing = StageTiming.of(visibility_s=182, max_receive_count=3, dlq_alarms=[depth, age])
+    # Four visibility timeouts to reach the DLQ; the age alarm fires 300 s after the move + 1 period,
+    # the depth alarm after 2 periods; both clear after their periods.
+    assert timing == StageTiming(dlq_trip_s=4 * 182, alarm_s=360, ok_s=120)
+    assert StageTiming.of(visibility_s=30, max_receive_count=5, dlq_alarms=[]) == StageTiming(180, 300, 300)
 
 
 def test_each_injector_picks_the_evidence_of_where_its_fault_acts() -> None:
