@@ -139,14 +139,16 @@
     view.update = (data, alarms) => updateMetric(view, data || {}, alarms);
     if (widget.view !== "singleValue" && drawn.length) {
       view.plot = new uPlot(plotOptions(widget, drawn, body), [[], ...drawn.map(() => [])], body);
-      view.observer = new ResizeObserver(() => view.plot.setSize(plotSize(body)));
+      view.observer = new ResizeObserver(() => view.plot.setSize(plotSize(body, view.plot)));
       view.observer.observe(body);
     }
     return view;
   }
 
-  function plotSize(body) {
-    return { width: Math.max(120, body.clientWidth), height: Math.max(60, body.clientHeight - LEGEND_PX) };
+  function plotSize(body, plot) {
+    const legend = plot && plot.root.querySelector(".u-legend");
+    const legendPx = legend ? legend.offsetHeight + 4 : LEGEND_PX;
+    return { width: Math.max(120, body.clientWidth), height: Math.max(60, body.clientHeight - legendPx) };
   }
 
   function colourOf(series, position) {
@@ -177,7 +179,8 @@
         y2: { range: scaleRange("right") },
       },
       axes,
-      legend: { show: widget.legend !== "hidden" },
+      // Labels only, as on the console (no hover values under the graph).
+      legend: { show: widget.legend !== "hidden", live: false },
       series: [
         {},
         ...drawn.map((s, position) => ({
@@ -344,12 +347,23 @@
     if (widget.transparent) element.classList.add("transparent");
     const box = document.createElement("div");
     box.className = "text";
-    for (const block of widget.markdown.split(/\n{2,}|\n(?=#|[-*] )/)) {
-      const heading_ = /^(#{1,3})\s+(.*)$/s.exec(block);
-      const item = /^[-*]\s+(.*)$/s.exec(block);
-      const node = document.createElement(heading_ ? `h${heading_[1].length}` : item ? "li" : "p");
-      node.textContent = heading_ ? heading_[2] : item ? item[1] : block;
-      box.append(node);
+    let paragraph = null;
+    for (const line of widget.markdown.split("\n")) {
+      const heading_ = /^(#{1,3})\s+(.*)$/.exec(line);
+      const item = /^[-*]\s+(.*)$/.exec(line);
+      if (heading_ || item || !line.trim()) paragraph = null;
+      if (!line.trim()) continue;
+      if (heading_ || item) {
+        const node = document.createElement(heading_ ? `h${heading_[1].length}` : "li");
+        node.textContent = heading_ ? heading_[2] : item[1];
+        box.append(node);
+      } else if (paragraph) {
+        paragraph.textContent += ` ${line}`;
+      } else {
+        paragraph = document.createElement("p");
+        paragraph.textContent = line;
+        box.append(paragraph);
+      }
     }
     element.append(box);
     element.dataset.title = widget.markdown.split("\n")[0].replace(/^#+\s*/, "");
