@@ -23,7 +23,7 @@ from lab.localcloud.dashboard.queries import (
     plan_alarms,
     plan_metric_data,
 )
-from lab.localcloud.dashboard.timerange import TimeRange
+from lab.localcloud.dashboard.timerange import CHOICES, DEFAULT_RANGE, TimeRange
 from lab.localcloud.dashboard.widgets import Dashboard, DashboardBodyError, parse_body
 
 # A stage redeployed with a new widget shows it within this time, without a page reload.
@@ -73,6 +73,8 @@ class DashboardService:
             "region": self.region,
             "hash": loaded.digest,
             **loaded.dashboard.to_dict(),
+            "ranges": CHOICES,
+            "defaultRange": DEFAULT_RANGE,
             "calls": dict(calls),
         }
 

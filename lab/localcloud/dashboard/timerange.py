@@ -12,9 +12,10 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-# The console's quick choices that the page offers; any other relative range works in the URL.
-CHOICES = ("-PT5M", "-PT15M", "-PT1H", "-PT3H")
-DEFAULT_RANGE = "-PT15M"
+# The console's quick choices that the page and `lab dashboard --range` offer (label -> start);
+# any other relative range works in the URL.
+CHOICES = {"5m": "-PT5M", "15m": "-PT15M", "1h": "-PT1H", "3h": "-PT3H"}
+DEFAULT_RANGE = CHOICES["15m"]
 LONGEST = timedelta(days=15)
 _RELATIVE = re.compile(
     r"^-P(?:(?P<months>\d+)M)?(?:(?P<weeks>\d+)W)?(?:(?P<days>\d+)D)?"

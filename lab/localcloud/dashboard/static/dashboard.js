@@ -4,8 +4,6 @@
 // in the console's own terms, so a drill report can link a window.
 "use strict";
 (() => {
-  const CHOICES = [["-PT5M", "5 min"], ["-PT15M", "15 min"], ["-PT1H", "1 h"], ["-PT3H", "3 h"]];
-  const FALLBACK_RANGE = "-PT15M";
   const DEFAULT_REFRESH_S = 5;
   const LEGEND_PX = 44;
   // The CloudWatch console's default series colours, in order.
@@ -48,7 +46,9 @@
   // ---- time range -------------------------------------------------------------------------------
   function currentRange() {
     if (page.range.start) return page.range;
-    const start = page.dashboard && page.dashboard.start && !page.dashboard.end ? page.dashboard.start : FALLBACK_RANGE;
+    // The body's own default range if it has a relative one, as the console opens it.
+    const body = page.dashboard || {};
+    const start = body.start && !body.end && body.start.startsWith("-P") ? body.start : body.defaultRange;
     return { start, end: null };
   }
 
@@ -66,7 +66,8 @@
     const nav = document.getElementById("ranges");
     nav.replaceChildren();
     const range = currentRange();
-    for (const [value, label] of CHOICES) {
+    const choices = Object.entries((page.dashboard && page.dashboard.ranges) || {});
+    for (const [label, value] of choices) {
       const button = document.createElement("button");
       button.textContent = label;
       button.dataset.range = value;
@@ -74,7 +75,7 @@
       button.addEventListener("click", () => chooseRange(value, null));
       nav.append(button);
     }
-    if (range.end || !CHOICES.some(([value]) => value === range.start)) {
+    if (range.end || !choices.some(([, value]) => value === range.start)) {
       const window_ = document.createElement("span");
       window_.className = "window";
       window_.textContent = range.end ? `${range.start} → ${range.end}` : range.start;
