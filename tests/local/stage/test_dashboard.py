@@ -9,7 +9,10 @@ dashboard during the drill: reports/dashboard/ (the README shows a copy, docs/im
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -23,7 +26,9 @@ from lab.gamedays import GamedayResult, run_gameday
 from lab.gamedays.report import REPORTS_DIR
 from lab.harness.dashboard import ensure_dashboard
 from stage_client.target import Target
+from tests import REPO_ROOT
 from tests.local.conftest import LocalEngine
+from tests.local.engine.test_process import listening_addresses
 from tests.local.stage.test_gamedays import quiet_stage, runs_in_tmp
 
 CHROMIUM = shutil.which("chromium")
@@ -45,13 +50,10 @@ OUT_DIR = REPORTS_DIR / "dashboard"
 DLQ_WIDGET = "Queue DLQ"
 RED = "rgb(214, 39, 40)"
 
-pytestmark = [
-    pytest.mark.skipif(
-        CHROMIUM is None or CHROMEDRIVER is None,
-        reason=f"Debian's chromium and chromedriver are absent: {INSTALL}",
-    ),
-    pytest.mark.usefixtures(quiet_stage.__name__, runs_in_tmp.__name__),
-]
+needs_chromium = pytest.mark.skipif(
+    CHROMIUM is None or CHROMEDRIVER is None,
+    reason=f"Debian's chromium and chromedriver are absent: {INSTALL}",
+)
 
 
 @pytest.fixture
@@ -109,6 +111,28 @@ def alarm_states(driver: Any) -> dict[str, dict[str, str]]:
     )
 
 
+def test_lab_dashboard_prints_the_running_page_which_listens_on_loopback_only(
+    local_target: Target, local_engine: LocalEngine
+) -> None:
+    page = ensure_dashboard(local_engine.state)
+    env = {**os.environ, "LAB_STATE_DIR": str(local_engine.state.root)}
+    result = subprocess.run(
+        [sys.executable, "-m", "lab.cli", "--json", "dashboard", "--range", "1h"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO_ROOT,
+    )
+    answer = json.loads(result.stdout)
+    assert answer["url"] == page.url_for("-PT1H")
+    assert answer["pid"] == page.pid, "a running page is reused, not started again"
+    assert answer["dashboard"] == local_target.output(Output.DASHBOARD_NAME)
+    assert listening_addresses([page.pid]) == {f"0100007F:{page.port:04X}"}
+
+
+@needs_chromium
+@pytest.mark.usefixtures(quiet_stage.__name__, runs_in_tmp.__name__)
 def test_the_dashboard_follows_a_poison_pill_drill(
     local_target: Target, local_engine: LocalEngine, browser: Any, tmp_path: Path
 ) -> None:
