@@ -171,6 +171,7 @@ def cmd_status(args: argparse.Namespace, out: Output) -> int:
         engine = "healthy" if local.engine_healthy else "NOT healthy"
         agent = "running" if local.agent_running else "NOT running"
         out.line(f"local cloud: engine {engine} at {local.endpoint_url}, metrics/alarm agent {agent}")
+        out.line(f"dashboard: {local.dashboard_url or 'not running (lab dashboard starts it)'}")
     out.line(failure_mode.describe())
     for text in status_lines(snapshot):
         out.line(text)
