@@ -9,6 +9,7 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
+from datetime import datetime
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -20,6 +21,7 @@ from lab.commands import (
     EXIT_OK,
     EXIT_USAGE,
     Output,
+    cmd_dashboard,
     cmd_down,
     cmd_env,
     cmd_failure_mode,
@@ -33,6 +35,7 @@ from lab.commands import (
 )
 from lab.gamedays.drills import DRILLS
 from lab.gamedays.injectors import INJECTORS
+from lab.localcloud.dashboard.timerange import CHOICES
 from lab.rehearsal.commands import HANDLED_ERRORS as PIPELINE_ERRORS
 from lab.rehearsal.commands import add_pipeline_commands
 from stage_client.api import ApiError
@@ -74,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_redrive(add, common)
     _add_checks(add)
     add_pipeline_commands(commands, common)
+    _add_dashboard(add)
     return parser
 
 
@@ -139,6 +143,33 @@ def _add_checks(add: AddCommand) -> None:
     gameday.add_argument("--timeout", type=float, help="seconds for the whole drill (default per drill)")
     gameday.add_argument("--injector", choices=list(INJECTORS), default="ssm", help="fis: AWS only")
     gameday.add_argument("--report-dir", help="where to write the JSON and HTML report (default reports/)")
+
+
+def _add_dashboard(add: AddCommand) -> None:
+    dashboard = add(
+        "dashboard",
+        cmd_dashboard,
+        "the stage's own CloudWatch dashboard: local, start its page on 127.0.0.1 and print the URL; "
+        "a stage on AWS, print its console URL",
+    )
+    window = dashboard.add_mutually_exclusive_group()
+    window.add_argument(
+        "--range", choices=list(CHOICES), default="15m", help="the last ... (default %(default)s)"
+    )
+    window.add_argument("--start", type=_instant, help="a fixed window's start (ISO 8601, with --end)")
+    dashboard.add_argument("--end", type=_instant, help="a fixed window's end (ISO 8601)")
+    dashboard.add_argument("--port", type=_positive, help="local page port (default: a free one)")
+    dashboard.add_argument("--stop", action="store_true", help="stop the local page's server")
+
+
+def _instant(text: str) -> str:
+    try:
+        datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an ISO 8601 time such as 2026-11-02T10:00:00Z"
+        ) from None
+    return text
 
 
 def _common_options(*, suppress: bool) -> argparse.ArgumentParser:

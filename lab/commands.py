@@ -15,8 +15,11 @@ from lab.gamedays.drills import DRILLS
 from lab.gamedays.injectors import InjectorError, injector_type
 from lab.gamedays.report import REPORTS_DIR
 from lab.harness import lifecycle
+from lab.harness.dashboard import ensure_dashboard, stop_dashboard
+from lab.localcloud.dashboard.timerange import CHOICES
 from lab.runs import load_run, read_keys_file, save_run
 from stage_client import redrive
+from stage_client.dashboard import console_url, dashboard_name
 from stage_client.environment import export_lines, target_environment
 from stage_client.failure_mode import read_failure_mode, reset_failure_mode, set_failure_mode
 from stage_client.send import send_payloads, send_samples
@@ -168,6 +171,7 @@ def cmd_status(args: argparse.Namespace, out: Output) -> int:
         engine = "healthy" if local.engine_healthy else "NOT healthy"
         agent = "running" if local.agent_running else "NOT running"
         out.line(f"local cloud: engine {engine} at {local.endpoint_url}, metrics/alarm agent {agent}")
+        out.line(f"dashboard: {local.dashboard_url or 'not running (lab dashboard starts it)'}")
     out.line(failure_mode.describe())
     for text in status_lines(snapshot):
         out.line(text)
@@ -278,6 +282,34 @@ def _one_gameday(result: GamedayResult, out: Output) -> int:
         f"gameday {result.drill}: {result.outcome}" + (f" ({result.error})" if result.error else ""),
     )
     return result.exit_code
+
+
+def cmd_dashboard(args: argparse.Namespace, out: Output) -> int:
+    """Local: the page on 127.0.0.1 (started if needed); a stage on AWS: the console URL."""
+    if bool(args.start) != bool(args.end):
+        out.result(
+            {"ok": False, "error": "--start and --end go together"}, "error: --start and --end go together"
+        )
+        return EXIT_USAGE
+    start, end = (args.start, args.end) if args.start else (CHOICES[args.range], None)
+    target = _target(args)
+    if not target.is_local:
+        url = console_url(target, start, end)
+        out.result({"target": target.name, "dashboard": dashboard_name(target), "url": url}, url)
+        return EXIT_OK
+    if args.stop:
+        stopped = stop_dashboard()
+        out.result(
+            {"stopped": stopped}, "dashboard page stopped" if stopped else "no dashboard page was running"
+        )
+        return EXIT_OK
+    page = ensure_dashboard(port=args.port, log=out.progress)
+    url = page.url_for(start, end)
+    out.result(
+        {"target": target.name, "dashboard": page.dashboard, "url": url, "pid": page.pid},
+        f"{url}\n(the local cloud's {page.dashboard}; stop it with `lab dashboard --stop` or make lab-down)",
+    )
+    return EXIT_OK
 
 
 def _target(args: argparse.Namespace) -> Target:

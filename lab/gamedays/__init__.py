@@ -11,6 +11,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from lab.gamedays.dashboard_link import dashboard_link
 from lab.gamedays.drills import DRILLS
 from lab.gamedays.injectors import InjectorError, injector_type
 from lab.gamedays.report import REPORTS_DIR, write_report
@@ -117,6 +118,7 @@ def run_gameday(
         "timeline": timeline,
         "samples": samples,
         "finishedAt": datetime.fromtimestamp(time.time(), UTC).isoformat(timespec="seconds"),
+        "dashboard": dashboard_link(target, ctx.started_wall, time.time()),
     }
     json_path, html_path = write_report(report, report_dir)
     printer(f"{outcome.upper()} in {ctx.elapsed():.0f}s; report {json_path} and {html_path}")

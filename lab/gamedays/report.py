@@ -53,12 +53,24 @@ code{{font-size:85%}}</style></head><body>
 <p>target <b>{esc(report["target"])}</b>, injector {esc(report["injector"])},
 started {esc(report["startedAt"])}, {report["elapsedSeconds"]:.0f} s,
 {report["events"]} events.{_error_line(report)}</p>
+{_dashboard_line(report)}
 <h2>Queue depth and alarm state over time</h2>
 {render_svg(report)}
 <h2>Assertions</h2><ul>{checks}</ul>
 <h2>Timeline</h2><table><tr><th>t</th><th>UTC</th><th>step</th><th>details</th></tr>{rows}</table>
 </body></html>
 """
+
+
+def _dashboard_line(report: dict[str, Any]) -> str:
+    link = report.get("dashboard")
+    if not link:
+        return ""
+    command = f"<code>{html.escape(link['command'])}</code>"
+    if link.get("url"):
+        url = html.escape(link["url"], quote=True)
+        return f'<p>The stage\'s dashboard over this drill: <a href="{url}">{url}</a> (or {command}).</p>'
+    return f"<p>The stage's dashboard over this drill: {command}.</p>"
 
 
 def _error_line(report: dict[str, Any]) -> str:

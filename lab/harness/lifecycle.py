@@ -8,10 +8,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from lab.harness.dashboard import ensure_dashboard
 from lab.harness.deploy import deploy_stage
 from lab.harness.paths import ENGINE_LOCK, RUNTIME_REQUIREMENTS, StateDir
 from lab.harness.samples import send_sample_events
 from lab.localcloud import agent_process, engine
+from lab.localcloud.dashboard import process as dashboard_process
 from stage_client.target import Target, load_local_target
 
 
@@ -30,6 +32,7 @@ class LabStatus:
     deployed: bool
     api_url: str | None
     agent: dict[str, Any] | None
+    dashboard_url: str | None
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -64,11 +67,13 @@ def up(
     sample_events: int = 0,
     log: Callable[[str], None] = print,
 ) -> Target:
-    """Engine + bootstrap + deploy (skipped when nothing changed) + outputs + metrics/alarm agent."""
+    """Engine + bootstrap + deploy (skipped when nothing changed) + outputs + metrics/alarm agent +
+    the dashboard page."""
     state = (state or StateDir.default()).ensure()
     info = start(state, port=port, auth=auth)
     deploy_stage(state, info, log=log)
     agent_process.start_agent(state, info)
+    ensure_dashboard(state, log=log)
     target = load_local_target(state.outputs_json)
     if sample_events:
         send_sample_events(target, sample_events, log=log)
@@ -79,6 +84,7 @@ def down(state: StateDir | None = None) -> dict[str, bool]:
     """Stop the agent and the engine (the engine's state is in memory: the next `up` redeploys)."""
     state = state or StateDir.default()
     stopped = {
+        "dashboard": dashboard_process.stop_dashboard(state),
         "agent": agent_process.stop_agent(state),
         "engine": engine.stop_engine(state),
     }
@@ -103,4 +109,5 @@ def status(state: StateDir | None = None) -> LabStatus:
         deployed=outputs is not None,
         api_url=outputs["apiUrl"] if outputs else None,
         agent=agent_state,
+        dashboard_url=page.url if (page := dashboard_process.read_dashboard(state)) else None,
     )

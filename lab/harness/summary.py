@@ -26,6 +26,12 @@ def summary(state: StateDir) -> str:
         else "The ingestion lab is running on this machine (local cloud, IAM not enforced: LAB_AUTH=false)",
         f"  API          {target.api_url}",
         f"  AWS endpoint {target.endpoint_url}   (region {target.region}, credentials test/test)",
+        "  dashboard    "
+        + (
+            f"{status.dashboard_url}?start=-PT15M   (the stage's own CloudWatch dashboard, live)"
+            if status.dashboard_url
+            else "not running: `lab dashboard` starts it"
+        ),
         f"  env file     {env_file}   (source it: boto3, the AWS CLI and curl then point at the lab)",
         f"  state table  {outputs.get('TableName', '?')}   queue {outputs.get('QueueName', '?')}   "
         f"DLQ {outputs.get('DlqName', '?')}",
