@@ -73,6 +73,8 @@ def synth_role_policy(
             )
         )
     return statements
+
+
 def pinned_version(package: str, default: str, package_json: Path = PACKAGE_JSON) -> str:
     """The version of an npm package pinned in package.json (devDependencies)."""
     try:

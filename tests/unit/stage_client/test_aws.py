@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-import uuid
 import time
+import uuid
 from typing import Any
 
 import boto3
@@ -184,14 +184,18 @@ def test_parse_event_ignores_foreign_and_malformed_messages() -> None:
         DetailType.SUCCESS.value, "k", "e-1"
     )
     republished = json.loads(audit_event("k", event_id="e-1"))
-    assert audit.parse_event(json.dumps(republished | {"id": "another-envelope"})).event_id == "e-1"
+    assert audit.parse_event(json.dumps(republished | {"id": "another-envelope"})) == audit.AuditEvent(
+        DetailType.SUCCESS.value, "k", "e-1"
+    )
     envelope_only = {
         "id": "envelope-1",
         "source": EVENT_SOURCE,
         "detail-type": "IngestionSuccess",
         "detail": {"idempotencyKey": "k"},
     }
-    assert audit.parse_event(json.dumps(envelope_only)).event_id == "envelope-1"
+    assert audit.parse_event(json.dumps(envelope_only)) == audit.AuditEvent(
+        DetailType.SUCCESS.value, "k", "envelope-1"
+    )
     without_id = {
         "source": EVENT_SOURCE,
         "detail-type": "IngestionSuccess",
