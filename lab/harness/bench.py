@@ -1,7 +1,15 @@
-"""`make bench`: figures of the local cloud, measured in one run on a lab of its own.
+"""`make bench`: every goal of issue 14, measured in one run on a lab of its own, each printed as
+figure, goal and PASS/FAIL, then one summary line (exit status 0 either way: these are figures).
 
-Prints: the engine's raw SendMessage rate (the ceiling), ingest latency p50/p95 and end-to-end
-throughput (POST -> SUCCEEDED) under Locust, and the worker's drain rate of a 2,000-message backlog.
+Phases, in this order (the engine's request recording, which the calls phase needs, stays off
+until the timed phases are over):
+1. raw SendMessage rate into a scratch queue (1 and 4 clients): the engine's raw request rate;
+2. Locust, 8 users: ingest p50/p95, and end to end POST -> SUCCEEDED (events/s, lost);
+3. drain of a backlog queued while the worker's mapping was off;
+4. redrive of a filled DLQ at jitter 0 through the API (stage_client), until the DLQ is empty and
+   every redriven key is SUCCEEDED;
+5. calls per event by service, from the engine's request record (lab.harness.calls);
+6. (engine stopped) each handler's cold-start import against `import boto3`.
 """
 
 from __future__ import annotations
@@ -9,12 +17,15 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +33,33 @@ import boto3
 
 from functions.common.names import MessageAttribute, Output, RecordStatus
 from lab.harness import lifecycle
+from lab.harness.bench_report import (
+    Comparison,
+    Goal,
+    engine_bound_limit,
+    engine_requests_per_event,
+    summary_line,
+)
+from lab.harness.calls import CallsPerEvent, measure_calls_per_event, stop_recording
+from lab.harness.cold_start import ImportCost, handler_import_costs
 from lab.harness.paths import StateDir
-from lab.localcloud.engine import auth_default
+from lab.localcloud.engine import REPO_ROOT, auth_default, engine_python
+from stage_client import redrive
 from stage_client.status import count_records
 from stage_client.target import Target
 
 LOCUSTFILE = Path(__file__).with_name("bench_locustfile.py")
+# The issue's goals (issue 14), one definition each.
+E2E_EVENTS_PER_SECOND = 60.0
+E2E_SHARE_OF_ENGINE_LIMIT = 0.5
+INGEST_P95_MS = 100.0
+DRAIN_MESSAGES_PER_SECOND = 150.0
+REDRIVE_MESSAGES_PER_SECOND = 200.0
+DYNAMODB_WRITES_PER_NEW_EVENT = 2.0
+PUT_EVENTS_PER_EVENT = 0.1
+# "~0 SSM reads": the failure mode is read at most once per cache period per container.
+SSM_READS_PER_EVENT = 0.05
+COLD_START_IMPORT_RATIO = 1.5
 
 
 def raw_send_rate(target: Target, messages: int, threads: int) -> float:
@@ -58,16 +90,26 @@ def succeeded_count(target: Target) -> int:
     return count_records(target, RecordStatus.SUCCEEDED)
 
 
-def wait_succeeded(target: Target, expected: int, timeout: float) -> float:
-    """Seconds (perf_counter) at which the table held `expected` SUCCEEDED records."""
+def wait_succeeded(target: Target, expected: int, timeout: float) -> tuple[int, float]:
+    """(SUCCEEDED records, perf_counter seconds) once the table holds `expected` of them, or at the
+    timeout with what it holds then (the shortfall is reported as lost)."""
     deadline = time.perf_counter() + timeout
-    while time.perf_counter() < deadline:
-        if succeeded_count(target) >= expected:
-            return time.perf_counter()
-        time.sleep(0.25)
-    raise RuntimeError(
-        f"only {succeeded_count(target)} of {expected} events SUCCEEDED within {timeout:.0f} s"
-    )
+    while True:
+        count = succeeded_count(target)
+        if count >= expected or time.perf_counter() > deadline:
+            return count, time.perf_counter()
+        time.sleep(0.2)
+
+
+@dataclass(frozen=True)
+class LoadFigures:
+    requests: int
+    failures: int
+    p50_ms: float
+    p95_ms: float
+    rps: float
+    e2e_events_per_second: float
+    lost: int
 
 
 def locust_run(target: Target, users: int, seconds: int, workdir: Path) -> dict[str, float]:
@@ -89,23 +131,33 @@ def locust_run(target: Target, users: int, seconds: int, workdir: Path) -> dict[
     }
 
 
-def drain_rate(target: Target, backlog: int) -> tuple[float, float]:
-    """(messages/s, seconds) for the worker to empty a backlog queued while its mapping was off."""
-    lam = target.client("lambda")
-    queue_url = target.output(Output.QUEUE_URL)
-    (mapping,) = lam.list_event_source_mappings(FunctionName=target.output(Output.WORKER_FUNCTION_NAME))[
-        "EventSourceMappings"
-    ]
-    lam.update_event_source_mapping(UUID=mapping["UUID"], Enabled=False)
-    time.sleep(2)
+def load_and_end_to_end(target: Target, users: int, seconds: int, workdir: Path) -> LoadFigures:
+    before = succeeded_count(target)
+    started = time.perf_counter()
+    load = locust_run(target, users, seconds, workdir)
+    accepted = int(load["requests"] - load["failures"])
+    succeeded, finished = wait_succeeded(target, before + accepted, timeout=300)
+    return LoadFigures(
+        requests=int(load["requests"]),
+        failures=int(load["failures"]),
+        p50_ms=load["p50"],
+        p95_ms=load["p95"],
+        rps=load["rps"],
+        e2e_events_per_second=(succeeded - before) / (finished - started),
+        lost=max(0, before + accepted - succeeded),
+    )
+
+
+def enqueue_backlog(target: Target, queue_url: str, messages: int, *, prefix: str) -> None:
+    """`messages` valid events as ingest queues them (body + key + submittedAt), in batches of 10."""
     run = uuid.uuid4().hex[:8]
     now = str(int(time.time() * 1000))
 
     def enqueue(batch: int) -> None:
         client = _fresh_client(target, "sqs")
         entries = []
-        for index in range(batch * 10, batch * 10 + 10):
-            key = f"bench-drain-{run}-{index}"
+        for index in range(batch * 10, min(messages, batch * 10 + 10)):
+            key = f"{prefix}-{run}-{index}"
             entries.append(
                 {
                     "Id": str(index),
@@ -119,58 +171,205 @@ def drain_rate(target: Target, backlog: int) -> tuple[float, float]:
         client.send_message_batch(QueueUrl=queue_url, Entries=entries)
 
     with ThreadPoolExecutor(4) as pool:
-        list(pool.map(enqueue, range(backlog // 10)))
+        list(pool.map(enqueue, range((messages + 9) // 10)))
+
+
+def drain_rate(target: Target, backlog: int) -> tuple[float, float]:
+    """(messages/s, seconds) for the worker to empty a backlog queued while its mapping was off."""
+    lam = target.client("lambda")
+    (mapping,) = lam.list_event_source_mappings(FunctionName=target.output(Output.WORKER_FUNCTION_NAME))[
+        "EventSourceMappings"
+    ]
+    lam.update_event_source_mapping(UUID=mapping["UUID"], Enabled=False)
+    time.sleep(2)
+    enqueue_backlog(target, target.output(Output.QUEUE_URL), backlog, prefix="bench-drain")
     before = succeeded_count(target)
     started = time.perf_counter()
     lam.update_event_source_mapping(UUID=mapping["UUID"], Enabled=True)
-    finished = wait_succeeded(target, before + backlog, timeout=600)
+    succeeded, finished = wait_succeeded(target, before + backlog, timeout=300)
     elapsed = finished - started
-    return backlog / elapsed, elapsed
+    return (succeeded - before) / elapsed, elapsed
+
+
+@dataclass(frozen=True)
+class RedriveFigures:
+    moved: int
+    seconds: float
+    drained_seconds: float
+
+    @property
+    def rate(self) -> float:
+        return self.moved / self.seconds
+
+
+def redrive_rate(target: Target, messages: int) -> RedriveFigures:
+    """Fill the DLQ with `messages` events (as a killed batch leaves them: no error type, no
+    record), redrive them through the API at jitter 0, and time the job (DLQ emptied) and the
+    drain of what it moved (every key SUCCEEDED)."""
+    enqueue_backlog(target, target.output(Output.DLQ_URL), messages, prefix="bench-redrive")
+    before = succeeded_count(target)
+    started = time.perf_counter()
+    job = redrive.start(target, redrive.RedriveParams(max_messages=messages, per_message_delay_jitter=0))
+    done = redrive.wait(target, job.job_id, timeout_s=300, interval_s=0.25)
+    moved_at = time.perf_counter()
+    if done.status != "SUCCEEDED":
+        raise RuntimeError(f"the bench's redrive did not succeed: {done.describe()}")
+    _succeeded, drained_at = wait_succeeded(target, before + done.counters["moved"], timeout=300)
+    return RedriveFigures(done.counters["moved"], moved_at - started, drained_at - started)
+
+
+def deployed_handlers(target: Target) -> dict[str, dict[str, str]]:
+    """module -> environment of every function of the stage (from the engine's configuration)."""
+    lam = target.client("lambda")
+    handlers: dict[str, dict[str, str]] = {}
+    for page in lam.get_paginator("list_functions").paginate():
+        for function in page["Functions"]:
+            handler = str(function.get("Handler", ""))
+            if handler.startswith("functions."):
+                module = handler.rsplit(".", 1)[0]
+                handlers[module] = dict(function.get("Environment", {}).get("Variables", {}))
+    return handlers
+
+
+def cold_start_costs(handlers: dict[str, dict[str, str]], runs: int) -> list[ImportCost]:
+    """On the engine's interpreter (what the local functions run on), from the repository's sources."""
+    base_env = {"PATH": os.environ.get("PATH", ""), "PYTHONDONTWRITEBYTECODE": "1", "AWS_REGION": "us-east-1"}
+    return handler_import_costs(engine_python(), handlers, base_env=base_env, cwd=REPO_ROOT, runs=runs)
+
+
+@dataclass(frozen=True)
+class BenchFigures:
+    raw_1: float
+    raw_4: float
+    load: LoadFigures
+    drain: tuple[float, float]
+    redrive: RedriveFigures
+    calls: CallsPerEvent
+    imports: tuple[ImportCost, ...] = ()
+
+
+def goals(figures: BenchFigures) -> list[Goal]:
+    load, calls = figures.load, figures.calls
+    per_event = engine_requests_per_event(calls.new)
+    limit = engine_bound_limit(figures.raw_4, per_event)
+    new, duplicate = calls.new, calls.duplicate
+    ssm = new["SSM GetParameter"]
+    result = [
+        Goal("end to end POST -> SUCCEEDED (IAM enforced)", load.e2e_events_per_second,
+             Comparison.AT_LEAST, E2E_EVENTS_PER_SECOND, "events/s"),
+        Goal("end to end / engine-bound limit", load.e2e_events_per_second / limit,
+             Comparison.AT_LEAST, E2E_SHARE_OF_ENGINE_LIMIT, "",
+             f"limit {limit:.0f} events/s = raw {figures.raw_4:.0f} req/s / "
+             f"{per_event:.2f} requests per event"),
+        Goal("events lost end to end", load.lost, Comparison.AT_MOST, 0, "events"),
+        Goal("ingest p95 at Locust users", load.p95_ms, Comparison.AT_MOST, INGEST_P95_MS, "ms",
+             f"p50 {load.p50_ms:.0f} ms, {load.rps:.1f} req/s, {load.failures} failed"),
+        Goal("backlog drain", figures.drain[0], Comparison.AT_LEAST, DRAIN_MESSAGES_PER_SECOND, "msg/s",
+             f"{figures.drain[1]:.1f} s"),
+        Goal("redrive at jitter 0", figures.redrive.rate, Comparison.AT_LEAST, REDRIVE_MESSAGES_PER_SECOND,
+             "msg/s", f"{figures.redrive.moved} moved in {figures.redrive.seconds:.1f} s, all SUCCEEDED "
+             f"after {figures.redrive.drained_seconds:.1f} s"),
+        Goal("ingest SendMessage per event", new["ingest SQS SendMessage (main queue)"],
+             Comparison.AT_MOST, 1.0, ""),
+        Goal("DynamoDB writes per new event", new["DynamoDB writes (state table)"],
+             Comparison.AT_MOST, DYNAMODB_WRITES_PER_NEW_EVENT, ""),
+        Goal("DynamoDB writes per duplicate", duplicate["DynamoDB writes (state table)"],
+             Comparison.AT_MOST, 0.0, ""),
+        Goal("PutEvents per event", new["EventBridge PutEvents"], Comparison.AT_MOST,
+             PUT_EVENTS_PER_EVENT, ""),
+        Goal("SSM reads per event", ssm, Comparison.AT_MOST, SSM_READS_PER_EVENT, ""),
+    ]  # fmt: skip
+    result += [
+        Goal(f"cold-start import {cost.module}", cost.ratio, Comparison.AT_MOST, COLD_START_IMPORT_RATIO,
+             "x boto3", f"{cost.seconds * 1000:.0f} ms vs {cost.baseline_seconds * 1000:.0f} ms")
+        for cost in figures.imports
+    ]  # fmt: skip
+    return result
+
+
+def report(figures: BenchFigures, args: argparse.Namespace) -> str:
+    auth = "on" if auth_default() else "off"
+    lines = [
+        "",
+        f"Local cloud figures (ministack, IAM enforcement {auth}, {args.users} Locust users, "
+        f"{args.seconds} s, load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)",
+        f"  engine raw SendMessage {figures.raw_1:.0f} msg/s (1 client), "
+        f"{figures.raw_4:.0f} msg/s (4 clients)",
+        f"  ingest {figures.load.requests} requests, {figures.load.failures} failed",
+        *figures.calls.lines(),
+        "",
+        "Goals (issue 14)",
+        *(goal.line() for goal in goals(figures)),
+        "",
+        summary_line(goals(figures)),
+    ]
+    return "\n".join(lines)
+
+
+def measure(
+    target: Target, args: argparse.Namespace, workdir: Path, log: Callable[[str], None]
+) -> tuple[BenchFigures, dict[str, dict[str, str]]]:
+    """The figures of the engine's phases, and the deployed handlers (timed once the engine stops)."""
+    log("raw SendMessage rate...")
+    raw_1 = raw_send_rate(target, args.raw_messages, threads=1)
+    raw_4 = raw_send_rate(target, args.raw_messages, threads=4)
+    log(f"Locust, {args.users} users for {args.seconds} s, then until every event SUCCEEDED...")
+    load = load_and_end_to_end(target, args.users, args.seconds, workdir)
+    log(f"drain of a {args.backlog}-message backlog...")
+    drain = drain_rate(target, args.backlog)
+    log(f"redrive of {args.redrive} DLQ messages at jitter 0...")
+    redriven = redrive_rate(target, args.redrive)
+    log("calls per event (engine request record)...")
+    calls = measure_calls_per_event(target, events=args.call_events, log=log)
+    stop_recording(target)
+    return BenchFigures(raw_1, raw_4, load, drain, redriven, calls), deployed_handlers(target)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lab.harness.bench", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m lab.harness.bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--users", type=int, default=8, help="Locust users (default 8)")
     parser.add_argument("--seconds", type=int, default=20, help="Locust run time (default 20)")
     parser.add_argument("--backlog", type=int, default=2000, help="drain backlog (default 2000)")
+    parser.add_argument("--redrive", type=int, default=1000, help="DLQ messages redriven (default 1000)")
     parser.add_argument("--raw-messages", type=int, default=1000, help="raw SendMessage calls (default 1000)")
+    parser.add_argument("--call-events", type=int, default=100, help="events per calls phase (default 100)")
+    parser.add_argument(
+        "--import-runs", type=int, default=5, help="fresh processes per import timing (default 5)"
+    )
+    parser.add_argument("--json", type=Path, default=None, help="also write the figures here (JSON)")
     args = parser.parse_args(argv)
+
+    def log(message: str) -> None:
+        print(message, flush=True)
+
     with tempfile.TemporaryDirectory(prefix="lab-bench-") as workdir:
         state = StateDir(Path(workdir) / "state")
         try:
-            print("bringing up a lab of its own (fresh engine, deploy)...", flush=True)
+            log("bringing up a lab of its own (fresh engine, deploy)...")
             target = lifecycle.up(state, log=lambda _msg: None)
-            raw_1 = raw_send_rate(target, args.raw_messages, threads=1)
-            raw_4 = raw_send_rate(target, args.raw_messages, threads=4)
-            before = succeeded_count(target)
-            started = time.perf_counter()
-            load = locust_run(target, args.users, args.seconds, Path(workdir))
-            accepted = int(load["requests"] - load["failures"])
-            finished = wait_succeeded(target, before + accepted, timeout=300)
-            e2e = accepted / (finished - started)
-            drain, drain_seconds = drain_rate(target, args.backlog)
+            measured, handlers = measure(target, args, Path(workdir), log)
         finally:
             lifecycle.down(state)
-    auth = "on" if auth_default() else "off"
-    print(
-        "\n".join(
-            [
-                "",
-                f"Local cloud figures (ministack, IAM enforcement {auth}, "
-                f"{args.users} Locust users, {args.seconds} s)",
-                f"  engine raw SendMessage        {raw_1:8.0f} msg/s (1 client)   "
-                f"{raw_4:6.0f} msg/s (4 clients)",
-                f"  ingest latency (POST /events) p50 {load['p50']:.0f} ms   "
-                f"p95 {load['p95']:.0f} ms   "
-                f"({load['rps']:.1f} req/s, {int(load['requests'])} requests, "
-                f"{int(load['failures'])} failed)",
-                f"  end to end POST -> SUCCEEDED  {e2e:8.1f} events/s ({accepted} events)",
-                f"  drain of a {args.backlog}-message backlog {drain:6.1f} msg/s ({drain_seconds:.1f} s)",
-                "",
-            ]
-        )
-    )
+    log("cold-start imports (engine stopped)...")
+    figures = replace(measured, imports=tuple(cold_start_costs(handlers, args.import_runs)))
+    print(report(figures, args))
+    if args.json:
+        args.json.write_text(json.dumps(_to_json(figures), indent=2, default=str) + "\n")
     return 0
+
+
+def _to_json(figures: BenchFigures) -> dict[str, Any]:
+    return {
+        "raw": {"1": figures.raw_1, "4": figures.raw_4},
+        "load": figures.load.__dict__,
+        "drain": {"rate": figures.drain[0], "seconds": figures.drain[1]},
+        "redrive": figures.redrive.__dict__,
+        "calls": figures.calls.to_dict(),
+        "imports": [cost.__dict__ | {"ratio": cost.ratio} for cost in figures.imports],
+        "goals": [
+            {"name": g.name, "figure": g.figure, "bound": g.bound, "passed": g.passed} for g in goals(figures)
+        ],
+    }
 
 
 if __name__ == "__main__":
