@@ -53,11 +53,15 @@ def oldest_message_age(messages: Iterable[Mapping[str, Any]], now: float) -> flo
     return max(0.0, now - oldest)
 
 
-# Log events carry the time they were written, but parallel function workers deliver them to the
-# engine out of order and late (a batch's lines land when its invocation ends). Reading only past
-# the newest timestamp seen would skip a late line for good (an EMF line lost = a metric datum
-# lost), so every read looks back this far and drops the events already seen, by id.
-LOG_LOOKBACK_MS = 60_000
+# Parallel function workers deliver log lines to the engine out of order: reading only past the
+# newest timestamp seen would skip a line stored a moment later with an older timestamp (an EMF
+# line lost = a metric datum lost), so every read looks back this far and drops the events already
+# seen, by identity. The engine stamps a function's lines when it stores them, at the end of the
+# invocation (tests/local/engine/test_alarm_agent.py pins it), so a line is late only by the moment
+# between its stamp and its store, never by its invocation's duration: a few seconds cover that.
+# Each cycle re-reads the lookback of every group (issue 14: a 60 s lookback made the agent
+# re-read, and the engine serialize, every line of the last minute every 2 s).
+LOG_LOOKBACK_MS = 5_000
 
 
 def log_event_identity(event: Mapping[str, Any]) -> tuple[Any, ...]:
