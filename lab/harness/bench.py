@@ -129,6 +129,37 @@ class LoadFigures:
     rps: float
     e2e_events_per_second: float
     lost: int
+    # Log bytes per event by function over the measured run (LOG_EVENT_OVERHEAD_BYTES included).
+    log_bytes: dict[str, float]
+
+
+# The size of a log event as CloudWatch Logs counts it (CloudWatch Logs API Reference, PutLogEvents:
+# "the sum of all event messages in UTF-8, plus 26 bytes for each log event"): the figure the cost
+# arithmetic bills as ingested data (docs/performance.md#cost).
+LOG_EVENT_OVERHEAD_BYTES = 26
+
+
+def log_bytes_per_event(target: Target, since_ms: int, until_ms: int, events: int) -> dict[str, float]:
+    """Billed log bytes per event of every function's log group in [since_ms, until_ms]."""
+    logs = target.client("logs")
+    groups = [
+        group["logGroupName"]
+        for page in logs.get_paginator("describe_log_groups").paginate(logGroupNamePrefix="/aws/lambda/")
+        for group in page["logGroups"]
+    ]
+    figures: dict[str, float] = {}
+    for group in groups:
+        total = 0
+        kwargs: dict[str, Any] = {"logGroupName": group, "startTime": since_ms, "endTime": until_ms}
+        while True:
+            page = logs.filter_log_events(**kwargs)
+            total += sum(len(e["message"].encode()) + LOG_EVENT_OVERHEAD_BYTES for e in page["events"])
+            if not page.get("nextToken"):
+                break
+            kwargs["nextToken"] = page["nextToken"]
+        if total:
+            figures[group.removeprefix("/aws/lambda/")] = round(total / max(1, events), 1)
+    return figures
 
 
 def locust_run(target: Target, users: int, seconds: int, workdir: Path) -> dict[str, float]:
@@ -159,10 +190,12 @@ def load_and_end_to_end(
         locust_run(target, users, warmup_seconds, workdir)
         wait_processed(target, timeout=300)
     before = succeeded_count(target)
-    started = time.perf_counter()
+    started, started_ms = time.perf_counter(), int(time.time() * 1000)
     load = locust_run(target, users, seconds, workdir)
     accepted = int(load["requests"] - load["failures"])
     succeeded, finished = wait_processed(target, timeout=300)
+    # The relay and event-log lines of the last events follow the record's SUCCEEDED a moment later.
+    time.sleep(3)
     return LoadFigures(
         requests=int(load["requests"]),
         failures=int(load["failures"]),
@@ -171,6 +204,7 @@ def load_and_end_to_end(
         rps=load["rps"],
         e2e_events_per_second=(succeeded - before) / (finished - started),
         lost=max(0, before + accepted - succeeded),
+        log_bytes=log_bytes_per_event(target, started_ms, int(time.time() * 1000), accepted),
     )
 
 
@@ -335,6 +369,9 @@ def report(figures: BenchFigures, args: argparse.Namespace) -> str:
         f"  engine raw SendMessage {figures.raw_1:.0f} msg/s (1 client), "
         f"{figures.raw_4:.0f} msg/s (4 clients)",
         f"  ingest {figures.load.requests} requests, {figures.load.failures} failed",
+        "  log bytes per event (message + 26 B) "
+        + ", ".join(f"{group} {size:.0f}" for group, size in sorted(figures.load.log_bytes.items()))
+        + f"; total {sum(figures.load.log_bytes.values()):.0f}",
         *figures.calls.lines(),
         "",
         "Goals (issue 14)",
