@@ -60,6 +60,9 @@ PUT_EVENTS_PER_EVENT = 0.1
 # "~0 SSM reads": the failure mode is read at most once per cache period per container.
 SSM_READS_PER_EVENT = 0.05
 COLD_START_IMPORT_RATIO = 1.5
+# The most a phase waits for the stage to catch up: `make bench` stays bounded in time even when
+# the stage is far from its goals (the figure then shows how far).
+PHASE_TIMEOUT_SECONDS = 120
 
 
 def raw_send_rate(target: Target, messages: int, threads: int) -> float:
@@ -188,12 +191,12 @@ def load_and_end_to_end(
     functions' environments (cold starts are measured apart, as import ratios), and is drained."""
     if warmup_seconds:
         locust_run(target, users, warmup_seconds, workdir)
-        wait_processed(target, timeout=300)
+        wait_processed(target, timeout=PHASE_TIMEOUT_SECONDS)
     before = succeeded_count(target)
     started, started_ms = time.perf_counter(), int(time.time() * 1000)
     load = locust_run(target, users, seconds, workdir)
     accepted = int(load["requests"] - load["failures"])
-    succeeded, finished = wait_processed(target, timeout=300)
+    succeeded, finished = wait_processed(target, timeout=PHASE_TIMEOUT_SECONDS)
     # The relay and event-log lines of the last events follow the record's SUCCEEDED a moment later.
     time.sleep(3)
     return LoadFigures(
@@ -253,7 +256,7 @@ def drain_rate(target: Target, backlog: int) -> DrainFigures:
     before = succeeded_count(target)
     started = time.perf_counter()
     lam.update_event_source_mapping(UUID=mapping["UUID"], Enabled=True)
-    succeeded, finished = wait_processed(target, timeout=300)
+    succeeded, finished = wait_processed(target, timeout=PHASE_TIMEOUT_SECONDS)
     elapsed = finished - started
     return DrainFigures((succeeded - before) / elapsed, elapsed, max(0, backlog - (succeeded - before)))
 
@@ -279,11 +282,13 @@ def redrive_rate(target: Target, messages: int) -> RedriveFigures:
     before = succeeded_count(target)
     started = time.perf_counter()
     job = redrive.start(target, redrive.RedriveParams(max_messages=messages, per_message_delay_jitter=0))
-    done = redrive.wait(target, job.job_id, timeout_s=300, interval_s=0.25)
+    try:
+        done = redrive.wait(target, job.job_id, timeout_s=PHASE_TIMEOUT_SECONDS, interval_s=0.25)
+    except redrive.RedriveError:
+        # Too slow to finish in the phase's time: the rate is what it moved until then.
+        done = redrive.cancel(target, job.job_id)
     moved_at = time.perf_counter()
-    if done.status != "SUCCEEDED":
-        raise RuntimeError(f"the bench's redrive did not succeed: {done.describe()}")
-    succeeded, drained_at = wait_processed(target, timeout=300)
+    succeeded, drained_at = wait_processed(target, timeout=PHASE_TIMEOUT_SECONDS)
     moved = done.counters["moved"]
     lost = max(0, moved - (succeeded - before))
     return RedriveFigures(moved, moved_at - started, drained_at - started, lost)

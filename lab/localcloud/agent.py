@@ -23,7 +23,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from lab.localcloud.alarm_eval import AlarmDefinition, evaluate, evaluation_window, values_from_datapoints
+from lab.localcloud.alarm_eval import (
+    METRIC_DATA_QUERY_LIMIT,
+    AlarmDefinition,
+    evaluate,
+    evaluation_window,
+    metric_data_query,
+    values_from_metric_data,
+)
 from lab.localcloud.engine import EngineClients, EngineInfo
 from lab.localcloud.log_metrics import Datum, FilterPatternError, emf_datums, filter_datums
 from lab.localcloud.state import CloudDir
@@ -203,27 +210,16 @@ class Agent:
         ]
         states: dict[str, str] = {}
         unsupported: list[str] = []
+        definitions: list[AlarmDefinition] = []
         for alarm in alarms:
             definition = AlarmDefinition.from_describe(alarm)
             if definition is None:
                 unsupported.append(alarm["AlarmName"])
-                continue
-            start, end = evaluation_window(definition, now)
-            statistic_kwargs = (
-                {"ExtendedStatistics": [definition.statistic]}
-                if definition.is_extended
-                else {"Statistics": [definition.statistic]}
-            )
-            datapoints = cloudwatch.get_metric_statistics(
-                Namespace=definition.namespace,
-                MetricName=definition.metric_name,
-                Dimensions=[{"Name": k, "Value": v} for k, v in definition.dimensions],
-                StartTime=datetime.fromtimestamp(start, UTC),
-                EndTime=datetime.fromtimestamp(end, UTC),
-                Period=definition.period,
-                **statistic_kwargs,
-            )["Datapoints"]
-            decision = evaluate(definition, values_from_datapoints(definition, datapoints), now)
+            else:
+                definitions.append(definition)
+        values = self._alarm_values(cloudwatch, definitions, now)
+        for index, definition in enumerate(definitions):
+            decision = evaluate(definition, values[index], now)
             states[definition.name] = decision.state
             if decision.changes(definition):
                 cloudwatch.set_alarm_state(
@@ -243,6 +239,38 @@ class Agent:
                     "%s: %s -> %s (%s)", definition.name, definition.state, decision.state, decision.reason
                 )
         return {"alarms": states, "unsupported": unsupported}
+
+    def _alarm_values(
+        self, cloudwatch: Any, definitions: list[AlarmDefinition], now: float
+    ) -> list[dict[int, float]]:
+        """Each alarm's per-period values over its evaluation window, in one GetMetricData call per
+        500 alarms (one GetMetricStatistics per alarm per cycle was most of the agent's requests to
+        the engine; issue 14). One time range covers every window: evaluate() reads only the
+        periods of the alarm's own window."""
+        if not definitions:
+            return []
+        windows = [evaluation_window(definition, now) for definition in definitions]
+        start, end = min(w[0] for w in windows), max(w[1] for w in windows)
+        results: dict[str, tuple[list[Any], list[float]]] = {}
+        for first in range(0, len(definitions), METRIC_DATA_QUERY_LIMIT):
+            queries = [
+                metric_data_query(definition, f"alarm{first + offset}")
+                for offset, definition in enumerate(definitions[first : first + METRIC_DATA_QUERY_LIMIT])
+            ]
+            pages = cloudwatch.get_paginator("get_metric_data").paginate(
+                MetricDataQueries=queries,
+                StartTime=datetime.fromtimestamp(start, UTC),
+                EndTime=datetime.fromtimestamp(end, UTC),
+            )
+            for page in pages:
+                for result in page["MetricDataResults"]:
+                    timestamps, values = results.setdefault(result["Id"], ([], []))
+                    timestamps.extend(result.get("Timestamps", []))
+                    values.extend(result.get("Values", []))
+        return [
+            values_from_metric_data(definition, *results.get(f"alarm{index}", ([], [])))
+            for index, definition in enumerate(definitions)
+        ]
 
     def cycle(self) -> dict[str, Any]:
         now = time.time()
