@@ -178,10 +178,15 @@ def locust_run(target: Target, users: int, seconds: int, workdir: Path) -> dict[
     return {
         "requests": float(row["Request Count"]),
         "failures": float(row["Failure Count"]),
-        "p50": float(row["50%"]),
-        "p95": float(row["95%"]),
-        "rps": float(row["Requests/s"]),
+        "p50": _locust_number(row["50%"]),
+        "p95": _locust_number(row["95%"]),
+        "rps": _locust_number(row["Requests/s"]),
     }
+
+
+def _locust_number(raw: str) -> float:
+    """Locust writes N/A for a run in which no request completed."""
+    return float("nan") if raw == "N/A" else float(raw)
 
 
 def load_and_end_to_end(
@@ -411,7 +416,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--users", type=int, default=8, help="Locust users (default 8)")
     parser.add_argument("--seconds", type=int, default=20, help="Locust run time (default 20)")
     parser.add_argument(
-        "--warmup-seconds", type=int, default=5, help="Locust warm-up before the measured run (default 5)"
+        "--warmup-seconds", type=int, default=10, help="Locust warm-up before the measured run (default 10)"
     )
     parser.add_argument("--backlog", type=int, default=2000, help="drain backlog (default 2000)")
     parser.add_argument("--redrive", type=int, default=1000, help="DLQ messages redriven (default 1000)")
