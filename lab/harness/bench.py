@@ -17,17 +17,19 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import os
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import boto3
 
@@ -331,10 +333,20 @@ class BenchFigures:
 
 def goals(figures: BenchFigures) -> list[Goal]:
     load, calls = figures.load, figures.calls
-    per_event = engine_requests_per_event(calls.new)
-    limit = engine_bound_limit(figures.raw_4, per_event)
-    new, duplicate = calls.new, calls.duplicate
+    per_event = engine_requests_per_event(calls.new) if calls.new else NAN
+    limit = engine_bound_limit(figures.raw_4, per_event) if calls.new else NAN
+    new = defaultdict(lambda: NAN, calls.new)
+    duplicate = defaultdict(lambda: NAN, calls.duplicate)
     ssm = new["SSM GetParameter"]
+    # A phase that broke counted nothing: it cannot claim that nothing was lost.
+    lost = [
+        NAN if math.isnan(rate) else float(count)
+        for rate, count in (
+            (load.e2e_events_per_second, load.lost),
+            (figures.drain.rate, figures.drain.lost),
+            (figures.redrive.rate, figures.redrive.lost),
+        )
+    ]
     result = [
         Goal("end to end POST -> SUCCEEDED (IAM enforced)", load.e2e_events_per_second,
              Comparison.AT_LEAST, E2E_EVENTS_PER_SECOND, "events/s"),
@@ -342,9 +354,8 @@ def goals(figures: BenchFigures) -> list[Goal]:
              Comparison.AT_LEAST, E2E_SHARE_OF_ENGINE_LIMIT, "",
              f"limit {limit:.0f} events/s = raw {figures.raw_4:.0f} req/s / "
              f"{per_event:.2f} requests per event"),
-        Goal("events lost (end to end, drain, redrive)",
-             load.lost + figures.drain.lost + figures.redrive.lost, Comparison.AT_MOST, 0, "events",
-             f"{load.lost} + {figures.drain.lost} + {figures.redrive.lost}"),
+        Goal("events lost (end to end, drain, redrive)", sum(lost), Comparison.AT_MOST, 0, "events",
+             " + ".join(f"{part:.0f}" for part in lost)),
         Goal("ingest p95 at Locust users", load.p95_ms, Comparison.AT_MOST, INGEST_P95_MS, "ms",
              f"p50 {load.p50_ms:.0f} ms, {load.rps:.1f} req/s, {load.failures} failed"),
         Goal("backlog drain", figures.drain.rate, Comparison.AT_LEAST, DRAIN_MESSAGES_PER_SECOND, "msg/s",
@@ -392,21 +403,65 @@ def report(figures: BenchFigures, args: argparse.Namespace) -> str:
     return "\n".join(lines)
 
 
+NAN = float("nan")
+# What a phase that broke reports: NaN figures fail every goal they feed, nothing is invented.
+BROKEN_LOAD = LoadFigures(0, 0, NAN, NAN, NAN, NAN, 0, {})
+BROKEN_DRAIN = DrainFigures(NAN, NAN, 0)
+BROKEN_REDRIVE = RedriveFigures(0, NAN, NAN, 0)
+BROKEN_CALLS = CallsPerEvent(events=0, succeeded=0, new={}, duplicate={}, raw_new={}, raw_duplicate={})
+
+T = TypeVar("T")
+
+
+def _phase(log: Callable[[str], None], name: str, run: Callable[[], T], broken: T) -> T:
+    """Run one phase and print its figures at once (a later phase that breaks loses nothing);
+    a phase that raises is reported as broken and the next phases still run."""
+    log(f"{name}...")
+    try:
+        figures = run()
+    except Exception as error:
+        log(f"  {name} broke: {type(error).__name__}: {error}")
+        return broken
+    log(f"  {figures}")
+    return figures
+
+
 def measure(
     target: Target, args: argparse.Namespace, workdir: Path, log: Callable[[str], None]
 ) -> tuple[BenchFigures, dict[str, dict[str, str]]]:
     """The figures of the engine's phases, and the deployed handlers (timed once the engine stops)."""
-    log("raw SendMessage rate...")
-    raw_1 = raw_send_rate(target, args.raw_messages, threads=1)
-    raw_4 = raw_send_rate(target, args.raw_messages, threads=4)
-    log(f"Locust, {args.users} users for {args.seconds} s, then until every event SUCCEEDED...")
-    load = load_and_end_to_end(target, args.users, args.seconds, workdir, warmup_seconds=args.warmup_seconds)
-    log(f"drain of a {args.backlog}-message backlog...")
-    drain = drain_rate(target, args.backlog)
-    log(f"redrive of {args.redrive} DLQ messages at jitter 0...")
-    redriven = redrive_rate(target, args.redrive)
-    log("calls per event (engine request record)...")
-    calls = measure_calls_per_event(target, events=args.call_events, log=log)
+    raw_1 = _phase(
+        log, "raw SendMessage rate, 1 client", lambda: raw_send_rate(target, args.raw_messages, 1), NAN
+    )
+    raw_4 = _phase(
+        log, "raw SendMessage rate, 4 clients", lambda: raw_send_rate(target, args.raw_messages, 4), NAN
+    )
+    load = _phase(
+        log,
+        f"Locust, {args.users} users for {args.seconds} s, then until every event SUCCEEDED",
+        lambda: load_and_end_to_end(
+            target, args.users, args.seconds, workdir, warmup_seconds=args.warmup_seconds
+        ),
+        BROKEN_LOAD,
+    )
+    drain = _phase(
+        log,
+        f"drain of a {args.backlog}-message backlog",
+        lambda: drain_rate(target, args.backlog),
+        BROKEN_DRAIN,
+    )
+    redriven = _phase(
+        log,
+        f"redrive of {args.redrive} DLQ messages at jitter 0",
+        lambda: redrive_rate(target, args.redrive),
+        BROKEN_REDRIVE,
+    )
+    calls = _phase(
+        log,
+        "calls per event (engine request record)",
+        lambda: measure_calls_per_event(target, events=args.call_events, log=log),
+        BROKEN_CALLS,
+    )
     stop_recording(target)
     return BenchFigures(raw_1, raw_4, load, drain, redriven, calls), deployed_handlers(target)
 

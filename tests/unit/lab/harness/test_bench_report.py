@@ -66,3 +66,22 @@ def test_summary_names_each_failed_goal() -> None:
     ]
     assert summary_line(goals) == "bench summary: 1/2 goals met. FAIL: ingest p95"
     assert summary_line(goals[:1]).endswith("ALL GOALS PASS")
+
+
+def test_a_phase_that_broke_fails_its_goals_and_the_report_still_prints() -> None:
+    from lab.harness.bench import (
+        BROKEN_CALLS,
+        BROKEN_DRAIN,
+        BROKEN_LOAD,
+        BROKEN_REDRIVE,
+        NAN,
+        BenchFigures,
+        goals,
+    )
+
+    figures = BenchFigures(NAN, NAN, BROKEN_LOAD, BROKEN_DRAIN, BROKEN_REDRIVE, BROKEN_CALLS)
+    verdicts = {goal.name: goal.passed for goal in goals(figures)}
+    # Nothing measured, nothing passes: not even "nothing lost", which a broken phase cannot claim.
+    assert verdicts
+    assert not any(verdicts.values())
+    assert "bench summary" in summary_line(goals(figures))
