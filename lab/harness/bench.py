@@ -34,7 +34,7 @@ from typing import Any, TypeVar
 import boto3
 
 from functions.common.names import MessageAttribute, Output, RecordStatus
-from lab.harness import lifecycle
+from lab.harness import cpu, lifecycle
 from lab.harness.bench_report import (
     Comparison,
     Goal,
@@ -136,6 +136,7 @@ class LoadFigures:
     lost: int
     # Log bytes per event by function over the measured run (LOG_EVENT_OVERHEAD_BYTES included).
     log_bytes: dict[str, float]
+    cpu: cpu.CpuPerEvent
 
 
 # The size of a log event as CloudWatch Logs counts it (CloudWatch Logs API Reference, PutLogEvents:
@@ -191,8 +192,25 @@ def _locust_number(raw: str) -> float:
     return float("nan") if raw == "N/A" else float(raw)
 
 
+@dataclass(frozen=True)
+class Processes:
+    """The local cloud's processes whose CPU a phase accounts for."""
+
+    engine: int
+    agent: int | None
+
+    @classmethod
+    def of(cls, state: StateDir) -> Processes:
+        engine = json.loads(state.engine_json.read_text())["pid"]
+        agent = int(state.agent_pid.read_text().strip()) if state.agent_pid.exists() else None
+        return cls(int(engine), agent)
+
+    def sample(self) -> cpu.CpuSample:
+        return cpu.sample(self.engine, self.agent)
+
+
 def load_and_end_to_end(
-    target: Target, users: int, seconds: int, workdir: Path, *, warmup_seconds: int
+    target: Target, users: int, seconds: int, workdir: Path, *, warmup_seconds: int, processes: Processes
 ) -> LoadFigures:
     """Ingest latency and end-to-end throughput in steady state: a warm-up run first starts the
     functions' environments (cold starts are measured apart, as import ratios), and is drained."""
@@ -201,9 +219,11 @@ def load_and_end_to_end(
         wait_processed(target, timeout=PHASE_TIMEOUT_SECONDS)
     before = succeeded_count(target)
     started, started_ms = time.perf_counter(), int(time.time() * 1000)
+    cpu_before = processes.sample()
     load = locust_run(target, users, seconds, workdir)
     accepted = int(load["requests"] - load["failures"])
     succeeded, finished = wait_processed(target, timeout=PHASE_TIMEOUT_SECONDS)
+    cpu_after = processes.sample()
     # The relay and event-log lines of the last events follow the record's SUCCEEDED a moment later.
     time.sleep(3)
     return LoadFigures(
@@ -215,6 +235,7 @@ def load_and_end_to_end(
         e2e_events_per_second=(succeeded - before) / (finished - started),
         lost=max(0, before + accepted - succeeded),
         log_bytes=log_bytes_per_event(target, started_ms, int(time.time() * 1000), accepted),
+        cpu=cpu.per_event(cpu_before, cpu_after, succeeded - before),
     )
 
 
@@ -249,9 +270,10 @@ class DrainFigures:
     rate: float
     seconds: float
     lost: int
+    cpu: cpu.CpuPerEvent
 
 
-def drain_rate(target: Target, backlog: int) -> DrainFigures:
+def drain_rate(target: Target, backlog: int, processes: Processes) -> DrainFigures:
     """Messages/s for the worker to empty a backlog queued while its mapping was off."""
     lam = target.client("lambda")
     (mapping,) = lam.list_event_source_mappings(FunctionName=target.output(Output.WORKER_FUNCTION_NAME))[
@@ -261,11 +283,18 @@ def drain_rate(target: Target, backlog: int) -> DrainFigures:
     time.sleep(2)
     enqueue_backlog(target, target.output(Output.QUEUE_URL), backlog, prefix="bench-drain")
     before = succeeded_count(target)
+    cpu_before = processes.sample()
     started = time.perf_counter()
     lam.update_event_source_mapping(UUID=mapping["UUID"], Enabled=True)
     succeeded, finished = wait_processed(target, timeout=PHASE_TIMEOUT_SECONDS)
     elapsed = finished - started
-    return DrainFigures((succeeded - before) / elapsed, elapsed, max(0, backlog - (succeeded - before)))
+    drained = succeeded - before
+    return DrainFigures(
+        drained / elapsed,
+        elapsed,
+        max(0, backlog - drained),
+        cpu.per_event(cpu_before, processes.sample(), drained),
+    )
 
 
 @dataclass(frozen=True)
@@ -390,6 +419,8 @@ def report(figures: BenchFigures, args: argparse.Namespace) -> str:
         f"  engine raw SendMessage {figures.raw_1:.0f} msg/s (1 client), "
         f"{figures.raw_4:.0f} msg/s (4 clients)",
         f"  ingest {figures.load.requests} requests, {figures.load.failures} failed",
+        f"  end to end: {figures.load.cpu.line()}",
+        f"  drain:      {figures.drain.cpu.line()}",
         "  log bytes per event (message + 26 B) "
         + ", ".join(f"{group} {size:.0f}" for group, size in sorted(figures.load.log_bytes.items()))
         + f"; total {sum(figures.load.log_bytes.values()):.0f}",
@@ -405,8 +436,9 @@ def report(figures: BenchFigures, args: argparse.Namespace) -> str:
 
 NAN = float("nan")
 # What a phase that broke reports: NaN figures fail every goal they feed, nothing is invented.
-BROKEN_LOAD = LoadFigures(0, 0, NAN, NAN, NAN, NAN, 0, {})
-BROKEN_DRAIN = DrainFigures(NAN, NAN, 0)
+BROKEN_CPU = cpu.CpuPerEvent(NAN, NAN, NAN)
+BROKEN_LOAD = LoadFigures(0, 0, NAN, NAN, NAN, NAN, 0, {}, BROKEN_CPU)
+BROKEN_DRAIN = DrainFigures(NAN, NAN, 0, BROKEN_CPU)
 BROKEN_REDRIVE = RedriveFigures(0, NAN, NAN, 0)
 BROKEN_CALLS = CallsPerEvent(events=0, succeeded=0, new={}, duplicate={}, raw_new={}, raw_duplicate={})
 
@@ -427,9 +459,10 @@ def _phase(log: Callable[[str], None], name: str, run: Callable[[], T], broken: 
 
 
 def measure(
-    target: Target, args: argparse.Namespace, workdir: Path, log: Callable[[str], None]
+    target: Target, state: StateDir, args: argparse.Namespace, workdir: Path, log: Callable[[str], None]
 ) -> tuple[BenchFigures, dict[str, dict[str, str]]]:
     """The figures of the engine's phases, and the deployed handlers (timed once the engine stops)."""
+    processes = Processes.of(state)
     raw_1 = _phase(
         log, "raw SendMessage rate, 1 client", lambda: raw_send_rate(target, args.raw_messages, 1), NAN
     )
@@ -440,14 +473,14 @@ def measure(
         log,
         f"Locust, {args.users} users for {args.seconds} s, then until every event SUCCEEDED",
         lambda: load_and_end_to_end(
-            target, args.users, args.seconds, workdir, warmup_seconds=args.warmup_seconds
+            target, args.users, args.seconds, workdir, warmup_seconds=args.warmup_seconds, processes=processes
         ),
         BROKEN_LOAD,
     )
     drain = _phase(
         log,
         f"drain of a {args.backlog}-message backlog",
-        lambda: drain_rate(target, args.backlog),
+        lambda: drain_rate(target, args.backlog, processes),
         BROKEN_DRAIN,
     )
     redriven = _phase(
@@ -491,7 +524,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             log("bringing up a lab of its own (fresh engine, deploy)...")
             target = lifecycle.up(state, log=lambda _msg: None)
-            measured, handlers = measure(target, args, Path(workdir), log)
+            measured, handlers = measure(target, state, args, Path(workdir), log)
         finally:
             lifecycle.down(state)
     log("cold-start imports (engine stopped)...")
