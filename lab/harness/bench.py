@@ -19,6 +19,7 @@ import csv
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -519,6 +520,9 @@ def main(argv: list[str] | None = None) -> int:
     def log(message: str) -> None:
         print(message, flush=True)
 
+    # Stopped with SIGTERM (or SIGINT, which a background job ignores), the lab of its own is
+    # still taken down by the `finally` below.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     with tempfile.TemporaryDirectory(prefix="lab-bench-") as workdir:
         state = StateDir(Path(workdir) / "state")
         try:
@@ -533,6 +537,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.write_text(json.dumps(_to_json(figures), indent=2, default=str) + "\n")
     return 0
+
+
+def _exit_on_signal(signum: int, _frame: Any) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _to_json(figures: BenchFigures) -> dict[str, Any]:
