@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
 import math
 import os
@@ -24,7 +25,9 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 import uuid
+import zipfile
 from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -46,7 +49,7 @@ from lab.harness.bench_report import (
 from lab.harness.calls import CallsPerEvent, measure_calls_per_event, stop_recording
 from lab.harness.cold_start import ImportCost, handler_import_costs
 from lab.harness.paths import StateDir
-from lab.localcloud.engine import REPO_ROOT, auth_default, engine_python
+from lab.localcloud.engine import auth_default, engine_python
 from stage_client import redrive
 from stage_client.status import count_records
 from stage_client.target import Target
@@ -331,23 +334,55 @@ def redrive_rate(target: Target, messages: int) -> RedriveFigures:
     return RedriveFigures(moved, moved_at - started, drained_at - started, lost)
 
 
-def deployed_handlers(target: Target) -> dict[str, dict[str, str]]:
-    """module -> environment of every function of the stage (from the engine's configuration)."""
+@dataclass(frozen=True)
+class DeployedHandler:
+    """A function's handler module, its deployed environment and its code, unpacked."""
+
+    module: str
+    environment: dict[str, str]
+    code_dir: Path
+
+
+def deployed_handlers(target: Target, workdir: Path) -> list[DeployedHandler]:
+    """Every function of the stage as deployed: its code downloaded from the engine (the asset,
+    bundled packages included) while the engine still runs."""
     lam = target.client("lambda")
-    handlers: dict[str, dict[str, str]] = {}
+    handlers: list[DeployedHandler] = []
     for page in lam.get_paginator("list_functions").paginate():
         for function in page["Functions"]:
             handler = str(function.get("Handler", ""))
-            if handler.startswith("functions."):
-                module = handler.rsplit(".", 1)[0]
-                handlers[module] = dict(function.get("Environment", {}).get("Variables", {}))
+            if not handler.startswith("functions."):
+                continue
+            location = lam.get_function(FunctionName=function["FunctionName"])["Code"]["Location"]
+            with urllib.request.urlopen(location, timeout=30) as response:  # noqa: S310 - the engine on loopback
+                archive = response.read()
+            code_dir = workdir / "code" / function["FunctionName"]
+            with zipfile.ZipFile(io.BytesIO(archive)) as zipped:
+                zipped.extractall(code_dir)
+            handlers.append(
+                DeployedHandler(
+                    handler.rsplit(".", 1)[0],
+                    dict(function.get("Environment", {}).get("Variables", {})),
+                    code_dir,
+                )
+            )
     return handlers
 
 
-def cold_start_costs(handlers: dict[str, dict[str, str]], runs: int) -> list[ImportCost]:
-    """On the engine's interpreter (what the local functions run on), from the repository's sources."""
+def cold_start_costs(handlers: list[DeployedHandler], runs: int) -> list[ImportCost]:
+    """On the engine's interpreter (what the local functions run on), in each function's unpacked
+    code (as the Lambda runtime imports it), with its deployed environment."""
     base_env = {"PATH": os.environ.get("PATH", ""), "PYTHONDONTWRITEBYTECODE": "1", "AWS_REGION": "us-east-1"}
-    return handler_import_costs(engine_python(), handlers, base_env=base_env, cwd=REPO_ROOT, runs=runs)
+    costs = []
+    for handler in sorted(handlers, key=lambda h: h.module):
+        costs += handler_import_costs(
+            engine_python(),
+            {handler.module: handler.environment},
+            base_env=base_env,
+            cwd=handler.code_dir,
+            runs=runs,
+        )
+    return costs
 
 
 @dataclass(frozen=True)
@@ -461,7 +496,7 @@ def _phase(log: Callable[[str], None], name: str, run: Callable[[], T], broken: 
 
 def measure(
     target: Target, state: StateDir, args: argparse.Namespace, workdir: Path, log: Callable[[str], None]
-) -> tuple[BenchFigures, dict[str, dict[str, str]]]:
+) -> tuple[BenchFigures, list[DeployedHandler]]:
     """The figures of the engine's phases, and the deployed handlers (timed once the engine stops)."""
     processes = Processes.of(state)
     raw_1 = _phase(
@@ -497,7 +532,7 @@ def measure(
         BROKEN_CALLS,
     )
     stop_recording(target)
-    return BenchFigures(raw_1, raw_4, load, drain, redriven, calls), deployed_handlers(target)
+    return BenchFigures(raw_1, raw_4, load, drain, redriven, calls), deployed_handlers(target, workdir)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -531,8 +566,8 @@ def main(argv: list[str] | None = None) -> int:
             measured, handlers = measure(target, state, args, Path(workdir), log)
         finally:
             lifecycle.down(state)
-    log("cold-start imports (engine stopped)...")
-    figures = replace(measured, imports=tuple(cold_start_costs(handlers, args.import_runs)))
+        log("cold-start imports (engine stopped)...")
+        figures = replace(measured, imports=tuple(cold_start_costs(handlers, args.import_runs)))
     print(report(figures, args))
     if args.json:
         args.json.write_text(json.dumps(_to_json(figures), indent=2, default=str) + "\n")
