@@ -51,13 +51,13 @@ def handler_import_costs(
     cwd: Path,
     runs: int = 5,
 ) -> list[ImportCost]:
-    """handlers: module -> the function's deployed environment variables."""
-    baseline = import_seconds(python, "boto3", env=base_env, cwd=cwd, runs=runs)
-    return [
-        ImportCost(
-            module,
-            import_seconds(python, module, env={**base_env, **env}, cwd=cwd, runs=runs),
-            baseline,
-        )
-        for module, env in sorted(handlers.items())
-    ]
+    """handlers: module -> the function's deployed environment variables. The baseline and the
+    handler are timed in alternation, so that a load spike on a shared machine weighs on both."""
+    costs = []
+    for module, env in sorted(handlers.items()):
+        baseline, handler = [], []
+        for _ in range(runs):
+            baseline.append(import_seconds(python, "boto3", env=base_env, cwd=cwd, runs=1))
+            handler.append(import_seconds(python, module, env={**base_env, **env}, cwd=cwd, runs=1))
+        costs.append(ImportCost(module, median(handler), median(baseline)))
+    return costs
