@@ -3,6 +3,7 @@ FAIL, and one summary line. Pure functions of the figures (the measuring is lab.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -39,6 +40,8 @@ class Goal:
 
 
 def _number(value: float) -> str:
+    if math.isnan(value):
+        return "n/a"  # the phase that measures it broke
     if value == int(value) and abs(value) >= 10:
         return f"{value:.0f}"
     if abs(value) >= 100:

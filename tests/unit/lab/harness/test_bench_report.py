@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import argparse
+
 import pytest
 
 from lab.harness.bench_report import (
@@ -77,6 +79,7 @@ def test_a_phase_that_broke_fails_its_goals_and_the_report_still_prints() -> Non
         NAN,
         BenchFigures,
         goals,
+        report,
     )
 
     figures = BenchFigures(NAN, NAN, BROKEN_LOAD, BROKEN_DRAIN, BROKEN_REDRIVE, BROKEN_CALLS)
@@ -84,4 +87,7 @@ def test_a_phase_that_broke_fails_its_goals_and_the_report_still_prints() -> Non
     # Nothing measured, nothing passes: not even "nothing lost", which a broken phase cannot claim.
     assert verdicts
     assert not any(verdicts.values())
+    assert all(" FAIL " in f" {goal.line()} " and "n/a" in goal.line() for goal in goals(figures))
+    printed = report(figures, argparse.Namespace(users=8, seconds=20))
+    assert printed.splitlines()[-1].startswith("bench summary: 0/")
     assert "bench summary" in summary_line(goals(figures))
