@@ -1,176 +1,277 @@
-"""`make bench`: figures of the local cloud, measured in one run on a lab of its own.
+"""`make bench`: every goal of issue 14, measured in one run on a lab of its own, each printed as
+figure, goal and PASS/FAIL, then one summary line (exit status 0 either way: these are figures).
 
-Prints: the engine's raw SendMessage rate (the ceiling), ingest latency p50/p95 and end-to-end
-throughput (POST -> SUCCEEDED) under Locust, and the worker's drain rate of a 2,000-message backlog.
+Phases, in this order (the engine's request recording, which the calls phase needs, stays off
+until the timed phases are over):
+1. raw SendMessage rate into a scratch queue (1 and 4 clients): the engine's raw request rate;
+2. Locust, 8 users: ingest p50/p95, and end to end POST -> SUCCEEDED (events/s, lost);
+3. drain of a backlog queued while the worker's mapping was off;
+4. redrive of a filled DLQ at jitter 0 through the API (stage_client), until the DLQ is empty and
+   every redriven key is SUCCEEDED;
+5. calls per event by service, from the engine's request record (lab.harness.calls);
+6. (engine stopped) each handler's cold-start import against `import boto3`.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
-import subprocess
+import math
+import os
+import signal
 import sys
 import tempfile
-import time
-import uuid
-from concurrent.futures import ThreadPoolExecutor
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-import boto3
-
-from functions.common.names import MessageAttribute, Output, RecordStatus
-from lab.harness import lifecycle
+from lab.harness import cpu, lifecycle
+from lab.harness.bench_phases import (
+    DeployedHandler,
+    DrainFigures,
+    LoadFigures,
+    Processes,
+    RedriveFigures,
+    cold_start_costs,
+    deployed_handlers,
+    drain_rate,
+    load_and_end_to_end,
+    raw_send_rate,
+    redrive_rate,
+)
+from lab.harness.bench_report import (
+    Comparison,
+    Goal,
+    engine_bound_limit,
+    engine_requests_per_event,
+    summary_line,
+)
+from lab.harness.calls import CallsPerEvent, measure_calls_per_event, stop_recording
+from lab.harness.cold_start import ImportCost
 from lab.harness.paths import StateDir
 from lab.localcloud.engine import auth_default
-from stage_client.status import count_records
 from stage_client.target import Target
 
-LOCUSTFILE = Path(__file__).with_name("bench_locustfile.py")
+# The issue's goals (issue 14), one definition each.
+E2E_EVENTS_PER_SECOND = 60.0
+E2E_SHARE_OF_ENGINE_LIMIT = 0.5
+INGEST_P95_MS = 100.0
+DRAIN_MESSAGES_PER_SECOND = 150.0
+REDRIVE_MESSAGES_PER_SECOND = 200.0
+DYNAMODB_WRITES_PER_NEW_EVENT = 2.0
+PUT_EVENTS_PER_EVENT = 0.1
+# "~0 SSM reads": the failure mode is read at most once per cache period per container.
+SSM_READS_PER_EVENT = 0.05
+COLD_START_IMPORT_RATIO = 1.5
 
 
-def raw_send_rate(target: Target, messages: int, threads: int) -> float:
-    """SendMessage calls per second into a scratch queue nobody reads (one client per thread)."""
-    sqs = target.client("sqs")
-    url = sqs.create_queue(QueueName=f"bench-raw-{uuid.uuid4().hex[:6]}")["QueueUrl"]
-    per_thread = messages // threads
-
-    def send(_: int) -> None:
-        client = target.client("sqs") if threads == 1 else _fresh_client(target, "sqs")
-        for index in range(per_thread):
-            client.send_message(QueueUrl=url, MessageBody=f"raw-{index}")
-
-    started = time.perf_counter()
-    with ThreadPoolExecutor(threads) as pool:
-        list(pool.map(send, range(threads)))
-    elapsed = time.perf_counter() - started
-    sqs.delete_queue(QueueUrl=url)
-    return per_thread * threads / elapsed
+@dataclass(frozen=True)
+class BenchFigures:
+    raw_1: float
+    raw_4: float
+    load: LoadFigures
+    drain: DrainFigures
+    redrive: RedriveFigures
+    calls: CallsPerEvent
+    imports: tuple[ImportCost, ...] = ()
 
 
-def _fresh_client(target: Target, service: str) -> Any:
-    """A client of its own per thread (Target caches one client per service)."""
-    return boto3.client(service, region_name=target.region, endpoint_url=target.endpoint_url)
-
-
-def succeeded_count(target: Target) -> int:
-    return count_records(target, RecordStatus.SUCCEEDED)
-
-
-def wait_succeeded(target: Target, expected: int, timeout: float) -> float:
-    """Seconds (perf_counter) at which the table held `expected` SUCCEEDED records."""
-    deadline = time.perf_counter() + timeout
-    while time.perf_counter() < deadline:
-        if succeeded_count(target) >= expected:
-            return time.perf_counter()
-        time.sleep(0.25)
-    raise RuntimeError(
-        f"only {succeeded_count(target)} of {expected} events SUCCEEDED within {timeout:.0f} s"
-    )
-
-
-def locust_run(target: Target, users: int, seconds: int, workdir: Path) -> dict[str, float]:
-    prefix = workdir / "locust"
-    command = [
-        sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--only-summary",
-        "-u", str(users), "-r", str(users), "-t", f"{seconds}s", "--host", target.api_url,
-        "--csv", str(prefix), "--stop-timeout", "5", "--exit-code-on-error", "0",
-    ]  # fmt: skip
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: S603
-    with (workdir / "locust_stats.csv").open() as stats:
-        row = next(r for r in csv.DictReader(stats) if r["Name"] == "Aggregated")
-    return {
-        "requests": float(row["Request Count"]),
-        "failures": float(row["Failure Count"]),
-        "p50": float(row["50%"]),
-        "p95": float(row["95%"]),
-        "rps": float(row["Requests/s"]),
-    }
-
-
-def drain_rate(target: Target, backlog: int) -> tuple[float, float]:
-    """(messages/s, seconds) for the worker to empty a backlog queued while its mapping was off."""
-    lam = target.client("lambda")
-    queue_url = target.output(Output.QUEUE_URL)
-    (mapping,) = lam.list_event_source_mappings(FunctionName=target.output(Output.WORKER_FUNCTION_NAME))[
-        "EventSourceMappings"
+def goals(figures: BenchFigures) -> list[Goal]:
+    load, calls = figures.load, figures.calls
+    per_event = engine_requests_per_event(calls.new) if calls.new else NAN
+    limit = engine_bound_limit(figures.raw_4, per_event) if calls.new else NAN
+    new = defaultdict(lambda: NAN, calls.new)
+    duplicate = defaultdict(lambda: NAN, calls.duplicate)
+    ssm = new["SSM GetParameter"]
+    # A phase that broke counted nothing: it cannot claim that nothing was lost.
+    lost = [
+        NAN if math.isnan(rate) else float(count)
+        for rate, count in (
+            (load.e2e_events_per_second, load.lost),
+            (figures.drain.rate, figures.drain.lost),
+            (figures.redrive.rate, figures.redrive.lost),
+        )
     ]
-    lam.update_event_source_mapping(UUID=mapping["UUID"], Enabled=False)
-    time.sleep(2)
-    run = uuid.uuid4().hex[:8]
-    now = str(int(time.time() * 1000))
+    result = [
+        Goal("end to end POST -> SUCCEEDED (IAM enforced)", load.e2e_events_per_second,
+             Comparison.AT_LEAST, E2E_EVENTS_PER_SECOND, "events/s"),
+        Goal("end to end / engine-bound limit", load.e2e_events_per_second / limit,
+             Comparison.AT_LEAST, E2E_SHARE_OF_ENGINE_LIMIT, "",
+             f"limit {limit:.0f} events/s = raw {figures.raw_4:.0f} req/s / "
+             f"{per_event:.2f} requests per event"),
+        Goal("events lost (end to end, drain, redrive)", sum(lost), Comparison.AT_MOST, 0, "events",
+             " + ".join(f"{part:.0f}" for part in lost)),
+        Goal("ingest p95 at Locust users", load.p95_ms, Comparison.AT_MOST, INGEST_P95_MS, "ms",
+             f"p50 {load.p50_ms:.0f} ms, {load.rps:.1f} req/s, {load.failures} failed"),
+        Goal("backlog drain", figures.drain.rate, Comparison.AT_LEAST, DRAIN_MESSAGES_PER_SECOND, "msg/s",
+             f"{figures.drain.seconds:.1f} s"),
+        Goal("redrive at jitter 0", figures.redrive.rate, Comparison.AT_LEAST, REDRIVE_MESSAGES_PER_SECOND,
+             "msg/s", f"{figures.redrive.moved} moved in {figures.redrive.seconds:.1f} s, drained after "
+             f"{figures.redrive.drained_seconds:.1f} s, {figures.redrive.lost} not SUCCEEDED"),
+        Goal("ingest SendMessage per event", new["ingest SQS SendMessage (main queue)"],
+             Comparison.AT_MOST, 1.0, ""),
+        Goal("DynamoDB writes per new event", new["DynamoDB writes (state table)"],
+             Comparison.AT_MOST, DYNAMODB_WRITES_PER_NEW_EVENT, ""),
+        Goal("DynamoDB writes per duplicate", duplicate["DynamoDB writes (state table)"],
+             Comparison.AT_MOST, 0.0, ""),
+        Goal("PutEvents per event", new["EventBridge PutEvents"], Comparison.AT_MOST,
+             PUT_EVENTS_PER_EVENT, ""),
+        Goal("SSM reads per event", ssm, Comparison.AT_MOST, SSM_READS_PER_EVENT, ""),
+    ]  # fmt: skip
+    result += [
+        Goal(f"cold-start import {cost.module}", cost.ratio, Comparison.AT_MOST, COLD_START_IMPORT_RATIO,
+             "x boto3", f"{cost.seconds * 1000:.0f} ms vs {cost.baseline_seconds * 1000:.0f} ms")
+        for cost in figures.imports
+    ]  # fmt: skip
+    return result
 
-    def enqueue(batch: int) -> None:
-        client = _fresh_client(target, "sqs")
-        entries = []
-        for index in range(batch * 10, batch * 10 + 10):
-            key = f"bench-drain-{run}-{index}"
-            entries.append(
-                {
-                    "Id": str(index),
-                    "MessageBody": json.dumps({"orderId": key, "amount": 1}),
-                    "MessageAttributes": {
-                        MessageAttribute.IDEMPOTENCY_KEY.value: {"DataType": "String", "StringValue": key},
-                        MessageAttribute.SUBMITTED_AT.value: {"DataType": "Number", "StringValue": now},
-                    },
-                }
-            )
-        client.send_message_batch(QueueUrl=queue_url, Entries=entries)
 
-    with ThreadPoolExecutor(4) as pool:
-        list(pool.map(enqueue, range(backlog // 10)))
-    before = succeeded_count(target)
-    started = time.perf_counter()
-    lam.update_event_source_mapping(UUID=mapping["UUID"], Enabled=True)
-    finished = wait_succeeded(target, before + backlog, timeout=600)
-    elapsed = finished - started
-    return backlog / elapsed, elapsed
+def report(figures: BenchFigures, args: argparse.Namespace) -> str:
+    auth = "on" if auth_default() else "off"
+    lines = [
+        "",
+        f"Local cloud figures (ministack, IAM enforcement {auth}, {args.users} Locust users, "
+        f"{args.seconds} s, load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)",
+        f"  engine raw SendMessage {figures.raw_1:.0f} msg/s (1 client), "
+        f"{figures.raw_4:.0f} msg/s (4 clients)",
+        f"  ingest {figures.load.requests} requests, {figures.load.failures} failed",
+        f"  end to end: {figures.load.cpu.line()}",
+        f"  drain:      {figures.drain.cpu.line()}",
+        "  log bytes per event (message + 26 B) "
+        + ", ".join(f"{group} {size:.0f}" for group, size in sorted(figures.load.log_bytes.items()))
+        + f"; total {sum(figures.load.log_bytes.values()):.0f}",
+        *figures.calls.lines(),
+        "",
+        "Goals (issue 14)",
+        *(goal.line() for goal in goals(figures)),
+        "",
+        summary_line(goals(figures)),
+    ]
+    return "\n".join(lines)
+
+
+NAN = float("nan")
+# What a phase that broke reports: NaN figures fail every goal they feed, nothing is invented.
+BROKEN_CPU = cpu.CpuPerEvent(NAN, NAN, NAN)
+BROKEN_LOAD = LoadFigures(0, 0, NAN, NAN, NAN, NAN, 0, {}, BROKEN_CPU)
+BROKEN_DRAIN = DrainFigures(NAN, NAN, 0, BROKEN_CPU)
+BROKEN_REDRIVE = RedriveFigures(0, NAN, NAN, 0)
+BROKEN_CALLS = CallsPerEvent(events=0, succeeded=0, new={}, duplicate={}, raw_new={}, raw_duplicate={})
+
+T = TypeVar("T")
+
+
+def _phase(log: Callable[[str], None], name: str, run: Callable[[], T], broken: T) -> T:
+    """Run one phase and print its figures at once (a later phase that breaks loses nothing);
+    a phase that raises is reported as broken and the next phases still run."""
+    log(f"{name}...")
+    try:
+        figures = run()
+    except Exception as error:
+        log(f"  {name} broke: {type(error).__name__}: {error}")
+        return broken
+    log(f"  {figures}")
+    return figures
+
+
+def measure(
+    target: Target, state: StateDir, args: argparse.Namespace, workdir: Path, log: Callable[[str], None]
+) -> tuple[BenchFigures, list[DeployedHandler]]:
+    """The figures of the engine's phases, and the deployed handlers (timed once the engine stops)."""
+    processes = Processes.of(state)
+    raw_1 = _phase(
+        log, "raw SendMessage rate, 1 client", lambda: raw_send_rate(target, args.raw_messages, 1), NAN
+    )
+    raw_4 = _phase(
+        log, "raw SendMessage rate, 4 clients", lambda: raw_send_rate(target, args.raw_messages, 4), NAN
+    )
+    load = _phase(
+        log,
+        f"Locust, {args.users} users for {args.seconds} s, then until every event SUCCEEDED",
+        lambda: load_and_end_to_end(
+            target, args.users, args.seconds, workdir, warmup_seconds=args.warmup_seconds, processes=processes
+        ),
+        BROKEN_LOAD,
+    )
+    drain = _phase(
+        log,
+        f"drain of a {args.backlog}-message backlog",
+        lambda: drain_rate(target, args.backlog, processes),
+        BROKEN_DRAIN,
+    )
+    redriven = _phase(
+        log,
+        f"redrive of {args.redrive} DLQ messages at jitter 0",
+        lambda: redrive_rate(target, args.redrive),
+        BROKEN_REDRIVE,
+    )
+    calls = _phase(
+        log,
+        "calls per event (engine request record)",
+        lambda: measure_calls_per_event(target, events=args.call_events, log=log),
+        BROKEN_CALLS,
+    )
+    stop_recording(target)
+    return BenchFigures(raw_1, raw_4, load, drain, redriven, calls), deployed_handlers(target, workdir)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lab.harness.bench", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m lab.harness.bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--users", type=int, default=8, help="Locust users (default 8)")
     parser.add_argument("--seconds", type=int, default=20, help="Locust run time (default 20)")
+    parser.add_argument(
+        "--warmup-seconds", type=int, default=10, help="Locust warm-up before the measured run (default 10)"
+    )
     parser.add_argument("--backlog", type=int, default=2000, help="drain backlog (default 2000)")
+    parser.add_argument("--redrive", type=int, default=1000, help="DLQ messages redriven (default 1000)")
     parser.add_argument("--raw-messages", type=int, default=1000, help="raw SendMessage calls (default 1000)")
+    parser.add_argument("--call-events", type=int, default=100, help="events per calls phase (default 100)")
+    parser.add_argument(
+        "--import-runs", type=int, default=5, help="fresh processes per import timing (default 5)"
+    )
+    parser.add_argument("--json", type=Path, default=None, help="also write the figures here (JSON)")
     args = parser.parse_args(argv)
+
+    def log(message: str) -> None:
+        print(message, flush=True)
+
+    # Stopped with SIGTERM (or SIGINT, which a background job ignores), the lab of its own is
+    # still taken down by the `finally` below.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     with tempfile.TemporaryDirectory(prefix="lab-bench-") as workdir:
         state = StateDir(Path(workdir) / "state")
         try:
-            print("bringing up a lab of its own (fresh engine, deploy)...", flush=True)
+            log("bringing up a lab of its own (fresh engine, deploy)...")
             target = lifecycle.up(state, log=lambda _msg: None)
-            raw_1 = raw_send_rate(target, args.raw_messages, threads=1)
-            raw_4 = raw_send_rate(target, args.raw_messages, threads=4)
-            before = succeeded_count(target)
-            started = time.perf_counter()
-            load = locust_run(target, args.users, args.seconds, Path(workdir))
-            accepted = int(load["requests"] - load["failures"])
-            finished = wait_succeeded(target, before + accepted, timeout=300)
-            e2e = accepted / (finished - started)
-            drain, drain_seconds = drain_rate(target, args.backlog)
+            measured, handlers = measure(target, state, args, Path(workdir), log)
         finally:
             lifecycle.down(state)
-    auth = "on" if auth_default() else "off"
-    print(
-        "\n".join(
-            [
-                "",
-                f"Local cloud figures (ministack, IAM enforcement {auth}, "
-                f"{args.users} Locust users, {args.seconds} s)",
-                f"  engine raw SendMessage        {raw_1:8.0f} msg/s (1 client)   "
-                f"{raw_4:6.0f} msg/s (4 clients)",
-                f"  ingest latency (POST /events) p50 {load['p50']:.0f} ms   "
-                f"p95 {load['p95']:.0f} ms   "
-                f"({load['rps']:.1f} req/s, {int(load['requests'])} requests, "
-                f"{int(load['failures'])} failed)",
-                f"  end to end POST -> SUCCEEDED  {e2e:8.1f} events/s ({accepted} events)",
-                f"  drain of a {args.backlog}-message backlog {drain:6.1f} msg/s ({drain_seconds:.1f} s)",
-                "",
-            ]
-        )
-    )
+        log("cold-start imports (engine stopped)...")
+        figures = replace(measured, imports=tuple(cold_start_costs(handlers, args.import_runs)))
+    print(report(figures, args))
+    if args.json:
+        args.json.write_text(json.dumps(_to_json(figures), indent=2, default=str) + "\n")
     return 0
+
+
+def _exit_on_signal(signum: int, _frame: Any) -> None:
+    raise SystemExit(128 + signum)
+
+
+def _to_json(figures: BenchFigures) -> dict[str, Any]:
+    return {
+        "raw": {"1": figures.raw_1, "4": figures.raw_4},
+        "load": figures.load.__dict__,
+        "drain": figures.drain.__dict__,
+        "redrive": figures.redrive.__dict__,
+        "calls": figures.calls.to_dict(),
+        "imports": [cost.__dict__ | {"ratio": cost.ratio} for cost in figures.imports],
+        "goals": [
+            {"name": g.name, "figure": g.figure, "bound": g.bound, "passed": g.passed} for g in goals(figures)
+        ],
+    }
 
 
 if __name__ == "__main__":

@@ -91,6 +91,20 @@ def start_recording(endpoint_url: str) -> None:
         raise CountingError(f"the engine did not switch its request recording on: {applied}")
 
 
+def stop_recording(target: Target) -> None:
+    """Switch the recording off again, so later phases do not pay for it."""
+    if target.endpoint_url is None:
+        return
+    request = urllib.request.Request(  # noqa: S310 - the engine's loopback admin endpoint
+        f"{target.endpoint_url}/_ministack/config",
+        data=json.dumps({RECORDING_CONFIG_KEY: False}).encode(),
+        method="POST",
+        headers={"content-type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10):  # noqa: S310
+        pass
+
+
 def _resource_of(service: str, parameters: dict[str, Any]) -> str:
     if service == "sqs":
         return str(parameters.get("QueueUrl", "")).rsplit("/", 1)[-1]

@@ -23,7 +23,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from lab.localcloud.alarm_eval import AlarmDefinition, evaluate, evaluation_window, values_from_datapoints
+from lab.localcloud.alarm_eval import (
+    METRIC_DATA_QUERY_LIMIT,
+    AlarmDefinition,
+    evaluate,
+    evaluation_window,
+    metric_data_query,
+    values_from_metric_data,
+)
 from lab.localcloud.engine import EngineClients, EngineInfo
 from lab.localcloud.log_metrics import Datum, FilterPatternError, emf_datums, filter_datums
 from lab.localcloud.state import CloudDir
@@ -53,11 +60,15 @@ def oldest_message_age(messages: Iterable[Mapping[str, Any]], now: float) -> flo
     return max(0.0, now - oldest)
 
 
-# Log events carry the time they were written, but parallel function workers deliver them to the
-# engine out of order and late (a batch's lines land when its invocation ends). Reading only past
-# the newest timestamp seen would skip a late line for good (an EMF line lost = a metric datum
-# lost), so every read looks back this far and drops the events already seen, by id.
-LOG_LOOKBACK_MS = 60_000
+# Parallel function workers deliver log lines to the engine out of order: reading only past the
+# newest timestamp seen would skip a line stored a moment later with an older timestamp (an EMF
+# line lost = a metric datum lost), so every read looks back this far and drops the events already
+# seen, by identity. The engine stamps a function's lines when it stores them, at the end of the
+# invocation (tests/local/engine/test_alarm_agent.py pins it), so a line is late only by the moment
+# between its stamp and its store, never by its invocation's duration: a few seconds cover that.
+# Each cycle re-reads the lookback of every group (issue 14: a 60 s lookback made the agent
+# re-read, and the engine serialize, every line of the last minute every 2 s).
+LOG_LOOKBACK_MS = 5_000
 
 
 def log_event_identity(event: Mapping[str, Any]) -> tuple[Any, ...]:
@@ -199,27 +210,16 @@ class Agent:
         ]
         states: dict[str, str] = {}
         unsupported: list[str] = []
+        definitions: list[AlarmDefinition] = []
         for alarm in alarms:
             definition = AlarmDefinition.from_describe(alarm)
             if definition is None:
                 unsupported.append(alarm["AlarmName"])
-                continue
-            start, end = evaluation_window(definition, now)
-            statistic_kwargs = (
-                {"ExtendedStatistics": [definition.statistic]}
-                if definition.is_extended
-                else {"Statistics": [definition.statistic]}
-            )
-            datapoints = cloudwatch.get_metric_statistics(
-                Namespace=definition.namespace,
-                MetricName=definition.metric_name,
-                Dimensions=[{"Name": k, "Value": v} for k, v in definition.dimensions],
-                StartTime=datetime.fromtimestamp(start, UTC),
-                EndTime=datetime.fromtimestamp(end, UTC),
-                Period=definition.period,
-                **statistic_kwargs,
-            )["Datapoints"]
-            decision = evaluate(definition, values_from_datapoints(definition, datapoints), now)
+            else:
+                definitions.append(definition)
+        values = self._alarm_values(cloudwatch, definitions, now)
+        for index, definition in enumerate(definitions):
+            decision = evaluate(definition, values[index], now)
             states[definition.name] = decision.state
             if decision.changes(definition):
                 cloudwatch.set_alarm_state(
@@ -239,6 +239,38 @@ class Agent:
                     "%s: %s -> %s (%s)", definition.name, definition.state, decision.state, decision.reason
                 )
         return {"alarms": states, "unsupported": unsupported}
+
+    def _alarm_values(
+        self, cloudwatch: Any, definitions: list[AlarmDefinition], now: float
+    ) -> list[dict[int, float]]:
+        """Each alarm's per-period values over its evaluation window, in one GetMetricData call per
+        500 alarms (one GetMetricStatistics per alarm per cycle was most of the agent's requests to
+        the engine; issue 14). One time range covers every window: evaluate() reads only the
+        periods of the alarm's own window."""
+        if not definitions:
+            return []
+        windows = [evaluation_window(definition, now) for definition in definitions]
+        start, end = min(w[0] for w in windows), max(w[1] for w in windows)
+        results: dict[str, tuple[list[Any], list[float]]] = {}
+        for first in range(0, len(definitions), METRIC_DATA_QUERY_LIMIT):
+            queries = [
+                metric_data_query(definition, f"alarm{first + offset}")
+                for offset, definition in enumerate(definitions[first : first + METRIC_DATA_QUERY_LIMIT])
+            ]
+            pages = cloudwatch.get_paginator("get_metric_data").paginate(
+                MetricDataQueries=queries,
+                StartTime=datetime.fromtimestamp(start, UTC),
+                EndTime=datetime.fromtimestamp(end, UTC),
+            )
+            for page in pages:
+                for result in page["MetricDataResults"]:
+                    timestamps, values = results.setdefault(result["Id"], ([], []))
+                    timestamps.extend(result.get("Timestamps", []))
+                    values.extend(result.get("Values", []))
+        return [
+            values_from_metric_data(definition, *results.get(f"alarm{index}", ([], [])))
+            for index, definition in enumerate(definitions)
+        ]
 
     def cycle(self) -> dict[str, Any]:
         now = time.time()

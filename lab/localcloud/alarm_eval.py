@@ -1,7 +1,8 @@
 """CloudWatch metric-alarm evaluation as AWS documents it, as pure functions (no AWS calls).
 
 The agent feeds it each alarm's definition (from DescribeAlarms) and the alarm metric's per-period
-values (from GetMetricStatistics, which matches dimensions exactly) and applies the decision.
+values (from GetMetricData, one MetricStat query per alarm, which matches dimensions exactly) and
+applies the decision.
 """
 
 from __future__ import annotations
@@ -191,18 +192,34 @@ def _summary(definition: AlarmDefinition, values: tuple[float | None, ...]) -> s
     )
 
 
-def values_from_datapoints(
-    definition: AlarmDefinition, datapoints: Sequence[Mapping[str, Any]]
+# GetMetricData takes at most 500 queries per call (CloudWatch API Reference, GetMetricData).
+METRIC_DATA_QUERY_LIMIT = 500
+
+
+def metric_data_query(definition: AlarmDefinition, query_id: str) -> dict[str, Any]:
+    """The alarm's metric as one GetMetricData MetricStat query: the same metric (exact dimensions),
+    period and statistic (basic or extended, e.g. p99) that GetMetricStatistics would be asked."""
+    return {
+        "Id": query_id,
+        "MetricStat": {
+            "Metric": {
+                "Namespace": definition.namespace,
+                "MetricName": definition.metric_name,
+                "Dimensions": [{"Name": name, "Value": value} for name, value in definition.dimensions],
+            },
+            "Period": definition.period,
+            "Stat": definition.statistic,
+        },
+        "ReturnData": True,
+    }
+
+
+def values_from_metric_data(
+    definition: AlarmDefinition, timestamps: Sequence[Any], values: Sequence[float]
 ) -> dict[int, float]:
-    """GetMetricStatistics datapoints -> {period start: value of the alarm's statistic}."""
-    values: dict[int, float] = {}
-    for point in datapoints:
-        timestamp = point["Timestamp"]
+    """One GetMetricData result (parallel Timestamps and Values) -> {period start: value}."""
+    by_period: dict[int, float] = {}
+    for timestamp, value in zip(timestamps, values, strict=True):
         start = int(timestamp.timestamp() if hasattr(timestamp, "timestamp") else float(timestamp))
-        if definition.is_extended:
-            value = (point.get("ExtendedStatistics") or {}).get(definition.statistic)
-        else:
-            value = point.get(definition.statistic)
-        if value is not None:
-            values[start - start % definition.period] = float(value)
-    return values
+        by_period[start - start % definition.period] = float(value)
+    return by_period

@@ -2,7 +2,8 @@
 evaluation, Lambda metrics for every invocation, loopback counted as TLS, SQS batch IAM actions,
 and the patches of engine_patches/ (service-principal deliveries checked against resource and key
 policies, export locks, SigV4 on AWS_IAM routes, the at-least-once mode, AWS::CodePipeline::Pipeline
-for CloudFormation, iam:ResourceTag, Ref of a secret).
+for CloudFormation, iam:ResourceTag, Ref of a secret, a function's log lines collected up to the end of
+its invocation).
 
 Run by the engine virtualenv's interpreter (see lab.localcloud.engine); it imports only ministack
 and engine_patches/ (loaded by path as the package `lab_engine_patches`).
@@ -38,6 +39,7 @@ PATCH_MODULES = (
     "codepipeline",
     "iam_resource_tags",
     "secret_ref",
+    "invocation_logs",
 )
 
 # IAM has no action of its own for these SQS batch APIs: AWS authorizes each with the action of

@@ -4,6 +4,7 @@ dimensions, SNS actions fired, log-derived metrics (EMF and metric filters) publ
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -143,6 +144,7 @@ def test_agent_publishes_queue_age_without_receiving(agent, local_engine, name, 
 
 EMF_AND_JSON_LOG_SOURCE = """
 import json
+import time
 
 def lambda_handler(event, context):
     print(json.dumps({"level": "ERROR", "errorType": "SchemaValidationError", "processed": False}))
@@ -203,3 +205,37 @@ def test_agent_publishes_emf_and_metric_filter_metrics_from_function_logs(
         timeout=20,
         what="the EMF RecordsFailed datum",
     )
+
+
+SLOW_LOGGER_SOURCE = """
+import time
+
+def lambda_handler(event, context):
+    print("first line")
+    time.sleep(1.5)
+    print("last line")
+    return {}
+"""
+
+
+def test_a_function_s_log_lines_are_stamped_when_the_engine_stores_them(local_engine, make_function, wait):
+    """What the agent's short lookback (lab.localcloud.agent.LOG_LOOKBACK_MS) relies on: a line
+    printed at the start of an invocation is stamped when the engine stores the invocation's
+    output, not when it was printed, so no line arrives older than the lookback. Should the engine
+    stamp lines at print time, this fails and the lookback must cover the longest invocation."""
+    lam = local_engine.client("lambda")
+    logs = local_engine.client("logs")
+    function = make_function(SLOW_LOGGER_SOURCE)
+    invoked_ms = int(time.time() * 1000)
+
+    lam.invoke(FunctionName=function, Payload=b"{}")
+
+    group = f"/aws/lambda/{function}"
+    events = wait(
+        lambda: [e for e in logs.filter_log_events(logGroupName=group)["events"] if "line" in e["message"]],
+        timeout=15,
+        what="the function's two lines",
+    )
+    first = next(e for e in events if e["message"] == "first line")
+    assert first["timestamp"] >= invoked_ms + 1_400, "a line printed early was stamped at print time"
+    assert all(e["timestamp"] == e["ingestionTime"] for e in events)

@@ -14,7 +14,8 @@ from lab.localcloud.alarm_eval import (
     breaches,
     evaluate,
     evaluation_window,
-    values_from_datapoints,
+    metric_data_query,
+    values_from_metric_data,
 )
 from lab.localcloud.log_metrics import FilterPatternError, emf_datums, filter_datums, filter_matches
 
@@ -151,22 +152,6 @@ def test_single_metric_stat_query_is_evaluated_like_a_plain_alarm():
     assert parsed.dimensions == (("FunctionName", "w"),)
 
 
-def test_values_are_read_from_the_alarm_statistic_and_aligned():
-    parsed = definition(Statistic="Sum")
-    points = [
-        {"Timestamp": datetime.fromtimestamp(999_980, UTC), "Sum": 3.0, "Maximum": 9.0},
-        {"Timestamp": datetime.fromtimestamp(999_990, UTC), "Sum": 1.0},
-    ]
-    assert values_from_datapoints(parsed, points) == {999_980: 3.0, 999_990: 1.0}
-
-
-def test_extended_statistics_are_read_from_their_own_map():
-    parsed = definition(Statistic=None, ExtendedStatistic="p99")
-    assert parsed.is_extended
-    points = [{"Timestamp": datetime.fromtimestamp(999_990, UTC), "ExtendedStatistics": {"p99": 812.0}}]
-    assert values_from_datapoints(parsed, points) == {999_990: 812.0}
-
-
 # --- ApproximateAgeOfOldestMessage ----------------------------------------------------------
 def test_age_of_an_empty_queue_is_zero():
     assert oldest_message_age([], now=100.0) == 0.0
@@ -273,3 +258,25 @@ def test_metric_filter_takes_value_and_dimensions_from_the_record():
         (("errorType", "SchemaValidationError"),),
         5,
     )
+
+
+def test_an_alarm_is_queried_as_one_metric_stat_of_its_own_metric_period_and_statistic():
+    parsed = definition(Statistic=None, ExtendedStatistic="p99")
+    query = metric_data_query(parsed, "alarm3")
+    assert query["Id"] == "alarm3"
+    assert query["MetricStat"] == {
+        "Metric": {
+            "Namespace": "AWS/SQS",
+            "MetricName": "ApproximateNumberOfMessagesVisible",
+            "Dimensions": [{"Name": "QueueName", "Value": "dlq"}],
+        },
+        "Period": 10,
+        "Stat": "p99",
+    }
+
+
+def test_metric_data_values_are_aligned_to_the_alarm_period():
+    parsed = definition(Statistic="Sum", DatapointsToAlarm=2)
+    timestamps = [datetime.fromtimestamp(999_980, UTC), datetime.fromtimestamp(999_995, UTC)]
+    assert values_from_metric_data(parsed, timestamps, [3.0, 1.0]) == {999_980: 3.0, 999_990: 1.0}
+    assert evaluate(parsed, values_from_metric_data(parsed, timestamps, [3.0, 1.0]), NOW).state == "ALARM"
