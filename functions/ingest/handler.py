@@ -11,7 +11,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from functions.common.clients import client, failure_mode_reader_from_env
+from functions.common.clients import client, failure_mode_reader_from_env, optional_read_client
 from functions.common.config import env_int, env_str
 from functions.common.names import EnvVar, MetricName
 from functions.common.observability import bind_request_id, count, fields, logger, metrics, traced
@@ -34,7 +34,11 @@ def service() -> IngestService:
         failure_modes=failure_mode_reader_from_env(),
         # With the state table (GetItem only), a reused client key is refused with 409 at once;
         # without it the worker's checksum comparison is the only check (see IngestService).
-        state=StateTable(client("dynamodb"), table_name, ttl_days=DEFAULT_TTL_DAYS) if table_name else None,
+        state=(
+            StateTable(optional_read_client("dynamodb"), table_name, ttl_days=DEFAULT_TTL_DAYS)
+            if table_name
+            else None
+        ),
         max_body_bytes=env_int(EnvVar.MAX_BODY_BYTES, DEFAULT_MAX_BODY_BYTES, minimum=2),
     )
 

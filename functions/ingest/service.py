@@ -229,7 +229,9 @@ class IngestService:
 
         Only client keys can conflict (a computed key is the payload's hash). An early warning, not
         the guarantee: two concurrent requests both pass it, and the worker compares the checksums
-        in its conditional write. So an unreadable table lets the request through, never a 5xx.
+        in its conditional write. So an unreadable table lets the request through, never a 5xx, and
+        so does one that does not answer: the read has a budget of its own (the handler builds its
+        client with functions.common.clients.OPTIONAL_READ_CONFIG), far inside the ingest's timeout.
         """
         if self._state is None:
             return

@@ -11,7 +11,10 @@ raises: the invocation fails, and the mapping bisects the batch and retries it.
 An operator hands back a batch the mapping gave up on (its on-failure record, whose
 DDBStreamBatchInfo names the shard and the first and last sequence numbers) by invoking the relay
 with that record: the relay reads those records from the stream (readable for 24 hours) and
-publishes their outcomes with the same event ids (ops/runbooks/event-relay.md).
+publishes their outcomes with the same event ids (ops/runbooks/event-relay.md). Past those 24 hours
+DynamoDB Streams answers TrimmedDataAccessException (a sequence number older than the trim point)
+or ResourceNotFoundException (the shard itself is gone) (Amazon DynamoDB Streams API Reference,
+GetShardIterator and GetRecords, Errors): the relay answers both with the runbook's way out.
 """
 
 from __future__ import annotations
@@ -20,14 +23,21 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from functions.common.events import EventPublisher
 from functions.common.observability import fields, logger
 from functions.relay.outcomes import outcome_event, sequence_number
 
 BATCH_INFO_KEY = "DDBStreamBatchInfo"
-# GetRecords pages read for one handed-back batch before giving up (a batch is at most the
-# mapping's batch size, 100 records here, and GetRecords answers up to 1,000 per page).
+# GetRecords pages read for one handed-back batch before giving up: a batch is at most the
+# mapping's batch size (app/components/relay.py, RELAY_BATCH_SIZE: 1,000 records), GetRecords
+# answers up to 1,000 records per page, and a page may be empty while later ones are not
+# (Amazon DynamoDB Streams API Reference, GetRecords).
 MAX_REPLAY_PAGES = 50
+# What DynamoDB Streams answers for records past their 24 hours: the records were trimmed, or the
+# shard that held them was deleted.
+GONE_ERROR_CODES = frozenset({"TrimmedDataAccessException", "ResourceNotFoundException"})
 
 
 class ReplayError(RuntimeError):
@@ -97,12 +107,14 @@ class Relay:
         """Read a handed-back batch from the stream and publish its outcomes; raises unless all went out."""
         if self._streams is None:
             raise ReplayError("this relay has no DynamoDB Streams client")
-        records = self._read(batch)
+        try:
+            records = self._read(batch)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") not in GONE_ERROR_CODES:
+                raise
+            raise _gone(batch) from error
         if not records or sequence_number(records[0]) != batch.first:
-            raise ReplayError(
-                f"the stream no longer holds sequence number {batch.first} (records are kept 24 hours): "
-                "rebuild the events of that period from the table (ops/runbooks/event-relay.md)"
-            )
+            raise _gone(batch)
         response = self.publish(records)
         if response["batchItemFailures"]:
             raise ReplayError(
@@ -127,9 +139,18 @@ class Relay:
                 if int(sequence_number(record)) > last:
                     return records
                 records.append(record)
+            if records and int(sequence_number(records[-1])) == last:
+                return records
+            # An empty page is not the end while the shard has a next iterator: GetRecords may
+            # need several calls to reach the part of a shard that holds records.
             iterator = page.get("NextShardIterator")
-            if not iterator or not page.get("Records"):
+            if not iterator:
                 break
-        if not records or int(sequence_number(records[-1])) != last:
-            raise ReplayError(f"the stream ended before sequence number {batch.last}")
-        return records
+        raise ReplayError(f"the stream ended before sequence number {batch.last}")
+
+
+def _gone(batch: StreamBatch) -> ReplayError:
+    return ReplayError(
+        f"the stream no longer holds sequence number {batch.first} (records are kept 24 hours): "
+        "rebuild the events of that period from the table (ops/runbooks/event-relay.md)"
+    )

@@ -60,7 +60,9 @@ def _engine_never_evaluates_alarms(alarm: dict[str, Any]) -> None:
 def _lambda_metrics_for_every_invocation(original: Any) -> Any:
     """ministack records AWS/Lambda Invocations/Errors/Duration only for the Invoke API; the
     dispatcher below it runs every accounted invocation (API Gateway, SQS mapping, EventBridge,
-    SNS, async Invoke), so measuring there gives the metrics AWS would publish for all of them."""
+    SNS, async Invoke, stream mappings), so measuring there gives the metrics AWS would publish for
+    all of them. ministack records no IteratorAge at all: it is added here for stream batches, so
+    that an alarm on it (the relay's relay-iterator-age) is evaluated locally as on AWS."""
 
     def dispatch(func: dict[str, Any], config: dict[str, Any], event: Any, request_id: str, started: float):
         result = original(func, config, event, request_id, started)
@@ -71,9 +73,32 @@ def _lambda_metrics_for_every_invocation(original: Any) -> Any:
         cloudwatch.record_metric(
             "AWS/Lambda", "Duration", (time.time() - started) * 1000.0, "Milliseconds", dims
         )
+        age_ms = stream_iterator_age_ms(event, started)
+        if age_ms is not None:
+            cloudwatch.record_metric("AWS/Lambda", "IteratorAge", age_ms, "Milliseconds", dims)
         return result
 
     return dispatch
+
+
+def stream_iterator_age_ms(event: Any, invoked_at: float) -> float | None:
+    """AWS/Lambda IteratorAge of one invocation: for an event source mapping that reads a stream,
+    the age of the last record of the batch when the mapping sent it to the function, in
+    milliseconds (AWS Lambda Developer Guide, "Types of metrics for Lambda functions", IteratorAge);
+    None for any other event (AWS emits it for stream sources only)."""
+    records = event.get("Records") if isinstance(event, dict) else None
+    if not isinstance(records, list) or not records or not isinstance(records[-1], dict):
+        return None
+    last = records[-1]
+    if last.get("eventSource") == "aws:dynamodb":
+        created = (last.get("dynamodb") or {}).get("ApproximateCreationDateTime")
+    elif last.get("eventSource") == "aws:kinesis":
+        created = (last.get("kinesis") or {}).get("approximateArrivalTimestamp")
+    else:
+        return None
+    if isinstance(created, bool) or not isinstance(created, int | float):
+        return None
+    return max(0.0, (invoked_at - float(created)) * 1000.0)
 
 
 def _throttles_only(original: Any) -> Any:

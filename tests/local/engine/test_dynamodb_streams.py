@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -247,6 +248,37 @@ def test_the_batching_window_is_not_waited_for(probe: StreamProbe, wait: Any) ->
     wait(lambda: probe.collect(0.5) and probe.delivered("k-alone"), timeout=30, what="the lone record")
 
     assert time.monotonic() - written < 8  # AWS: ~10 s (the window), the batch being far from full
+
+
+def test_each_stream_batch_records_the_iterator_age_of_its_last_record(
+    probe: StreamProbe, local_engine: LocalEngine, wait: Any
+) -> None:
+    """AWS: a function mapped to a stream publishes AWS/Lambda IteratorAge (dimension FunctionName),
+    the age of the batch's last record when the mapping sent it, in milliseconds (AWS Lambda
+    Developer Guide, "Types of metrics for Lambda functions"): the relay-iterator-age alarm reads it.
+    The engine records none; lab/localcloud/engine_main.py adds it at the invocation dispatcher, so
+    that alarm is evaluated locally too. Records written 3 s before the mapping exists are at least
+    3 s old when it reads them from the trim horizon."""
+    probe.put("k-early", "INFLIGHT")
+    time.sleep(3)
+    probe.map(BatchSize=10)
+    wait(lambda: probe.collect(0.5) and probe.delivered("k-early"), timeout=30, what="the batch")
+    cloudwatch = local_engine.client("cloudwatch")
+
+    def ages() -> list[dict[str, Any]]:
+        now = datetime.now(UTC)
+        return list(
+            cloudwatch.get_metric_statistics(
+                Namespace="AWS/Lambda", MetricName="IteratorAge",
+                Dimensions=[{"Name": "FunctionName", "Value": probe.function}],
+                StartTime=now - timedelta(minutes=5), EndTime=now + timedelta(minutes=1),
+                Period=60, Statistics=["Maximum", "SampleCount"], Unit="Milliseconds",
+            )["Datapoints"]
+        )  # fmt: skip
+
+    points = wait(ages, timeout=10, what="an IteratorAge data point")
+    assert sum(point["SampleCount"] for point in points) >= 1
+    assert 3_000 <= max(point["Maximum"] for point in points) < 60_000
 
 
 STREAM_READER_SOURCE = """

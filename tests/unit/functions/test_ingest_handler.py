@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from app.config import load_stage_config
 from functions.common.canonical import idempotency_key_for, payload_checksum
 from functions.common.names import COMPUTED_KEY_PREFIX, ErrorType, MessageAttribute, RecordStatus
 from functions.common.payload import parse_strict_json
 from functions.ingest import handler
 from functions.ingest.service import DEFAULT_MAX_BODY_BYTES
+from tests import REPO_ROOT
 from tests.unit.functions.http_events import JSON_HEADERS, http_event
 from tests.unit.functions.sqs_rules import SqsWithCharacterRule
 
@@ -404,6 +410,57 @@ def test_an_unreadable_state_table_lets_the_request_through(
     handler.service.cache_clear()
     status, _ = ingest('{"orderId":"78","amount":1,"idempotencyKey":"order-78:v1"}')
     assert status == 202
+
+
+CDK_CONTEXT = json.loads((REPO_ROOT / "cdk.json").read_text())["context"]
+
+
+@contextlib.contextmanager
+def endpoint_that_never_answers() -> Iterator[str]:
+    """A TCP endpoint on 127.0.0.1 that accepts connections and never answers: a table in trouble."""
+    server = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        server.settimeout(0.1)
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                held.append(server.accept()[0])
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.getsockname()[1]}"
+    finally:
+        stop.set()
+        thread.join()
+        for connection in held:
+            connection.close()
+        server.close()
+
+
+def test_a_state_table_that_does_not_answer_lets_the_request_through_in_time(
+    ingest: Any, stage: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The early-warning read gives up within its own budget, well inside the ingest's timeout (the
+    smallest of the stage's environments), so the request is accepted instead of the function
+    timing out (API Gateway would answer 5xx)."""
+    smallest_timeout = min(
+        load_stage_config(CDK_CONTEXT, env).ingest_timeout_seconds for env in ("local", "dev", "prod")
+    )
+    with endpoint_that_never_answers() as url:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", url)
+        handler.service.cache_clear()
+        handler.service()  # the container's clients, built before the request as on a warm start
+        started = time.monotonic()
+        status, body = ingest('{"orderId":"79","amount":1,"idempotencyKey":"order-79:v1"}')
+        elapsed = time.monotonic() - started
+
+    assert status == 202, body
+    assert stage.depth(stage.queue_url) == 1
+    # What is left of the timeout is the SQS send's (and the runtime's) share.
+    assert elapsed < smallest_timeout / 2, f"{elapsed:.1f} s of a {smallest_timeout} s timeout"
 
 
 def test_catalog_is_large_enough() -> None:

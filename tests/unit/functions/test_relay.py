@@ -8,8 +8,10 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+import boto3
 import pytest
 from botocore.exceptions import ClientError
+from botocore.stub import Stubber
 
 from functions.common.events import PUT_EVENTS_MAX_ENTRIES, Event, EventPublisher, event_id_for
 from functions.common.names import DetailType, ErrorType, RecordStatus
@@ -228,3 +230,91 @@ def test_a_handed_back_batch_the_stream_no_longer_holds_fails_loudly(stage: Any,
         relay_handler.lambda_handler(gone, lambda_context)
     with pytest.raises(ReplayError, match="not an on-failure record"):
         StreamBatch.from_failure_record({"DDBStreamBatchInfo": {"shardId": "s"}})
+
+
+def stubbed_streams() -> tuple[Any, Stubber]:
+    """A DynamoDB Streams client whose answers each test gives (Stubber checks every request and
+    answer against the service's API model)."""
+    client = boto3.client("dynamodbstreams", region_name="us-east-1")
+    return client, Stubber(client)
+
+
+# Sequence numbers as DynamoDB Streams writes them (21 to 40 digits).
+FIRST, LAST = "100000000000000000001", "100000000000000000002"
+
+
+def replay_batch(records: list[dict[str, Any]]) -> StreamBatch:
+    return StreamBatch(
+        stream_arn="arn:aws:dynamodb:us-east-1:123456789012:table/t/stream/2026-11-29T00:00:00.000",
+        shard_id="shardId-00000001732838400000-abcdef01",
+        first=records[0]["dynamodb"]["SequenceNumber"],
+        last=records[-1]["dynamodb"]["SequenceNumber"],
+        size=len(records),
+    )
+
+
+@pytest.mark.parametrize(
+    ("operation", "code"),
+    [
+        # A sequence number older than the trim point (24 hours).
+        ("get_shard_iterator", "TrimmedDataAccessException"),
+        # Trimmed between GetShardIterator and GetRecords.
+        ("get_records", "TrimmedDataAccessException"),
+        # The shard that held the records was deleted with them.
+        ("get_shard_iterator", "ResourceNotFoundException"),
+    ],
+)
+def test_a_batch_past_the_streams_24_hours_is_refused_with_the_way_out(operation: str, code: str) -> None:
+    """AWS answers a read past the trim point with an error, not with later records (Amazon DynamoDB
+    Streams API Reference, GetShardIterator and GetRecords, Errors: TrimmedDataAccessException,
+    ResourceNotFoundException): the replay names the runbook's way out, as for any record gone."""
+    client, stubber = stubbed_streams()
+    batch = replay_batch([{"dynamodb": {"SequenceNumber": FIRST}}, {"dynamodb": {"SequenceNumber": LAST}}])
+    if operation == "get_records":
+        stubber.add_response("get_shard_iterator", {"ShardIterator": "iterator-1"})
+    stubber.add_client_error(operation, service_error_code=code, service_message="gone", http_status_code=400)
+    publisher = FakeEvents()
+
+    gone = f"no longer holds sequence number {FIRST}.*event-relay.md"
+    with stubber, pytest.raises(ReplayError, match=gone):
+        Relay(EventPublisher(publisher, "bus"), client).replay(batch)
+
+    assert publisher.calls == []
+
+
+def test_a_stream_error_that_is_not_about_age_is_raised_as_it_is() -> None:
+    client, stubber = stubbed_streams()
+    batch = replay_batch([{"dynamodb": {"SequenceNumber": FIRST}}])
+    stubber.add_client_error(
+        "get_shard_iterator", service_error_code="InternalServerError", http_status_code=500
+    )
+
+    with stubber, pytest.raises(ClientError, match="InternalServerError"):
+        Relay(EventPublisher(FakeEvents(), "bus"), client).replay(batch)
+
+
+def test_a_replay_reads_past_an_empty_page_to_the_batchs_last_record(stage: Any, lambda_context: Any) -> None:
+    """GetRecords may answer an empty page before the records (Amazon DynamoDB Streams API Reference,
+    GetRecords): an empty page with a next iterator is not the end of the batch."""
+    keys = settle(stage, lambda_context, order(1), order(2))
+    mapping = StreamMapping(stage.table_name)
+    streams = boto3.client("dynamodbstreams")
+    iterator = streams.get_shard_iterator(
+        StreamArn=mapping.stream_arn, ShardId=mapping.shard_id, ShardIteratorType="TRIM_HORIZON"
+    )["ShardIterator"]
+    records = streams.get_records(ShardIterator=iterator)["Records"]  # as GetRecords answers them
+    client, stubber = stubbed_streams()
+    stubber.add_response("get_shard_iterator", {"ShardIterator": "iterator-1"})
+    stubber.add_response("get_records", {"Records": [], "NextShardIterator": "iterator-2"})
+    stubber.add_response("get_records", {"Records": records[:1], "NextShardIterator": "iterator-3"})
+    stubber.add_response("get_records", {"Records": [], "NextShardIterator": "iterator-4"})
+    stubber.add_response("get_records", {"Records": records[1:], "NextShardIterator": "iterator-5"})
+    publisher = FakeEvents()
+
+    with stubber:
+        result = Relay(EventPublisher(publisher, "bus"), client).replay(replay_batch(records))
+        stubber.assert_no_pending_responses()
+
+    assert (result.records, result.outcomes, result.published) == (len(records), 2, 2)
+    published = [json.loads(entry["Detail"])["idempotencyKey"] for call in publisher.calls for entry in call]
+    assert sorted(published) == sorted(keys)
