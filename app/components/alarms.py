@@ -3,7 +3,7 @@ alarm, each linking its runbook in ops/runbooks/)."""
 
 from __future__ import annotations
 
-from aws_cdk import ArnFormat, Stack
+from aws_cdk import ArnFormat, Duration, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -15,7 +15,8 @@ from constructs import Construct, IConstruct
 from app.config import AlarmSettings
 from app.constructs.alarms import AlarmSpec
 from app.constructs.dashboard import lab_metric
-from app.constructs.queues import Writers, parking_queue
+from app.constructs.nag import suppress
+from app.constructs.queues import Writers, parking_queue, secure_queue
 from app.constructs.topics import secure_topic
 from functions.common import names
 
@@ -26,6 +27,15 @@ FIS_STOP_ALARMS = ("dlq-depth", "dlq-age", "main-queue-age")
 
 CLOUDWATCH = "cloudwatch.amazonaws.com"
 SNS = "sns.amazonaws.com"
+
+
+def alarm_inbox_name(stage_prefix: str) -> str:
+    """The alarm topic's SQS subscriber, by a deterministic name the checks role is granted."""
+    return f"{stage_prefix}-alarm-inbox"
+
+
+def alarm_topic_name(stage_prefix: str) -> str:
+    return f"{stage_prefix}-alarms"
 
 
 def alarm_arn_pattern(scope: IConstruct, stage_prefix: str) -> str:
@@ -48,8 +58,9 @@ def from_stage_alarms(scope: IConstruct, stage_prefix: str) -> dict[str, dict[st
 
 
 class AlarmTopic(Construct):
-    """The topic every alarm notifies (ALARM and OK), and its email and webhook subscribers, whose
-    rejected notifications are kept in a dead-letter queue rather than dropped.
+    """The topic every alarm notifies (ALARM and OK), and its subscribers: the inbox queue, where the
+    drills (and the pipeline's gameday) see each notification arrive, and the email and webhook
+    subscribers, whose rejected notifications are kept in a dead-letter queue rather than dropped.
 
     A topic policy replaces SNS's default one (which lets the owner account's services publish), so
     the topic says itself who may deliver into it: CloudWatch, for the stage's alarms only (Amazon
@@ -71,7 +82,7 @@ class AlarmTopic(Construct):
         webhook_url: str | None,
     ) -> None:
         super().__init__(scope, construct_id)
-        topic_name = f"{stage_prefix}-alarms"
+        topic_name = alarm_topic_name(stage_prefix)
         self.topic = secure_topic(self, "Topic", topic_name=topic_name, key=key)
         self.topic.add_to_resource_policy(
             iam.PolicyStatement(
@@ -93,6 +104,41 @@ class AlarmTopic(Construct):
                     conditions=from_stage_alarms(key, stage_prefix),
                 )
             )
+        if key is not None:
+            # SNS writes into the encrypted inbox (and rejected notifications into the encrypted
+            # DLQ) on the topic's behalf (Amazon SQS Developer Guide, "Configure KMS permissions for
+            # AWS services"): the documented statement, the one CDK's SQS subscriptions add for the
+            # event topics.
+            key.add_to_resource_policy(
+                iam.PolicyStatement(
+                    principals=[iam.ServicePrincipal(SNS)],
+                    actions=["kms:Decrypt", "kms:GenerateDataKey"],
+                    resources=["*"],
+                )
+            )
+        # A queue subscribed to the topic: proof, readable by the checks role, that a notification
+        # reached a subscriber (a drill that read only alarm states passed while nobody was told).
+        # Kept a day: only drills read it, each deleting what it reads.
+        self.inbox = secure_queue(
+            self,
+            "Inbox",
+            queue_name=alarm_inbox_name(stage_prefix),
+            retention=Duration.days(1),
+            key=key,
+            writers=Writers.AWS_SERVICES,
+        )
+        reason = "the drills read and delete the alarm notifications; a failed read needs no DLQ"
+        suppress(self.inbox, "AwsSolutions-SQS3", reason)
+        suppress(self.inbox, "Serverless-SQSRedrivePolicy", reason)
+        self.topic.add_subscription(subscriptions.SqsSubscription(self.inbox, raw_message_delivery=True))
+        # CDK creates the subscription under the queue, so this acknowledges it alone.
+        suppress(
+            self.inbox,
+            "Serverless-SNSRedrivePolicy",
+            "an SQS endpoint of the same account: SNS retries it 100,010 times over 23 days (Amazon SNS "
+            "Developer Guide, 'Amazon SNS message delivery retries'), and a notification the inbox "
+            "misses only fails the drill that waits for it",
+        )
         if not (email or webhook_url):
             return
         notification_dlq = parking_queue(
@@ -103,17 +149,6 @@ class AlarmTopic(Construct):
             writers=Writers.AWS_SERVICES,
             reason="this queue is itself the dead-letter queue of the alarm topic's subscriptions",
         )
-        if key is not None:
-            # SNS writes rejected notifications into the encrypted DLQ on the topic's behalf (Amazon
-            # SQS Developer Guide, "Configure KMS permissions for AWS services"): the documented
-            # statement, the same one CDK's SQS subscriptions add for the event topics.
-            key.add_to_resource_policy(
-                iam.PolicyStatement(
-                    principals=[iam.ServicePrincipal(SNS)],
-                    actions=["kms:Decrypt", "kms:GenerateDataKey"],
-                    resources=["*"],
-                )
-            )
         if email:
             self.topic.add_subscription(
                 subscriptions.EmailSubscription(email, dead_letter_queue=notification_dlq)

@@ -48,6 +48,8 @@ class CheckedResources:
     queues: Sequence[str]
     audit_queue: str
     state_table: str
+    alarm_topic: str
+    alarm_inbox: str
     api_key_secret: str | None  # authMode apiKey only
 
 
@@ -93,6 +95,17 @@ class GamedayRole(Construct):
                         service="dynamodb", resource="table", resource_name=resources.state_table
                     )
                 ],
+            ),
+            # The drills find the alarm topic's SQS subscriber and read the notifications from it.
+            iam.PolicyStatement(
+                sid="FindAlarmSubscribers",
+                actions=["sns:ListSubscriptionsByTopic"],
+                resources=[stack.format_arn(service="sns", resource=resources.alarm_topic)],
+            ),
+            iam.PolicyStatement(
+                sid="ReadAlarmNotifications",
+                actions=["sqs:GetQueueUrl", "sqs:ReceiveMessage", "sqs:DeleteMessage"],
+                resources=[stack.format_arn(service="sqs", resource=resources.alarm_inbox)],
             ),
             iam.PolicyStatement(
                 sid="WatchAlarms",

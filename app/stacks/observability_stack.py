@@ -14,7 +14,13 @@ from typing import Any
 from aws_cdk import CfnOutput, Stack
 from constructs import Construct
 
-from app.components.alarms import FIS_STOP_ALARMS, AlarmTopic, stage_alarms
+from app.components.alarms import (
+    FIS_STOP_ALARMS,
+    AlarmTopic,
+    alarm_inbox_name,
+    alarm_topic_name,
+    stage_alarms,
+)
 from app.components.log_insights import LogMetrics, QueryDefinitions, query_files
 from app.config import StageConfig
 from app.constructs.alarms import AlarmFactory
@@ -148,6 +154,8 @@ class ObservabilityStack(Stack):
                         state.redrive.quarantine_queue_name,
                     ],
                     audit_queue=compute.events.audit_queue_name,
+                    alarm_topic=alarm_topic_name(config.prefix),
+                    alarm_inbox=alarm_inbox_name(config.prefix),
                     state_table=state.state_table_name,
                     api_key_secret=api.api_key.secret_name if api.api_key else None,
                 ),

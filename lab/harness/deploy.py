@@ -51,7 +51,6 @@ def deploy_stage(
     stacks = list(current["stacks"])
     check_function_code(clients, stacks)
     check_queue_mapping_permissions(clients, stacks)
-    subscribe_alarm_inbox(clients, stacks)
     outputs = write_outputs(state, info, clients, stacks)
     state.deploy_json.write_text(json.dumps(current, indent=2) + "\n")
     log(f"{STAGE_NAME} ready in {time.monotonic() - started:.1f} s")
@@ -102,43 +101,6 @@ def _stacks_complete(cfn: Any, stacks: list[str]) -> bool:
         if status not in ("CREATE_COMPLETE", "UPDATE_COMPLETE"):
             return False
     return True
-
-
-# The local stand-in for the subscription a deployed stage gives its checks role (see the README,
-# "Alarm notifications"): a queue subscribed to the alarm topic, where drills see notifications arrive.
-ALARM_INBOX_SUFFIX = "-inbox"
-
-
-def subscribe_alarm_inbox(clients: EngineClients, stacks: list[str]) -> str | None:
-    """Subscribe a queue to the stage's alarm topic unless an SQS subscriber is there already;
-    returns the subscriber queue's ARN (None: the stage has no alarm topic).
-
-    The queue's policy lets the topic deliver (SNS -> SQS is checked against it, as on AWS); the
-    topic's own policy must still let CloudWatch publish, which is what the drills then prove."""
-    outputs = stack_outputs(clients, stacks)
-    topic_arn = outputs.get(Output.ALARM_TOPIC_ARN.value)
-    if not topic_arn:
-        return None
-    sns, sqs = clients("sns"), clients("sqs")
-    subscriptions = sns.list_subscriptions_by_topic(TopicArn=topic_arn).get("Subscriptions", [])
-    existing = [s["Endpoint"] for s in subscriptions if s.get("Protocol") == "sqs"]
-    if existing:
-        return str(existing[0])
-    name = topic_arn.rsplit(":", 1)[1] + ALARM_INBOX_SUFFIX
-    url = sqs.create_queue(QueueName=name)["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    statement = {
-        "Effect": "Allow",
-        "Principal": {"Service": "sns.amazonaws.com"},
-        "Action": "sqs:SendMessage",
-        "Resource": arn,
-        "Condition": {"ArnEquals": {"aws:SourceArn": topic_arn}},
-    }
-    sqs.set_queue_attributes(
-        QueueUrl=url, Attributes={"Policy": json.dumps({"Version": "2012-10-17", "Statement": [statement]})}
-    )
-    sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=arn)
-    return str(arn)
 
 
 def stack_outputs(clients: EngineClients, stacks: list[str]) -> dict[str, str]:

@@ -230,6 +230,15 @@ def test_sns_delivers_to_the_audit_queue_from_the_event_topics_only(any_stage: S
     assert sns_senders(any_stage, events.audit_queue) == topics
 
 
+def test_sns_delivers_to_the_alarm_inbox_from_the_alarm_topic_only(any_stage: SynthesizedStage) -> None:
+    """The alarm topic's inbox (the drills' proof that a notification reached a subscriber) takes
+    sqs:SendMessage from sns.amazonaws.com for the alarm topic only (same document as above)."""
+    inboxes = [q for q in any_stage.stage.observability.node.find_all() if q.node.id == "Inbox"]
+    assert len(inboxes) == 1
+    alarm_topic = any_stage.stage.observability.alarm_topic
+    assert sns_senders(any_stage, inboxes[0]) == [any_stage.logical_id(alarm_topic)]
+
+
 def test_sns_dead_letters_each_subscription_from_its_own_topic_only(any_stage: SynthesizedStage) -> None:
     """The DLQ of a subscription takes sqs:SendMessage from sns.amazonaws.com for that topic (Amazon
     SNS Developer Guide, "Amazon SNS dead-letter queues": the DLQ's policy)."""

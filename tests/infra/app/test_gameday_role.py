@@ -47,6 +47,10 @@ def test_role_may_do_exactly_what_the_checks_need(dev: SynthesizedStage) -> None
     parameter = arn("ssm", f"parameter{physical_name('state', state.failure_mode_parameter, 'Name')}")
     table = arn("dynamodb", f"table/{physical_name('state', state.state_table, 'TableName')}")
     audit = arn("sqs", physical_name("functions", compute.events.audit_queue, "QueueName"))
+    observability = dev.stage.observability
+    alarm_topic = arn("sns", physical_name("observability", observability.alarm_topic, "TopicName"))
+    (inbox,) = [q for q in observability.node.find_all() if q.node.id == "Inbox"]
+    alarm_inbox = arn("sqs", physical_name("observability", inbox, "QueueName"))
     secret = arn(
         "secretsmanager", f"secret:{physical_name('api', dev.stage.api.api_key_secret, 'Name')}-??????"
     )
@@ -70,6 +74,11 @@ def test_role_may_do_exactly_what_the_checks_need(dev: SynthesizedStage) -> None
         (
             frozenset({"dynamodb:GetItem", "dynamodb:Query", "dynamodb:Scan", "dynamodb:BatchGetItem"}),
             frozenset({table}),
+        ),
+        (frozenset({"sns:ListSubscriptionsByTopic"}), frozenset({alarm_topic})),
+        (
+            frozenset({"sqs:GetQueueUrl", "sqs:ReceiveMessage", "sqs:DeleteMessage"}),
+            frozenset({alarm_inbox}),
         ),
         (frozenset({"cloudwatch:DescribeAlarms"}), frozenset({"*"})),
         (frozenset({"execute-api:Invoke"}), frozenset(operator_routes)),

@@ -114,12 +114,17 @@ def test_the_dlq_alarm_fires_after_five_minutes_in_prod_and_one_in_drill_sized_d
         assert (alarm["Period"] * alarm["EvaluationPeriods"], alarm["Threshold"]) == (seconds, 0)
 
 
-def test_alarm_topic_notifies_email_and_webhook(any_stage: SynthesizedStage) -> None:
+def test_alarm_topic_notifies_email_webhook_and_the_drills_inbox(any_stage: SynthesizedStage) -> None:
+    (inbox,) = [q for q in any_stage.stage.observability.node.find_all() if q.node.id == "Inbox"]
     subscriptions = {
-        (s["Properties"]["Protocol"], s["Properties"]["Endpoint"])
+        (s["Properties"]["Protocol"], any_stage.ref(s["Properties"]["Endpoint"]))
         for s in any_stage.resources("observability", "AWS::SNS::Subscription").values()
     }
-    assert subscriptions == {("email", ALARM_EMAIL), ("https", WEBHOOK_URL)}
+    assert subscriptions == {
+        ("email", ALARM_EMAIL),
+        ("https", WEBHOOK_URL),
+        ("sqs", f"{any_stage.logical_id(inbox)}.Arn"),
+    }
 
 
 def _dashboard_body(stage: SynthesizedStage) -> str:

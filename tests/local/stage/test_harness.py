@@ -9,7 +9,6 @@ import uuid
 from typing import TYPE_CHECKING
 
 from functions.common.names import Output, RecordStatus
-from lab.harness.deploy import ALARM_INBOX_SUFFIX
 from lab.harness.paths import StateDir
 from lab.harness.samples import send_sample_events
 from lab.harness.summary import summary
@@ -49,8 +48,9 @@ def test_the_outputs_file_records_the_at_least_once_mode(
 
 
 def test_the_alarm_topic_has_a_subscriber_the_drills_read(local_target: Target) -> None:
-    """The harness subscribes a queue to the alarm topic (a stage on AWS deploys its own): what the
-    account publishes there arrives; whether CloudWatch may publish is the topic policy's business."""
+    """The stage's own alarm inbox (AlarmTopic, as deployed on AWS) is the topic's one SQS subscriber:
+    what the account publishes there arrives; whether CloudWatch may publish is the topic policy's
+    business."""
     sns, sqs = local_target.client("sns"), local_target.client("sqs")
     topic_arn = local_target.output(Output.ALARM_TOPIC_ARN)
     subscribers = [
@@ -58,7 +58,7 @@ def test_the_alarm_topic_has_a_subscriber_the_drills_read(local_target: Target) 
         for s in sns.list_subscriptions_by_topic(TopicArn=topic_arn)["Subscriptions"]
         if s["Protocol"] == "sqs"
     ]
-    assert subscribers == [f"{topic_arn}{ALARM_INBOX_SUFFIX}".replace(":sns:", ":sqs:")]
+    assert [arn.rsplit(":", 1)[1] for arn in subscribers] == ["ingestion-local-alarm-inbox"]
     queue_url = sqs.get_queue_url(QueueName=subscribers[0].rsplit(":", 1)[1])["QueueUrl"]
     marker = f"harness-probe-{uuid.uuid4().hex}"
     sns.publish(TopicArn=topic_arn, Message=marker)

@@ -11,12 +11,29 @@ from tests import REPO_ROOT
 from tests.infra.bare_stack import BareStack
 
 
-def test_without_subscribers_the_topic_has_no_notification_dlq(bare: BareStack) -> None:
-    AlarmTopic(bare.stack, "Alarms", stage_prefix="ingestion-test", key=None, email=None, webhook_url=None)
+def test_without_people_to_notify_the_topic_has_its_inbox_and_no_notification_dlq(bare: BareStack) -> None:
+    """The inbox is always there: the drills (the pipeline's gameday too) read notifications from it."""
+    alarms = AlarmTopic(
+        bare.stack, "Alarms", stage_prefix="ingestion-test", key=None, email=None, webhook_url=None
+    )
     (topic,) = bare.resources("AWS::SNS::Topic").values()
     assert topic["Properties"]["TopicName"] == "ingestion-test-alarms"
-    assert not bare.resources("AWS::SNS::Subscription")
-    assert not bare.resources("AWS::SQS::Queue")
+    (queue,) = bare.resources("AWS::SQS::Queue").values()
+    assert queue["Properties"]["QueueName"] == "ingestion-test-alarm-inbox"
+    assert queue["Properties"]["SqsManagedSseEnabled"] is True  # SNS cannot use alias/aws/sqs
+    (subscription,) = bare.resources("AWS::SNS::Subscription").values()
+    assert subscription["Properties"]["Protocol"] == "sqs"
+    assert bare.ref(subscription["Properties"]["Endpoint"]) == bare.arn(alarms.inbox)
+    # SNS may deliver into it, for this topic only (the policy CDK's SqsSubscription writes).
+    (policy,) = bare.resources("AWS::SQS::QueuePolicy").values()
+    delivery = [
+        st
+        for st in policy["Properties"]["PolicyDocument"]["Statement"]
+        if st.get("Principal") == {"Service": "sns.amazonaws.com"}
+    ]
+    assert [st["Action"] for st in delivery] == ["sqs:SendMessage"]
+    # Ref of a topic is its ARN.
+    assert bare.ref(delivery[0]["Condition"]["ArnEquals"]["aws:SourceArn"]) == bare.logical_id(alarms.topic)
 
 
 def test_subscribers_keep_rejected_notifications_in_a_dlq(bare: BareStack) -> None:
@@ -24,12 +41,17 @@ def test_subscribers_keep_rejected_notifications_in_a_dlq(bare: BareStack) -> No
         bare.stack, "Alarms", stage_prefix="ingestion-test", key=None, email="a@example.com",
         webhook_url="https://hooks.example.com/x",
     )  # fmt: skip
-    (dlq_id,) = bare.resources("AWS::SQS::Queue")
+    (dlq_id,) = [
+        queue_id
+        for queue_id, queue in bare.resources("AWS::SQS::Queue").items()
+        if queue["Properties"]["QueueName"] == "ingestion-test-alarm-notification-dlq"
+    ]
     subscriptions = {
         (s["Properties"]["Protocol"], s["Properties"]["Endpoint"]): bare.ref(
             s["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]
         )
         for s in bare.resources("AWS::SNS::Subscription").values()
+        if s["Properties"]["Protocol"] != "sqs"
     }
     assert subscriptions == {
         ("email", "a@example.com"): f"{dlq_id}.Arn",

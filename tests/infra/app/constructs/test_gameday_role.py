@@ -12,6 +12,8 @@ RESOURCES = CheckedResources(
     queues=["ingestion-test-events"],
     audit_queue="ingestion-test-event-audit",
     state_table="state-test",
+    alarm_topic="ingestion-test-alarms",
+    alarm_inbox="ingestion-test-alarm-inbox",
     api_key_secret=None,
 )
 
@@ -61,6 +63,15 @@ def test_the_role_names_what_it_checks_by_arn_built_from_the_names(bare: BareSta
     assert found["ObserveAndFeedQueues"][1] == {prefix.format("sqs") + "ingestion-test-events"}
     assert found["CountEvents"][1] == {prefix.format("sqs") + "ingestion-test-event-audit"}
     assert found["ReadState"][1] == {prefix.format("dynamodb") + "table/state-test"}
+    # The drills find the alarm topic's SQS subscriber and read its notifications (AlarmInbox).
+    assert found["FindAlarmSubscribers"] == (
+        {"sns:ListSubscriptionsByTopic"},
+        {prefix.format("sns") + "ingestion-test-alarms"},
+    )
+    assert found["ReadAlarmNotifications"] == (
+        {"sqs:GetQueueUrl", "sqs:ReceiveMessage", "sqs:DeleteMessage"},
+        {prefix.format("sqs") + "ingestion-test-alarm-inbox"},
+    )
     assert found["OperateRedrive"] == (
         {"execute-api:Invoke"},
         {
