@@ -6,8 +6,9 @@ A document holds a table between two markers naming the model it shows:
     ...generated...
     <!-- end config-table -->
 
-`python -m app.config.doc [FILE ...]` rewrites every such block (docs/configuration.md by default); with --check
-it changes nothing and exits 1 when a block differs from its model (the infra tests run the check).
+`python -m app.config.doc [FILE ...]` rewrites every such block (docs/configuration.md by default);
+with --check it changes nothing and exits 1 when a block differs from its model (the infra tests run
+the check).
 The marker names the model, so this module imports no model itself.
 """
 

@@ -163,8 +163,8 @@ class AlarmInbox:
         except ClientError as error:
             raise DrillFailed(
                 f"cannot list the subscribers of the alarm topic {topic_arn} ({error}): the role running "
-                "the drill needs sns:ListSubscriptionsByTopic on it, and to read its SQS subscriber (docs/local-cloud.md, "
-                '"Alarm notifications reach someone")'
+                "the drill needs sns:ListSubscriptionsByTopic on it, and to read its SQS subscriber "
+                '(docs/local-cloud.md, "Alarm notifications reach someone")'
             ) from error
         if not subscribers:
             raise DrillFailed(

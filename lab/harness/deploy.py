@@ -104,8 +104,9 @@ def _stacks_complete(cfn: Any, stacks: list[str]) -> bool:
     return True
 
 
-# The local stand-in for the subscription a deployed stage gives its checks role (see docs/local-cloud.md,
-# "Alarm notifications reach someone"): a queue subscribed to the alarm topic, where drills see notifications arrive.
+# The local stand-in for the subscription a deployed stage gives its checks role (see
+# docs/local-cloud.md, "Alarm notifications reach someone"): a queue subscribed to the alarm topic,
+# where drills see notifications arrive.
 ALARM_INBOX_SUFFIX = "-inbox"
 
 

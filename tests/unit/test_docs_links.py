@@ -26,9 +26,7 @@ EXTERNAL = re.compile(r"^[a-z][a-z0-9+.-]*:", re.IGNORECASE)  # http:, https:, m
 
 
 def documents(root: Path = REPO_ROOT) -> list[Path]:
-    return sorted(
-        [root / "README.md", *(root / "docs").rglob("*.md"), *(root / "ops").rglob("*.md")]
-    )
+    return sorted([root / "README.md", *(root / "docs").rglob("*.md"), *(root / "ops").rglob("*.md")])
 
 
 def prose_lines(text: str) -> Iterator[tuple[int, str]]:
@@ -119,7 +117,7 @@ def test_a_missing_file_a_missing_anchor_and_a_link_out_of_the_repository_are_re
     repo = tmp_path / "repo"
     (repo / "docs").mkdir(parents=True)
     (repo / "docs" / "guide.md").write_text(
-        "# Guide\n\n## Run it (`make lab`)\n\n## Run it (`make lab`)\n<a id=\"kept\"></a>\n",
+        '# Guide\n\n## Run it (`make lab`)\n\n## Run it (`make lab`)\n<a id="kept"></a>\n',
         encoding="utf-8",
     )
     readme = repo / "README.md"

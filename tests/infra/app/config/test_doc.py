@@ -1,4 +1,4 @@
-"""The configuration tables of docs/configuration.md are generated from the models and never drift from them."""
+"""The configuration tables of docs/configuration.md are generated from the models and never drift."""
 
 from __future__ import annotations
 
