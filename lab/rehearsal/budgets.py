@@ -180,9 +180,14 @@ def gameday_budget(args: list[str], settings: StageSettings) -> CommandBudget:
     return CommandBudget(f"gameday {parsed.name}", drill_s + DRILL_WRAP_UP_S, how)
 
 
+def _without_bash(tokens: list[str]) -> list[str]:
+    """The script's own tokens: the steps run their scripts as `bash <script>` (pipeline.steps.script)."""
+    return tokens[1:] if tokens[:1] == ["bash"] else tokens
+
+
 def command_budget(command: str, env: dict[str, str], settings: StageSettings | None) -> list[CommandBudget]:
     """The worst case of one build command (in_stage.sh's own calls counted apart)."""
-    tokens = shlex.split(command)
+    tokens = _without_bash(shlex.split(command))
     budgets: list[CommandBudget] = []
     if tokens and tokens[0].endswith("in_stage.sh"):
         budgets.append(
@@ -190,7 +195,7 @@ def command_budget(command: str, env: dict[str, str], settings: StageSettings | 
                 "in_stage.sh", 2 * AWS_CLI_CALL_S, "assume the checks role, read the API credential"
             )
         )
-        tokens = tokens[1:]
+        tokens = _without_bash(tokens[1:])
     if tokens and tokens[0].endswith("smoke.sh"):
         budgets.append(smoke_budget(REPO_ROOT / tokens[0], env))
     elif tokens[:3] == ["python", "-m", "loadtest"]:

@@ -8,14 +8,16 @@ from pathlib import Path
 import pytest
 from aws_cdk import App
 
+from app.config import ALLOW_EXAMPLE_JWT_ISSUER
 from lab.localcloud.codepipeline.assembly import SynthesizedPipeline, load_pipeline
 from pipeline import build_pipeline
 from pipeline.stack import PIPELINE_STACK_ID
 
 
 def synthesize_pipeline(outdir: Path, context: dict[str, object] | None = None) -> SynthesizedPipeline:
-    """The pipeline as cdk_app.py builds it (without the standalone stages), with extra context."""
-    app = App(outdir=str(outdir), context=context or {})
+    """The pipeline as cdk_app.py builds it (without the standalone stages), with extra context; prod
+    keeps cdk.json's example JWT issuer (these tests are about the pipeline, not the issuer)."""
+    app = App(outdir=str(outdir), context={ALLOW_EXAMPLE_JWT_ISSUER: True, **(context or {})})
     build_pipeline(app)
     app.synth()
     return load_pipeline(outdir, PIPELINE_STACK_ID)

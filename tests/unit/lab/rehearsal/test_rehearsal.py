@@ -95,6 +95,11 @@ SETTINGS = StageSettings(StageTiming(dlq_trip_s=80, alarm_s=40, ok_s=10), max_re
 def test_each_post_deploy_command_has_a_bound_and_an_unknown_one_is_refused(tmp_path: Path) -> None:
     smoke = command_budget("pipeline/scripts/in_stage.sh pipeline/scripts/smoke.sh", {}, SETTINGS)
     assert [b.command for b in smoke] == ["in_stage.sh", "smoke.sh"]
+    # As the steps run them (pipeline.steps.script): through bash.
+    through_bash = command_budget(
+        "bash pipeline/scripts/in_stage.sh bash pipeline/scripts/smoke.sh", {}, SETTINGS
+    )
+    assert [(b.command, b.seconds) for b in through_bash] == [(b.command, b.seconds) for b in smoke]
     load = command_budget("python -m loadtest --target env --run-time 60s --verify-timeout 180", {}, SETTINGS)
     assert load[0].seconds == 60 + 60 + 180  # run time, Locust's stop grace, the gate's verify timeout
     gameday = command_budget("python -m lab.cli gameday poison-pill --target env", {}, SETTINGS)
