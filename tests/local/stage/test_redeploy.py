@@ -10,6 +10,11 @@ naming the export and the stack that still imports it.
 On a lab of its own (the session's stage stays as deployed): the stage with every optional part the
 local configuration allows turned on (FIS is AWS-only), then all of them flipped at once; the stacks
 deploy in order, so the first lock stops the deploy and is the one reported.
+
+The stage key flips one way only: turned on, it is a new export and the queues, topics and tables
+are re-encrypted in place; turned off, CloudFormation would refuse to delete its export while the
+functions and observability stacks import it (README, "First deploy on AWS": `useKmsCmk` is chosen
+at a stage's first deploy). So the key starts off here and the flip turns it on.
 """
 
 from __future__ import annotations
@@ -28,8 +33,9 @@ from lab.harness.paths import StateDir
 OPTIONAL_PARTS_ON: dict[str, Any] = {
     # The Lambda authorizer and its API key secret.
     "authMode": "apiKey",
-    # The stage's customer-managed key, which encrypts queues, topics and tables.
-    "useKmsCmk": True,
+    # The stage's customer-managed key, which encrypts queues, topics and tables: off first, since
+    # only turning it on is a change a deployed stage takes (module docstring).
+    "useKmsCmk": False,
     # The pipeline's checks role, which reads the stage's queues, table and API key.
     "pipelineAccount": "333333333333",
 }
@@ -37,7 +43,7 @@ FLIPPED: dict[str, Any] = {
     "authMode": "jwt",
     "jwtIssuer": "https://issuer.example.com/",
     "jwtAudience": ["ingestion-lab-clients"],
-    "useKmsCmk": False,
+    "useKmsCmk": True,
     "pipelineAccount": None,
 }
 
