@@ -69,8 +69,8 @@ check: lint typecheck complexity coverage test-local ## lint, types, complexity,
 synth: $(STAMP) $(NPM_STAMP) ## synthesize the app (every stage and the pipeline) into cdk.out
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" npx cdk synth --quiet $(CDK_ARGS)
 
-docs: $(STAMP) ## regenerate the README's configuration tables from the configuration models
-	$(PY) -m app.config.doc README.md
+docs: $(STAMP) ## regenerate the configuration tables of docs/configuration.md from the configuration models
+	$(PY) -m app.config.doc docs/configuration.md
 
 .PHONY: loadtest
 loadtest: $(STAMP) ## Locust (throughput + duplicate submit) on the local cloud for 30 s, then the gate

@@ -1,6 +1,6 @@
 """authMode apiKey: a shared key in Secrets Manager, checked by a Lambda authorizer on x-api-key.
 
-HTTP APIs have no API keys (a REST API feature), hence the authorizer (README, Deviations).
+HTTP APIs have no API keys (a REST API feature), hence the authorizer (docs/deviations.md).
 """
 
 from __future__ import annotations

@@ -6,8 +6,9 @@ A document holds a table between two markers naming the model it shows:
     ...generated...
     <!-- end config-table -->
 
-`python -m app.config.doc [FILE ...]` rewrites every such block (README.md by default); with --check
-it changes nothing and exits 1 when a block differs from its model (the infra tests run the check).
+`python -m app.config.doc [FILE ...]` rewrites every such block (docs/configuration.md by default);
+with --check it changes nothing and exits 1 when a block differs from its model (the infra tests run
+the check).
 The marker names the model, so this module imports no model itself.
 """
 
@@ -27,7 +28,7 @@ from pydantic.fields import FieldInfo
 
 from app.config.base import ConfigModel, bounds, literal_choices, nested_model
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+CONFIGURATION_DOC = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 BLOCK = re.compile(
     r"(?P<open><!-- config-table (?P<model>[\w.]+:\w+) -->\n)(?P<body>.*?)"
     r"(?P<close><!-- end config-table -->)",
@@ -138,7 +139,7 @@ def _number(value: float | None) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m app.config.doc", description=__doc__.splitlines()[0])
-    parser.add_argument("files", nargs="*", type=Path, default=[README])
+    parser.add_argument("files", nargs="*", type=Path, default=[CONFIGURATION_DOC])
     parser.add_argument("--check", action="store_true", help="change nothing; exit 1 if a table is stale")
     args = parser.parse_args(argv)
     stale = []

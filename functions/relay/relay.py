@@ -1,4 +1,5 @@
-"""The relay: outcomes read from the state table's stream, published to EventBridge.
+"""The relay: outcomes read from the state table's stream, published to EventBridge (what that
+guarantees a consumer: docs/architecture.md, "Event guarantees").
 
 Stream batches come from the event source mapping (ReportBatchItemFailures on): the outcomes of
 a batch are published in calls of <= 10 entries, in stream order. When EventBridge refuses an

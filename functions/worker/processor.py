@@ -1,4 +1,5 @@
-"""The worker's per-record state machine and its failure modes.
+"""The worker's per-record state machine (docs/architecture.md, "The worker's state machine") and its
+failure modes.
 
 One state item per idempotency key (functions.common.state_table): begin takes the key INFLIGHT
 (absent, FAILED, QUARANTINED or INFLIGHT past its lease), then the attempt that holds the lease

@@ -145,7 +145,7 @@ class AlarmInbox:
     without CloudWatch in it lets alarms change state while nobody is told).
 
     The subscriber is the SQS subscription of the alarm topic: the local harness adds one; a stage on
-    AWS deploys one its checks role may read (README, "Alarm notifications")."""
+    AWS deploys one its checks role may read (docs/local-cloud.md, "Alarm notifications reach someone")."""
 
     def __init__(self, ctx: DrillContext) -> None:
         self._ctx = ctx
@@ -163,8 +163,8 @@ class AlarmInbox:
         except ClientError as error:
             raise DrillFailed(
                 f"cannot list the subscribers of the alarm topic {topic_arn} ({error}): the role running "
-                "the drill needs sns:ListSubscriptionsByTopic on it, and to read its SQS subscriber (README, "
-                '"Alarm notifications reach someone")'
+                "the drill needs sns:ListSubscriptionsByTopic on it, and to read its SQS subscriber "
+                '(docs/local-cloud.md, "Alarm notifications reach someone")'
             ) from error
         if not subscribers:
             raise DrillFailed(

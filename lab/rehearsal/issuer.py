@@ -1,7 +1,7 @@
 """prod's identity provider on the local cloud: a Cognito user pool, whose tokens the engine's JWT
 authorizer verifies for real (signature from the pool's JWKS, issuer, audience, expiry), and the
 bearer token of the prod smoke test, stored where the pipeline's smoke step reads it (a secret of the
-pipeline account; README, "Create the connection": refresh it before it expires).
+pipeline account; docs/delivery.md, "Create the connection": refresh it before it expires).
 
 The pool lives in the engine's own account: Cognito's InitiateAuth is unsigned, so the engine serves
 it from its default account, as an identity provider outside the three accounts would be.

@@ -3,7 +3,7 @@
 reads from the pipeline account's SSM parameter, as on AWS.
 
 That document also carries `stageSettings` for dev and prod, and these are the rehearsal's only
-departures from the committed stages (README, Deviations):
+departures from the committed stages (docs/deviations.md):
 - ENGINE_GAPS: what the engine cannot deploy (FIS experiment templates, Logs Insights query
   definitions, the public SSM parameter of the Powertools layer);
 - the drill timings of cdk.json's `local` environment (LOCAL_TIMING_KEYS) for dev, so that the

@@ -1,5 +1,5 @@
-"""`lab pipeline init`: what the README's "Bootstrap the three accounts", "Configure it", "Create the
-connection" and "First deploy" ask of an operator, done on the local cloud:
+"""`lab pipeline init`: what docs/delivery.md's "Bootstrap the three accounts", "Configure it", "Create
+the connection" and "First deploy" ask of an operator, done on the local cloud:
 
 - dev and prod bootstrapped with `cdk bootstrap --trust <pipeline account>` and the scoped execution
   policy of pipeline/bootstrap/, the pipeline account bootstrapped;
@@ -135,7 +135,7 @@ def is_bootstrapped(info: EngineInfo, account: str) -> bool:
 
 
 def bootstrap_command(account: str, region: str, trust: str | None) -> list[str]:
-    """The `cdk bootstrap` arguments of one account (README, "Bootstrap the three accounts")."""
+    """The `cdk bootstrap` arguments of one account (docs/delivery.md, "Bootstrap the three accounts")."""
     args = ["bootstrap", f"aws://{account}/{region}"]
     if trust:
         policy = f"arn:aws:iam::{account}:policy/{EXECUTION_POLICY_NAME}"
@@ -231,7 +231,7 @@ def deployed_pipelines(rdir: RehearsalDir, accounts_: Accounts) -> list[str]:
 @dataclass(frozen=True)
 class FirstDeploy:
     """`cdk deploy IngestionPipeline` of one commit, synthesized with the context the synth step will
-    read (README, "First deploy"): the only deployment by hand."""
+    read (docs/delivery.md, "First deploy"): the only deployment by hand."""
 
     rdir: RehearsalDir
     info: EngineInfo

@@ -108,7 +108,7 @@ def test_the_dlq_alarm_fires_after_five_minutes_in_prod_and_one_in_drill_sized_d
     dev: SynthesizedStage, prod: SynthesizedStage
 ) -> None:
     """dev's alarms evaluate one period so that its poison-pill gameday fits the pipeline step's
-    CodeBuild timeout (tests/infra/pipeline/test_time_budgets.py; README, Deviations)."""
+    CodeBuild timeout (tests/infra/pipeline/test_time_budgets.py; docs/deviations.md)."""
     for stage, seconds in ((prod, 300), (dev, 60)):
         alarm = _alarms(stage)[f"{stage.config.prefix}-dlq-depth"]
         assert (alarm["Period"] * alarm["EvaluationPeriods"], alarm["Threshold"]) == (seconds, 0)

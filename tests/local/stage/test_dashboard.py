@@ -3,7 +3,7 @@ poison-pill drill: the DLQ depth and age widgets rise and the DLQ alarms turn AL
 then after the redrive the widgets fall back to 0 and the alarms to OK.
 
 It also measures what a person waits for and what each refresh costs, and saves a screenshot of the
-dashboard during the drill: reports/dashboard/ (the README shows a copy, docs/images/).
+dashboard during the drill: reports/dashboard/ (docs/local-cloud.md shows a copy, docs/images/).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The configuration tables of the README are generated from the models and never drift from them."""
+"""The configuration tables of docs/configuration.md are generated from the models and never drift."""
 
 from __future__ import annotations
 
@@ -7,16 +7,23 @@ from pathlib import Path
 import pytest
 
 from app.config import StageConfig
-from app.config.doc import README, load_model, main, render, render_table
+from app.config.doc import CONFIGURATION_DOC, load_model, main, render, render_table
 from pipeline.config import PipelineConfig
+from tests import REPO_ROOT
 
 
-def test_the_committed_readme_tables_match_the_models() -> None:
-    assert main(["--check", str(README)]) == 0, "run `make docs` and commit README.md"
+def test_the_committed_tables_match_the_models() -> None:
+    assert main(["--check", str(CONFIGURATION_DOC)]) == 0, "run `make docs` and commit docs/configuration.md"
 
 
-def test_the_readme_shows_the_stage_and_the_pipeline_models() -> None:
-    text = README.read_text(encoding="utf-8")
+def test_make_docs_and_the_check_default_to_the_configuration_document() -> None:
+    assert CONFIGURATION_DOC == REPO_ROOT / "docs" / "configuration.md"
+    assert main(["--check"]) == 0
+    assert "-m app.config.doc docs/configuration.md" in (REPO_ROOT / "Makefile").read_text()
+
+
+def test_the_document_shows_the_stage_and_the_pipeline_models() -> None:
+    text = CONFIGURATION_DOC.read_text(encoding="utf-8")
     assert render_table(StageConfig) in text
     assert render_table(PipelineConfig) in text
 

@@ -51,7 +51,7 @@ def test_the_context_document_changes_only_what_the_local_cloud_needs() -> None:
     )
 
 
-def test_the_bootstrap_commands_are_the_readmes() -> None:
+def test_the_bootstrap_commands_are_the_delivery_documents() -> None:
     args = bootstrap_command("111111111111", "us-east-1", "333333333333")
     assert args == [
         "bootstrap",
@@ -63,7 +63,7 @@ def test_the_bootstrap_commands_are_the_readmes() -> None:
     ]
     assert (
         "cdk bootstrap aws://$DEV_ACCOUNT/us-east-1 --profile dev --trust $PIPELINE_ACCOUNT"
-        in (REPO_ROOT / "README.md").read_text()
+        in (REPO_ROOT / "docs" / "delivery.md").read_text()
     )
 
 
