@@ -32,12 +32,23 @@ from lab.localcloud.engine import (
 from stage_client.target import Target
 
 
+# pytest-xdist groups (`--dist loadgroup`, `make test-local`): each group runs on one worker, and each
+# worker starts its own engine (the session fixtures below). The tests on the deployed stage share one
+# engine and one deployment; the engine's conformance tests, and the tests that start labs of their
+# own, need no deployment and run beside them on a second engine.
+STAGE_GROUP = "deployed-stage"
+ENGINE_GROUP = "engine"
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Every test of this folder runs against the local cloud: mark it so `-m "not local"` skips it."""
+    """Every test of this folder runs against the local cloud: mark it so `-m "not local"` skips it,
+    and put it in its xdist group."""
     here = Path(__file__).parent
     for item in items:
         if here in Path(str(item.fspath)).parents:
             item.add_marker(pytest.mark.local)
+            group = STAGE_GROUP if "local_target" in getattr(item, "fixturenames", ()) else ENGINE_GROUP
+            item.add_marker(pytest.mark.xdist_group(group))
 
 
 @dataclass(frozen=True)
