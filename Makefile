@@ -44,17 +44,13 @@ lock: ## resolve every requirements file into requirements.lock and the engine's
 test: $(STAMP) ## every test tier (the local one beside the others)
 	@$(MAKE) --no-print-directory -j2 --output-sync=target test-local test-unit-and-infra
 
-.PHONY: test-unit-and-infra fuzz
+.PHONY: test-unit-and-infra
 test-unit-and-infra: test-unit test-infra
 
 # pytest-xdist workers of the unit tier (its tests share no port, file or session state).
 UNIT_WORKERS ?= 2
 test-unit: $(STAMP) ## functions and lab logic (moto in-process, no network)
 	$(PY) -m pytest tests/unit -q -n $(UNIT_WORKERS)
-
-PROPERTY_TESTS := $(addprefix tests/unit/functions/,test_ingest_fuzz.py test_payload_fuzz.py test_canonical_key.py)
-fuzz: $(STAMP) ## the property tests (hypothesis) at 2,000 examples where they set no count of their own
-	HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest $(PROPERTY_TESTS) -q -n $(UNIT_WORKERS)
 
 test-infra: $(STAMP) ## synthesized templates: assertions, cdk-nag, cfn-lint
 	$(PY) -m pytest tests/infra -q

@@ -13,7 +13,6 @@ from typing import Any
 
 import boto3
 import pytest
-from hypothesis import settings
 from moto import mock_aws
 
 from functions.common.names import (
@@ -46,11 +45,6 @@ os.environ.update(
         "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
     }
 )
-
-# `make fuzz` loads the "fuzz" profile: every property test without its own count, the ingest fuzz
-# (tests/unit/functions/test_ingest_fuzz.py) among them, at 2,000 examples.
-settings.register_profile("fuzz", max_examples=2000)
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
 def _is_loopback(address: Any) -> bool:

@@ -8,7 +8,6 @@ moto does not enforce (tests/unit/functions/sqs_rules.py), and the state table r
 from __future__ import annotations
 
 import json
-import os
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -24,12 +23,7 @@ from functions.ingest import handler
 from tests.unit.functions.http_events import http_event
 from tests.unit.functions.sqs_rules import SqsWithCharacterRule
 
-# `make test` runs QUICK_EXAMPLES; `make fuzz` (HYPOTHESIS_PROFILE=fuzz, tests/unit/conftest.py) runs
-# 2,000. The quick count re-finds each class of bug the 2,000-example runs found (a lone surrogate as
-# an object key, a text body holding a lone surrogate, U+FFFE/U+FFFF in a queued body) on every seed
-# tried when that bug is put back; INGEST_FUZZ_EXAMPLES overrides both (for that measurement).
-QUICK_EXAMPLES = 500
-FUZZ_EXAMPLES = int(os.environ.get("INGEST_FUZZ_EXAMPLES") or max(QUICK_EXAMPLES, settings.default.max_examples))
+FUZZ_EXAMPLES = 2000
 
 # Any code point, lone surrogates and U+FFFE/U+FFFF included.
 any_text = st.text(st.characters(exclude_categories=()), max_size=12)
