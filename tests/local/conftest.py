@@ -5,6 +5,7 @@ Everything runs under a temporary state dir (never the developer's .lab) and is 
 
 from __future__ import annotations
 
+import fcntl
 import io
 import json
 import textwrap
@@ -20,7 +21,8 @@ import boto3
 import pytest
 
 from lab.harness import lifecycle
-from lab.harness.paths import StateDir
+from lab.harness.cdk import ensure_cdk
+from lab.harness.paths import ENGINE_LOCK, RUNTIME_REQUIREMENTS, StateDir
 from lab.localcloud.engine import (
     ACCOUNT_ID,
     DEFAULT_DUPLICATE_SHARE,
@@ -28,9 +30,9 @@ from lab.localcloud.engine import (
     EngineInfo,
     aws_env,
     duplicate_share_default,
+    ensure_engine_venv,
 )
 from stage_client.target import Target
-
 
 # pytest-xdist groups (`--dist loadgroup`, `make test-local`): each group runs on one worker, and each
 # worker starts its own engine (the session fixtures below). The tests on the deployed stage share one
@@ -71,6 +73,19 @@ class LocalEngine:
             aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
             aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
         )
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _local_installs(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The engine's virtualenv and the pinned CDK CLI, installed by one xdist worker at a time: two
+    installing into the same folder at once (a fresh clone) would break both. The lock file sits in
+    the folder every worker's temporary folder is under; flock (stdlib) rather than a dependency for
+    one exclusive lock, released when the file closes."""
+    lock_file = tmp_path_factory.getbasetemp().parent / "ingestion-lab-local-installs.lock"
+    with lock_file.open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        ensure_engine_venv(RUNTIME_REQUIREMENTS, constraints=ENGINE_LOCK)
+        ensure_cdk()
 
 
 @pytest.fixture(scope="session")
