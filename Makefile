@@ -40,14 +40,16 @@ lock: ## resolve every requirements file into requirements.lock and the engine's
 
 # The local tier spends most of its time waiting on the local cloud's clocks (alarm periods,
 # visibility timeouts, deploys), the unit and infra tiers on the CPU: `make test` runs the local tier
-# beside the unit, then the infra tier (-j2: two jobs), and prints each tier's output as it ends.
+# beside the unit, then the infra tier (-j2: two jobs; the unit tier in one process, so that its
+# timing-sensitive tests, Locust runs and paced redrives, keep a core), prints each tier's output as
+# it ends, and runs every tier even when one fails (-k).
 test: $(STAMP) ## every test tier (the local one beside the others)
-	@$(MAKE) --no-print-directory -j2 --output-sync=target test-local test-unit-and-infra
+	@$(MAKE) --no-print-directory -k -j2 --output-sync=target UNIT_WORKERS=0 test-local test-unit-and-infra
 
 .PHONY: test-unit-and-infra
 test-unit-and-infra: test-unit test-infra
 
-# pytest-xdist workers of the unit tier (its tests share no port, file or session state).
+# pytest-xdist workers of the unit tier (its tests share no port, file or session state); 0: one process.
 UNIT_WORKERS ?= 2
 test-unit: $(STAMP) ## functions and lab logic (moto in-process, no network)
 	$(PY) -m pytest tests/unit -q -n $(UNIT_WORKERS)

@@ -33,6 +33,7 @@ from lab.localcloud.engine import (
     ensure_engine_venv,
 )
 from stage_client.target import Target
+from tests.local.session_stage import SESSION_STAGE_OVERRIDES
 
 # pytest-xdist groups (`--dist loadgroup`, `make test-local`): each group runs on one worker, and each
 # worker starts its own engine (the session fixtures below). The tests on the deployed stage share one
@@ -113,8 +114,9 @@ def _engine_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(scope="session")
 def local_target(local_engine: LocalEngine) -> Target:
-    """The IngestionLocal stage deployed once per session into the session's engine (agent running)."""
-    return lifecycle.up(local_engine.state, sample_events=0)
+    """The IngestionLocal stage deployed once per session into the session's engine (agent running),
+    with the pipeline's checks role (tests/local/session_stage.py)."""
+    return lifecycle.up(local_engine.state, sample_events=0, overrides=SESSION_STAGE_OVERRIDES)
 
 
 def unique(prefix: str) -> str:
