@@ -44,7 +44,7 @@ lock: ## resolve every requirements file into requirements.lock and the engine's
 # timing-sensitive tests, Locust runs and paced redrives, keep a core), prints each tier's output as
 # it ends, and runs every tier even when one fails (-k).
 test: $(STAMP) ## every test tier (the local one beside the others)
-	@$(MAKE) --no-print-directory -k -j2 --output-sync=target UNIT_WORKERS=0 test-local test-unit-and-infra
+	@$(MAKE) --no-print-directory -k -j3 --output-sync=target UNIT_WORKERS=0 $(LOCAL_PARTS) test-unit-and-infra
 
 .PHONY: test-unit-and-infra
 test-unit-and-infra: test-unit test-infra
@@ -57,10 +57,18 @@ test-unit: $(STAMP) ## functions and lab logic (moto in-process, no network)
 test-infra: $(STAMP) ## synthesized templates: assertions, cdk-nag, cfn-lint
 	$(PY) -m pytest tests/infra -q
 
-# Two xdist workers, one per group of tests/local/conftest.py: the deployed stage's tests on one
-# engine, the engine's conformance tests and the labs of their own on another.
+# Two pytest processes side by side, each on its own engine (tests/local/conftest.py): the tests of
+# the deployed stage, and the engine's conformance tests with the labs of their own.
+LOCAL_PARTS := test-local-stage test-local-engine
+.PHONY: $(LOCAL_PARTS)
 test-local: $(STAMP) ## end-to-end on the local cloud (the pipeline rehearsal apart: make test-pipeline)
-	$(PY) -m pytest tests/local -q -m "not pipeline" -n 2 --dist loadgroup
+	@$(MAKE) --no-print-directory -k -j2 --output-sync=target $(LOCAL_PARTS)
+
+test-local-stage: $(STAMP)
+	$(PY) -m pytest tests/local -q -m "deployed_stage and not pipeline"
+
+test-local-engine: $(STAMP)
+	$(PY) -m pytest tests/local -q -m "not deployed_stage and not pipeline"
 
 lint: $(STAMP) ## ruff lint + format check
 	$(VENV)/bin/ruff check .

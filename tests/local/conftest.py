@@ -35,23 +35,19 @@ from lab.localcloud.engine import (
 from stage_client.target import Target
 from tests.local.session_stage import SESSION_STAGE_OVERRIDES
 
-# pytest-xdist groups (`--dist loadgroup`, `make test-local`): each group runs on one worker, and each
-# worker starts its own engine (the session fixtures below). The tests on the deployed stage share one
-# engine and one deployment; the engine's conformance tests, and the tests that start labs of their
-# own, need no deployment and run beside them on a second engine.
-STAGE_GROUP = "deployed-stage"
-ENGINE_GROUP = "engine"
 
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+# `make test-local` runs this folder as two pytest processes side by side, each with its own engine
+# (the session fixtures below): the tests on the deployed stage (marked deployed_stage) share one engine
+# and one deployment; the engine's conformance tests, and the tests that start labs of their own, need
+# no deployment and run beside them. (pytest-xdist's loadgroup does not group on pytest 9: it renames
+# item._nodeid, which pytest 9 no longer reads.)
+def pytest_itemcollected(item: pytest.Item) -> None:
     """Every test of this folder runs against the local cloud: mark it so `-m "not local"` skips it,
-    and put it in its xdist group."""
-    here = Path(__file__).parent
-    for item in items:
-        if here in Path(str(item.fspath)).parents:
-            item.add_marker(pytest.mark.local)
-            group = STAGE_GROUP if "local_target" in getattr(item, "fixturenames", ()) else ENGINE_GROUP
-            item.add_marker(pytest.mark.xdist_group(group))
+    and mark the tests of the deployed stage."""
+    if Path(__file__).parent in Path(str(item.fspath)).parents:
+        item.add_marker(pytest.mark.local)
+        if "local_target" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.deployed_stage)
 
 
 @dataclass(frozen=True)
@@ -78,7 +74,7 @@ class LocalEngine:
 
 @pytest.fixture(autouse=True, scope="session")
 def _local_installs(tmp_path_factory: pytest.TempPathFactory) -> None:
-    """The engine's virtualenv and the pinned CDK CLI, installed by one xdist worker at a time: two
+    """The engine's virtualenv and the pinned CDK CLI, installed by one test process at a time: two
     installing into the same folder at once (a fresh clone) would break both. The lock file sits in
     the folder every worker's temporary folder is under; flock (stdlib) rather than a dependency for
     one exclusive lock, released when the file closes."""
