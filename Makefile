@@ -18,33 +18,57 @@ help:
 # The venv installs requirements.lock: every package, transitive ones included, at the version
 # `make lock` resolved from the direct pins of requirements*.txt.
 PIP_VERSION := 26.3
+# uv installs the lock (the same pins pip would install) in parallel from its cache: on 2 cores about
+# 30 s where pip took about 4 minutes, most of a fresh clone's `make test` otherwise.
+UV := $(VENV)/bin/uv
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PIP) install -q pip==$(PIP_VERSION)
-	$(PIP) install -q -r requirements.lock
-	$(PIP) install -q --no-deps -e .
+	$(PIP) install -q pip==$(PIP_VERSION) "$$(grep '^uv==' requirements-dev.txt)"
+	$(UV) pip install -q --python $(PY) -r requirements.lock
+	$(UV) pip install -q --python $(PY) --no-deps -e .
 	touch $@
 
 venv: $(STAMP) ## create .venv and install the pinned dependencies
 
 ENGINE_LOCK := lab/harness/requirements-engine.lock
 lock: ## resolve every requirements file into requirements.lock and the engine's lock (uv, needs PyPI)
-	test -x $(VENV)/bin/uv || { test -x $(PY) || python3 -m venv $(VENV); $(PIP) install -q "$$(grep '^uv==' requirements-dev.txt)"; }
-	$(VENV)/bin/uv pip compile -q --python-version 3.11 requirements-dev.txt -o requirements.lock
+	test -x $(UV) || { test -x $(PY) || python3 -m venv $(VENV); $(PIP) install -q "$$(grep '^uv==' requirements-dev.txt)"; }
+	$(UV) pip compile -q --python-version 3.11 requirements-dev.txt -o requirements.lock
 	$(PY) -c 'from lab.harness.paths import RUNTIME_REQUIREMENTS as r; from lab.localcloud.engine import engine_requirements as e; print("\n".join(e(r)))' \
-	  | $(VENV)/bin/uv pip compile -q --python-version 3.11 --no-header - -o $(ENGINE_LOCK)
+	  | $(UV) pip compile -q --python-version 3.11 --no-header - -o $(ENGINE_LOCK)
 	@echo "requirements.lock and $(ENGINE_LOCK) written; commit them with the requirements change"
 
-test: test-unit test-infra test-local ## every test tier
+# The local tier spends most of its time waiting on the local cloud's clocks (alarm periods,
+# visibility timeouts, deploys), the unit and infra tiers on the CPU: `make test` runs the local tier
+# beside the unit, then the infra tier (-j2: two jobs; the unit tier in one process, so that its
+# timing-sensitive tests, Locust runs and paced redrives, keep a core), prints each tier's output as
+# it ends, and runs every tier even when one fails (-k).
+test: $(STAMP) ## every test tier (the local one beside the others)
+	@$(MAKE) --no-print-directory -k -j3 --output-sync=target UNIT_WORKERS=0 $(LOCAL_PARTS) test-unit-and-infra
 
+.PHONY: test-unit-and-infra
+test-unit-and-infra: test-unit test-infra
+
+# pytest-xdist workers of the unit tier (its tests share no port, file or session state); 0: one process.
+UNIT_WORKERS ?= 2
 test-unit: $(STAMP) ## functions and lab logic (moto in-process, no network)
-	$(PY) -m pytest tests/unit -q
+	$(PY) -m pytest tests/unit -q -n $(UNIT_WORKERS)
 
 test-infra: $(STAMP) ## synthesized templates: assertions, cdk-nag, cfn-lint
 	$(PY) -m pytest tests/infra -q
 
+# Two pytest processes side by side, each on its own engine (tests/local/conftest.py): the tests of
+# the deployed stage, and the engine's conformance tests with the labs of their own.
+LOCAL_PARTS := test-local-stage test-local-engine
+.PHONY: $(LOCAL_PARTS)
 test-local: $(STAMP) ## end-to-end on the local cloud (the pipeline rehearsal apart: make test-pipeline)
-	$(PY) -m pytest tests/local -q -m "not pipeline"
+	@$(MAKE) --no-print-directory -k -j2 --output-sync=target $(LOCAL_PARTS)
+
+test-local-stage: $(STAMP)
+	$(PY) -m pytest tests/local -q -m "deployed_stage and not pipeline"
+
+test-local-engine: $(STAMP)
+	$(PY) -m pytest tests/local -q -m "not deployed_stage and not pipeline"
 
 lint: $(STAMP) ## ruff lint + format check
 	$(VENV)/bin/ruff check .

@@ -66,12 +66,13 @@ def up(
     auth: bool | None = None,
     sample_events: int = 0,
     log: Callable[[str], None] = print,
+    overrides: dict[str, Any] | None = None,
 ) -> Target:
     """Engine + bootstrap + deploy (skipped when nothing changed) + outputs + metrics/alarm agent +
-    the dashboard page."""
+    the dashboard page. overrides: cdk.json keys of the local environment to deploy with."""
     state = (state or StateDir.default()).ensure()
     info = start(state, port=port, auth=auth)
-    deploy_stage(state, info, log=log)
+    deploy_stage(state, info, log=log, overrides=overrides)
     agent_process.start_agent(state, info)
     ensure_dashboard(state, log=log)
     target = load_local_target(state.outputs_json)

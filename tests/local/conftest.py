@@ -5,6 +5,7 @@ Everything runs under a temporary state dir (never the developer's .lab) and is 
 
 from __future__ import annotations
 
+import fcntl
 import io
 import json
 import textwrap
@@ -20,7 +21,8 @@ import boto3
 import pytest
 
 from lab.harness import lifecycle
-from lab.harness.paths import StateDir
+from lab.harness.cdk import ensure_cdk
+from lab.harness.paths import ENGINE_LOCK, RUNTIME_REQUIREMENTS, StateDir
 from lab.localcloud.engine import (
     ACCOUNT_ID,
     DEFAULT_DUPLICATE_SHARE,
@@ -28,16 +30,24 @@ from lab.localcloud.engine import (
     EngineInfo,
     aws_env,
     duplicate_share_default,
+    ensure_engine_venv,
 )
 from stage_client.target import Target
+from tests.local.session_stage import SESSION_STAGE_OVERRIDES
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Every test of this folder runs against the local cloud: mark it so `-m "not local"` skips it."""
-    here = Path(__file__).parent
-    for item in items:
-        if here in Path(str(item.fspath)).parents:
-            item.add_marker(pytest.mark.local)
+# `make test-local` runs this folder as two pytest processes side by side, each with its own engine
+# (the session fixtures below): the tests on the deployed stage (marked deployed_stage) share one engine
+# and one deployment; the engine's conformance tests, and the tests that start labs of their own, need
+# no deployment and run beside them. (pytest-xdist's loadgroup does not group on pytest 9: it renames
+# item._nodeid, which pytest 9 no longer reads.)
+def pytest_itemcollected(item: pytest.Item) -> None:
+    """Every test of this folder runs against the local cloud: mark it so `-m "not local"` skips it,
+    and mark the tests of the deployed stage."""
+    if Path(__file__).parent in Path(str(item.fspath)).parents:
+        item.add_marker(pytest.mark.local)
+        if "local_target" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.deployed_stage)
 
 
 @dataclass(frozen=True)
@@ -60,6 +70,19 @@ class LocalEngine:
             aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
             aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
         )
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _local_installs(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The engine's virtualenv and the pinned CDK CLI, installed by one test process at a time: two
+    installing into the same folder at once (a fresh clone) would break both. The lock file sits in
+    the folder every worker's temporary folder is under; flock (stdlib) rather than a dependency for
+    one exclusive lock, released when the file closes."""
+    lock_file = tmp_path_factory.getbasetemp().parent / "ingestion-lab-local-installs.lock"
+    with lock_file.open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        ensure_engine_venv(RUNTIME_REQUIREMENTS, constraints=ENGINE_LOCK)
+        ensure_cdk()
 
 
 @pytest.fixture(scope="session")
@@ -87,8 +110,9 @@ def _engine_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(scope="session")
 def local_target(local_engine: LocalEngine) -> Target:
-    """The IngestionLocal stage deployed once per session into the session's engine (agent running)."""
-    return lifecycle.up(local_engine.state, sample_events=0)
+    """The IngestionLocal stage deployed once per session into the session's engine (agent running),
+    with the pipeline's checks role (tests/local/session_stage.py)."""
+    return lifecycle.up(local_engine.state, sample_events=0, overrides=SESSION_STAGE_OVERRIDES)
 
 
 def unique(prefix: str) -> str:

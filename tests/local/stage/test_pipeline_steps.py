@@ -20,13 +20,14 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from aws_cdk import App
 
-from app import IngestionStage, load_stage_config, stage_context
+from app import load_stage_config, stage_context
+from app.constructs.gameday_role import gameday_role_name
 from functions.common import names
-from lab.harness.paths import CDK_BIN, STAGE_NAME
 from lab.localcloud.engine import ACCOUNT_ID, REGION, aws_env
 from pipeline import steps
 from pipeline.config import LoadTestSettings
 from stage_client.target import REPO_ROOT, Target
+from tests.local.session_stage import SESSION_STAGE_OVERRIDES
 
 if TYPE_CHECKING:  # the fixture's type; conftest itself is loaded by pytest, not imported
     from tests.local.conftest import LocalEngine
@@ -171,29 +172,14 @@ def test_smoke_fails_when_the_api_does_not_answer_as_expected(
 
 
 @pytest.fixture(scope="module")
-def stage_checks_role(
-    local_engine: LocalEngine, local_target: Target, tmp_path_factory: pytest.TempPathFactory
-) -> str:
-    """Redeploy the session's stage as the pipeline configures it (pipelineAccount set), which adds
-    the checks role; everything else in the stage is unchanged."""
-    outdir = tmp_path_factory.mktemp("checks-assembly")
-    app = App(outdir=str(outdir))
-    config = load_stage_config(stage_context(app), "local", pipelineAccount=ACCOUNT_ID)
-    stage = IngestionStage(app, STAGE_NAME, config=config)
-    app.synth()
-    base = {key: value for key, value in os.environ.items() if not key.startswith("AWS_")}
-    deployed = subprocess.run(
-        [str(CDK_BIN), "deploy", "--app", str(outdir), f"{STAGE_NAME}/*", "--require-approval", "never"],
-        cwd=outdir,
-        env={**base, **aws_env(local_engine.endpoint_url), "CDK_DISABLE_CLI_TELEMETRY": "true"},
-        capture_output=True,
-        text=True,
-        timeout=STEP_TIMEOUT_S,
-        check=False,
-    )
-    assert deployed.returncode == 0, deployed.stdout[-3000:] + deployed.stderr[-3000:]
-    role_arn = f"arn:aws:iam::{ACCOUNT_ID}:role/{stage.checks_role_name}"
-    assert local_engine.client("iam").get_role(RoleName=stage.checks_role_name)["Role"]["Arn"] == role_arn
+def stage_checks_role(local_engine: LocalEngine, local_target: Target) -> str:
+    """The checks role of the session's stage, deployed as the pipeline configures it (pipelineAccount
+    set: tests/local/conftest.py), under the name the pipeline gives its steps before the stage exists."""
+    app = App()
+    config = load_stage_config(stage_context(app), "local", **SESSION_STAGE_OVERRIDES)
+    role_name = gameday_role_name(config.prefix)
+    role_arn = f"arn:aws:iam::{ACCOUNT_ID}:role/{role_name}"
+    assert local_engine.client("iam").get_role(RoleName=role_name)["Role"]["Arn"] == role_arn
     return role_arn
 
 
