@@ -144,8 +144,9 @@ class AlarmInbox:
     alarm's state change reached someone, not only that its state changed (issue 12: a topic policy
     without CloudWatch in it lets alarms change state while nobody is told).
 
-    The subscriber is the SQS subscription of the alarm topic: the local harness adds one; a stage on
-    AWS deploys one its checks role may read (docs/local-cloud.md, "Alarm notifications reach someone")."""
+    The subscriber is the SQS subscription of the alarm topic that every stage deploys, its alarm
+    inbox, which the pipeline's checks role may read (docs/local-cloud.md, "Alarm notifications reach
+    someone")."""
 
     def __init__(self, ctx: DrillContext) -> None:
         self._ctx = ctx
@@ -203,14 +204,7 @@ class AlarmInbox:
             )
 
     def find(self, alarm_name: str, state: str) -> dict[str, Any] | None:
-        return next(
-            (
-                n
-                for n in self.received
-                if n.get("AlarmName") == alarm_name and n.get("NewStateValue") == state
-            ),
-            None,
-        )
+        return matching_notification(self.received, alarm_name, state)
 
     def wait_for(self, alarm_name: str, state: str) -> dict[str, Any]:
         def arrived() -> dict[str, Any] | None:
@@ -229,6 +223,21 @@ class AlarmInbox:
         )
         self._ctx.mark(f"notified {state}", alarm=alarm_name, subscriber=self.queue_url)
         return found
+
+
+def matching_notification(
+    received: list[dict[str, Any]], alarm_name: str, state: str
+) -> dict[str, Any] | None:
+    """The notification that proves `alarm_name` reached `state`: any ALARM notification since the
+    drill began; for OK, the alarm's latest notification, and only if it left ALARM (an OK sent when
+    a new alarm first left INSUFFICIENT_DATA, or before an ALARM that followed, proves no recovery)."""
+    mine = [n for n in received if n.get("AlarmName") == alarm_name]
+    if state != "OK":
+        return next((n for n in mine if n.get("NewStateValue") == state), None)
+    latest = max(mine, key=notification_time, default=None)
+    if latest and latest.get("NewStateValue") == "OK" and latest.get("OldStateValue") == "ALARM":
+        return latest
+    return None
 
 
 def alarm_notification(body: str) -> dict[str, Any] | None:

@@ -12,6 +12,7 @@ from lab.gamedays.observe import (
     UNRECORDED_DUPLICATE_SHARE,
     PlatformDuplicates,
     alarm_notification,
+    matching_notification,
     notification_time,
 )
 from lab.gamedays.runner import DrillContext
@@ -61,3 +62,21 @@ def test_without_a_record_a_share_of_the_events_is_tolerated() -> None:
     assert not platform.recorded
     assert platform.made() is None
     assert platform.allowance(events=30) == round(UNRECORDED_DUPLICATE_SHARE * 30)
+
+
+def _note(alarm: str, old: str, new: str, at: str) -> dict[str, Any]:
+    return {"AlarmName": alarm, "OldStateValue": old, "NewStateValue": new, "StateChangeTime": at}
+
+
+def test_an_ok_notification_counts_only_as_the_latest_and_after_alarm() -> None:
+    first_ok = _note("dlq", "INSUFFICIENT_DATA", "OK", "2026-11-29T10:00:00.000+0000")
+    alarm = _note("dlq", "OK", "ALARM", "2026-11-29T10:01:00.000+0000")
+    recovered = _note("dlq", "ALARM", "OK", "2026-11-29T10:03:00.000+0000")
+    # A new alarm's first OK proves no recovery; nor does an OK followed by another ALARM.
+    assert matching_notification([first_ok], "dlq", "OK") is None
+    assert matching_notification([first_ok, alarm], "dlq", "OK") is None
+    flap_again = _note("dlq", "OK", "ALARM", "2026-11-29T10:04:00.000+0000")
+    assert matching_notification([first_ok, alarm, recovered, flap_again], "dlq", "OK") is None
+    assert matching_notification([first_ok, alarm, recovered], "dlq", "OK") == recovered
+    assert matching_notification([first_ok, alarm, recovered], "dlq", "ALARM") == alarm
+    assert matching_notification([first_ok, alarm, recovered], "other", "ALARM") is None
