@@ -78,7 +78,9 @@ def test_both_users_run_and_every_accepted_payload_is_recorded(
 ) -> None:
     api(stable_key)
 
-    status, result = _run(tmp_path)
+    # Long enough for more re-sends than the pool holds even on a loaded machine (at 2 s, Locust
+    # once stopped after a single re-send while the local tier ran beside it).
+    status, result = _run(tmp_path, "--run-time", "6s")
 
     assert status == 0, result
     stats = gate.read_locust_stats(tmp_path / "locust.json")
