@@ -40,21 +40,24 @@ lock: ## resolve every requirements file into requirements.lock and the engine's
 
 # The local tier spends most of its time waiting on the local cloud's clocks (alarm periods,
 # visibility timeouts, deploys), the unit and infra tiers on the CPU: `make test` runs the local tier
-# beside the unit, then the infra tier (-j2: two jobs; the unit tier in one process, so that its
-# timing-sensitive tests, Locust runs and paced redrives, keep a core), prints each tier's output as
-# it ends, and runs every tier even when one fails (-k).
-test: $(STAMP) ## every test tier (the local one beside the others)
+# beside the unit tier then the infra tier, in sequence (-j3: the two local processes and that
+# sequence; the unit tier in one process, so that its timing-sensitive tests, Locust runs and paced
+# redrives, keep a core), prints each tier's output as it ends, and runs every tier even when one
+# fails (-k, and the sequence runs infra after a failed unit tier).
+test: $(STAMP) $(NPM_STAMP) ## every test tier (the local one beside the others)
 	@$(MAKE) --no-print-directory -k -j3 --output-sync=target UNIT_WORKERS=0 $(LOCAL_PARTS) test-unit-and-infra
 
 .PHONY: test-unit-and-infra
-test-unit-and-infra: test-unit test-infra
+test-unit-and-infra: $(STAMP) $(NPM_STAMP)
+	@status=0; $(MAKE) --no-print-directory test-unit || status=1; \
+	  $(MAKE) --no-print-directory test-infra || status=1; exit $$status
 
 # pytest-xdist workers of the unit tier (its tests share no port, file or session state); 0: one process.
 UNIT_WORKERS ?= 2
 test-unit: $(STAMP) ## functions and lab logic (moto in-process, no network)
 	$(PY) -m pytest tests/unit -q -n $(UNIT_WORKERS)
 
-test-infra: $(STAMP) ## synthesized templates: assertions, cdk-nag, cfn-lint
+test-infra: $(STAMP) $(NPM_STAMP) ## synthesized templates: assertions, cdk-nag, cfn-lint
 	$(PY) -m pytest tests/infra -q
 
 # Two pytest processes side by side, each on its own engine (tests/local/conftest.py): the tests of
