@@ -14,6 +14,7 @@ from lab.harness.paths import ENGINE_LOCK, RUNTIME_REQUIREMENTS, StateDir
 from lab.harness.samples import send_sample_events
 from lab.localcloud import agent_process, engine
 from lab.localcloud.dashboard import process as dashboard_process
+from lab.localcloud.state import CloudDir
 from stage_client.target import Target, load_local_target
 
 
@@ -82,11 +83,18 @@ def up(
 
 
 def down(state: StateDir | None = None) -> dict[str, bool]:
-    """Stop the agent and the engine (the engine's state is in memory: the next `up` redeploys)."""
+    """Stop the agents and the engine (the engine's state is in memory: the next `up` redeploys):
+    the lab's own agent and any other agent started under the state dir (the pipeline rehearsal runs
+    one per target account, in .lab/pipeline/agents/<env>)."""
     state = state or StateDir.default()
+    # Every one stopped (a list, not a short-circuiting any()).
+    others = [
+        agent_process.stop_agent(CloudDir(pid.parent)) for pid in sorted(state.root.glob("*/**/agent.pid"))
+    ]
     stopped = {
         "dashboard": dashboard_process.stop_dashboard(state),
         "agent": agent_process.stop_agent(state),
+        "other agents": any(others),
         "engine": engine.stop_engine(state),
     }
     for stale in (state.outputs_json, state.env_file, state.deploy_json, state.agent_status):
