@@ -79,7 +79,7 @@ def test_down_stops_the_engine_and_its_lambda_workers(tmp_path):
 
     stopped = lifecycle.down(state)
 
-    assert stopped == {"dashboard": False, "agent": False, "engine": True}
+    assert stopped == {"dashboard": False, "agent": False, "other agents": False, "engine": True}
     # A zombie is a process that has ended and waits for its parent to collect its status (here
     # init, after the engine died): nothing of it runs. Every live member must be gone.
     assert [pid for pid in group_members(info.pid) if not engine._is_zombie(pid)] == []
