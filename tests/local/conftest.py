@@ -27,6 +27,7 @@ from lab.localcloud.engine import (
     ACCOUNT_ID,
     DEFAULT_DUPLICATE_SHARE,
     REGION,
+    EngineClients,
     EngineInfo,
     aws_env,
     duplicate_share_default,
@@ -131,8 +132,12 @@ FunctionFactory = Callable[..., str]
 @pytest.fixture
 def make_function(local_engine: LocalEngine) -> FunctionFactory:
     """Create a Python function from inline source; returns its name. Role policy optional."""
-    iam = local_engine.client("iam")
-    lam = local_engine.client("lambda")
+    iam_default = local_engine.client("iam")
+    lam_default = local_engine.client("lambda")
+
+    def _account_clients(account: str) -> tuple[Any, Any]:
+        clients = EngineClients(local_engine.info, account=account)
+        return clients("iam"), clients("lambda")
 
     def create(
         source: str,
@@ -141,7 +146,10 @@ def make_function(local_engine: LocalEngine) -> FunctionFactory:
         environment: dict[str, str] | None = None,
         policy: dict[str, Any] | None = None,
         log_group: str | None = None,
+        account: str | None = None,
     ) -> str:
+        """account: another local account to create it in (default: the engine's own)."""
+        iam, lam = (iam_default, lam_default) if account is None else _account_clients(account)
         function_name = unique("fn")
         role_name = f"{function_name}-role"
         role = iam.create_role(

@@ -8,13 +8,9 @@ lab/localcloud/engine_patches/execute_api_owner.py runs such a request in the AP
 
 from __future__ import annotations
 
-import io
-import json
-import textwrap
 import urllib.error
 import urllib.request
 import uuid
-import zipfile
 from typing import Any
 
 from lab.localcloud.engine import REGION, EngineClients
@@ -26,37 +22,15 @@ def lambda_handler(event, context):
 """
 
 
-def test_an_unsigned_call_reaches_an_http_api_of_another_account(local_engine: Any) -> None:
+def test_an_unsigned_call_reaches_an_http_api_of_another_account(
+    local_engine: Any, make_function: Any
+) -> None:
     other = EngineClients(local_engine.info, account=OTHER_ACCOUNT)
-    iam, lam, apis = other("iam"), other("lambda"), other("apigatewayv2")
+    lam, apis = other("lambda"), other("apigatewayv2")
     suffix = uuid.uuid4().hex[:8]
-    role = iam.create_role(
-        RoleName=f"owner-fn-{suffix}",
-        AssumeRolePolicyDocument=json.dumps(
-            {
-                "Version": "2012-10-17",
-                "Statement": [
-                    {
-                        "Effect": "Allow",
-                        "Principal": {"Service": "lambda.amazonaws.com"},
-                        "Action": "sts:AssumeRole",
-                    }
-                ],
-            }
-        ),
-    )["Role"]
-    archive = io.BytesIO()
-    with zipfile.ZipFile(archive, "w") as zf:
-        zf.writestr("handler.py", textwrap.dedent(SOURCE))
-    function = lam.create_function(
-        FunctionName=f"owner-fn-{suffix}",
-        Runtime="python3.11",
-        Role=role["Arn"],
-        Handler="handler.lambda_handler",
-        Code={"ZipFile": archive.getvalue()},
-        Timeout=10,
-    )["FunctionArn"]
-    lam.get_waiter("function_active_v2").wait(FunctionName=function)
+    function = lam.get_function(FunctionName=make_function(SOURCE, account=OTHER_ACCOUNT))["Configuration"][
+        "FunctionArn"
+    ]
     api_id = apis.create_api(Name=f"owner-api-{suffix}", ProtocolType="HTTP")["ApiId"]
     integration = apis.create_integration(
         ApiId=api_id, IntegrationType="AWS_PROXY", IntegrationUri=function, PayloadFormatVersion="2.0"
