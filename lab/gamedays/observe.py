@@ -12,7 +12,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from functions.common.names import METRICS_NAMESPACE, MessageAttribute, MetricName, Output
+from functions.common.names import METRICS_NAMESPACE, LogField, MessageAttribute, MetricName, Output
 from lab.gamedays.runner import DrillContext, DrillFailed
 from lab.localcloud.engine_patches.delivery_stats import SQS_RECEIVE, DuplicateCounts, read_counts
 from stage_client.status import count_records
@@ -103,11 +103,6 @@ class WorkerCounters:
             describe=lambda: f"{name.value} +{self.delta(name):.0f}",
         )
         return float(value)
-
-    def wait_for_processed(self, expected: int) -> tuple[float, float]:
-        """(RecordsProcessed, DuplicatesDetected) once the metrics account for `expected` records."""
-        processed = self.wait_for(MetricName.RECORDS_PROCESSED, expected)
-        return processed, self.delta(MetricName.DUPLICATES_DETECTED)
 
 
 def table_count(ctx: DrillContext) -> int:
@@ -289,3 +284,70 @@ class PlatformDuplicates:
     def allowance(self, events: int) -> int:
         made = self.made()
         return made if made is not None else math.ceil(UNRECORDED_DUPLICATE_SHARE * events)
+
+
+class DuplicateDetections:
+    """The worker's "duplicate of a processed key" log lines for a drill's own keys, by key.
+
+    The DuplicatesDetected metric is a stage-wide sum: a late datum of an earlier run's redelivery
+    lands in any window a drill picks, so it cannot say which duplicates were this drill's. Each
+    log line names its key and message, so these can. The JSON filter pattern narrows the read on
+    AWS (CloudWatch Logs User Guide, "Filter pattern syntax for JSON log events"); the lines are
+    matched here as well, since the local engine treats JSON patterns as match-all.
+    """
+
+    def __init__(self, ctx: DrillContext) -> None:
+        self._ctx = ctx
+        self._group = f"/aws/lambda/{ctx.target.output(Output.WORKER_FUNCTION_NAME)}"
+        self._since_ms = int(ctx.started_wall * 1000) - 1000
+
+    def by_key(self, keys: set[str]) -> dict[str, list[str]]:
+        """For each of `keys` flagged as a duplicate, the message id of each line that flagged it."""
+        logs = self._ctx.target.client("logs")
+        kwargs: dict[str, Any] = {
+            "logGroupName": self._group,
+            "startTime": self._since_ms,
+            "filterPattern": f"{{ $.{LogField.DUPLICATE.value} IS TRUE }}",
+        }
+        flagged: dict[str, list[str]] = {}
+        while True:
+            try:
+                page = logs.filter_log_events(**kwargs)
+            except ClientError as error:
+                if error.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+                    return flagged
+                raise
+            for event in page.get("events", []):
+                line = _json_line(event.get("message", ""))
+                key = line.get(LogField.IDEMPOTENCY_KEY.value)
+                if line.get(LogField.DUPLICATE.value) is True and key in keys:
+                    flagged.setdefault(str(key), []).append(str(line.get(LogField.MESSAGE_ID.value)))
+            if not page.get("nextToken"):
+                return flagged
+            kwargs["nextToken"] = page["nextToken"]
+
+    def wait_for_every(self, keys: set[str]) -> dict[str, list[str]]:
+        """The flagged messages once every key has at least one (logs trail the work by seconds)."""
+        seen: dict[str, list[str]] = {}
+
+        def complete() -> dict[str, list[str]] | None:
+            seen.clear()
+            seen.update(self.by_key(keys))
+            return dict(seen) if len(seen) == len(keys) else None
+
+        return self._ctx.wait_until(
+            f"a duplicate log line of the worker for each of {len(keys)} keys",
+            complete,
+            timeout_s=min(180.0, self._ctx.remaining()),
+            interval_s=3,
+            describe=lambda: f"{len(seen)}/{len(keys)} keys flagged",
+        )
+
+
+def _json_line(message: str) -> dict[str, Any]:
+    """A structured log line as a dict; the runtime's own text lines (START, END, REPORT) as {}."""
+    try:
+        line = json.loads(message)
+    except ValueError:
+        return {}
+    return line if isinstance(line, dict) else {}

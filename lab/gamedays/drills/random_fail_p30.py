@@ -6,8 +6,13 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from functions.common.names import DetailType, ErrorType, FailureMode, Output, RecordStatus
-from lab.gamedays.observe import PlatformDuplicates, WorkerCounters, observe_worker_errors
+from functions.common.names import DetailType, ErrorType, FailureMode, MetricName, Output, RecordStatus
+from lab.gamedays.observe import (
+    DuplicateDetections,
+    PlatformDuplicates,
+    WorkerCounters,
+    observe_worker_errors,
+)
 from lab.gamedays.runner import DrillContext
 from lab.gamedays.spec import DrillSpec
 from lab.gamedays.steps import (
@@ -60,6 +65,7 @@ class HandlerEvidence:
     def __init__(self, ctx: DrillContext) -> None:
         self._counters = WorkerCounters(ctx)
         self._platform = PlatformDuplicates(ctx, ctx.target.output(Output.QUEUE_NAME))
+        self._detections = DuplicateDetections(ctx)
 
     def during(self, ctx: DrillContext, keys: Sequence[str]) -> list[str]:
         def partial() -> tuple[int, int] | None:
@@ -95,25 +101,29 @@ class HandlerEvidence:
         # A batch that failed as a whole would bring its succeeded records back as duplicates;
         # reporting only the failed items deletes them, so the worker sees no duplicate beyond the
         # ones at-least-once delivery made (a delete that missed a copy of the message).
-        processed, duplicates = self._counters.wait_for_processed(len(keys))
+        # Counted from the worker's log lines for this drill's keys: the DuplicatesDetected metric
+        # is stage-wide, and a late datum of an earlier run would land in this drill's window.
+        processed = self._counters.wait_for(MetricName.RECORDS_PROCESSED, len(keys))
+        duplicates = sum(len(ids) for ids in self._detections.by_key(set(keys)).values())
         allowed = self._platform.allowance(len(keys))
         ctx.mark(
             "worker metrics",
             RecordsProcessed=processed,
-            DuplicatesDetected=duplicates,
+            duplicatesOfDrillKeys=duplicates,
             platformDuplicates=allowed,
             platformDuplicatesRecorded=self._platform.recorded,
         )
         ctx.check(
             duplicates <= allowed,
-            f"{duplicates:.0f} succeeded records came back (DuplicatesDetected), more than the {allowed} "
+            f"{duplicates} succeeded records came back (worker log lines 'duplicate of a processed key'), "
+            f"more than the {allowed} "
             "duplicate deliveries the queue made: the worker failed whole batches instead of reporting "
             "only the failed items",
         )
         return [
             f"{retried} records succeeded on a retry",
-            f"no succeeded record came back beyond the queue's own duplicate deliveries (DuplicatesDetected "
-            f"{duplicates:.0f} <= {allowed}, RecordsProcessed {processed:.0f})",
+            f"no succeeded record came back beyond the queue's own duplicate deliveries (duplicates of the "
+            f"drill's keys {duplicates} <= {allowed}, RecordsProcessed {processed:.0f})",
         ]
 
 

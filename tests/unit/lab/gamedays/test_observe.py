@@ -4,12 +4,17 @@ the duplicate deliveries the platform made."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
 
+import boto3
+from moto import mock_aws
+
 from lab.gamedays.observe import (
     UNRECORDED_DUPLICATE_SHARE,
+    DuplicateDetections,
     PlatformDuplicates,
     alarm_notification,
     matching_notification,
@@ -80,3 +85,31 @@ def test_an_ok_notification_counts_only_as_the_latest_and_after_alarm() -> None:
     assert matching_notification([first_ok, alarm, recovered], "dlq", "OK") == recovered
     assert matching_notification([first_ok, alarm, recovered], "dlq", "ALARM") == alarm
     assert matching_notification([first_ok, alarm, recovered], "other", "ALARM") is None
+
+
+@mock_aws
+def test_duplicate_detections_are_this_drills_keys_from_the_worker_log() -> None:
+    logs = boto3.client("logs", region_name="us-east-1")
+    group, stream = "/aws/lambda/ingestion-dev-worker", "2026/11/29/[$LATEST]abc"
+    logs.create_log_group(logGroupName=group)
+    logs.create_log_stream(logGroupName=group, logStreamName=stream)
+    now_ms = int(time.time() * 1000)
+
+    def line(key: str, message_id: str, *, duplicate: bool = True) -> dict[str, Any]:
+        body = {"message": "duplicate of a processed key", "idempotencyKey": key, "messageId": message_id}
+        return {"timestamp": now_ms, "message": json.dumps(body | ({"duplicate": True} if duplicate else {}))}
+
+    events = [
+        line("mine-1", "m1"),
+        line("mine-1", "m1"),  # the same message delivered again
+        line("mine-2", "m2", duplicate=False),  # not a duplicate line
+        line("theirs", "t1"),  # an earlier run's key
+        {"timestamp": now_ms, "message": "REPORT RequestId: 1 Duration: 2 ms"},
+    ]
+    logs.put_log_events(logGroupName=group, logStreamName=stream, logEvents=events)
+    target = SimpleNamespace(
+        client=lambda service: logs, output=lambda name: "ingestion-dev-worker", local_cloud={}
+    )
+    ctx = cast(DrillContext, SimpleNamespace(target=target, started_wall=time.time() - 5))
+
+    assert DuplicateDetections(ctx).by_key({"mine-1", "mine-2"}) == {"mine-1": ["m1", "m1"]}
