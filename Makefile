@@ -8,6 +8,8 @@ NPM_STAMP := node_modules/.installed
 export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export JSII_SILENCE_WARNING_KNOWN_BROKEN_NODE_VERSION := 1
+# jsii's end-of-life banner takes the major versions to silence (Node 20 here: synth works on it).
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: help venv lock test test-unit test-infra test-local check lint typecheck complexity coverage synth docs

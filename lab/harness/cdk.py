@@ -45,6 +45,7 @@ def _cdk_env(info: EngineInfo) -> dict[str, str]:
             "CDK_DEFAULT_REGION": REGION,
             "JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION": "1",
             "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1",
+            "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
             "CDK_DISABLE_CLI_TELEMETRY": "true",
         }
     )

@@ -112,6 +112,7 @@ def build_runtime(rdir: RehearsalDir) -> BuildRuntime:
         "CDK_DISABLE_CLI_TELEMETRY": "true",
         "JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION": "1",
         "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1",
+        "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
     }
     return BuildRuntime(
         tool_paths=(rdir.npm_prefix / "bin", rdir.build_venv / "bin"),
