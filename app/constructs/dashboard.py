@@ -179,7 +179,7 @@ class Dashboard(Construct):
                 cloudwatch.TextWidget(
                     markdown=(
                         f"**No processed=true filter**: this stage logs at {log_level}, so the worker "
-                        f"writes no INFO \"record processed\" line. Processed records: the "
+                        f'writes no INFO "record processed" line. Processed records: the '
                         f"{names.MetricName.RECORDS_PROCESSED.value} metric (Worker widget)."
                     ),
                     width=4,

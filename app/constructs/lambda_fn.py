@@ -317,7 +317,8 @@ class LambdaFn(Construct):
             suppress(
                 self.role,
                 "AwsSolutions-IAM5[Resource::*]",
-                "X-Ray PutTraceSegments/PutTelemetryRecords support no resource-level permissions (Resource *)",
+                "X-Ray PutTraceSegments/PutTelemetryRecords support no resource-level permissions "
+                "(Resource *)",
             )
         else:
             suppress(

@@ -122,7 +122,9 @@ def test_no_gameday_role_without_a_pipeline_account() -> None:
 COUNT_EVENTS = frozenset({"sqs:GetQueueAttributes", "sqs:ReceiveMessage", "sqs:DeleteMessage"})
 
 
-def test_without_the_event_audit_the_role_counts_no_events(prod: SynthesizedStage, dev: SynthesizedStage) -> None:
+def test_without_the_event_audit_the_role_counts_no_events(
+    prod: SynthesizedStage, dev: SynthesizedStage
+) -> None:
     """eventAudit false (prod): no audit queue, so no statement names one."""
     prod_grants = prod.role_grants(_role(prod))
     assert prod_grants

@@ -219,14 +219,25 @@ def test_one_query_definition_per_insights_query_file(any_stage: SynthesizedStag
     config = any_stage.config
     files = queries_for(config.log_level) if config.query_definitions_enabled else []
     assert set(definitions) == {f"{config.prefix}/{path.stem}" for path in files}
-    functions = ["ingest", "worker", "relay", "redrive", "reset", *(["event-log"] if config.event_audit else [])]
+    functions = [
+        "ingest",
+        "worker",
+        "relay",
+        "redrive",
+        "reset",
+        *(["event-log"] if config.event_audit else []),
+    ]
     for path in files:
         definition = definitions[f"{config.prefix}/{path.stem}"]
         assert definition["QueryString"] == path.read_text(encoding="utf-8").strip()
-        assert sorted(definition["LogGroupNames"]) == sorted(f"/aws/lambda/{config.prefix}-{f}" for f in functions)
+        assert sorted(definition["LogGroupNames"]) == sorted(
+            f"/aws/lambda/{config.prefix}-{f}" for f in functions
+        )
 
 
-def test_prod_saves_only_the_queries_its_warning_lines_answer(prod: SynthesizedStage, dev: SynthesizedStage) -> None:
+def test_prod_saves_only_the_queries_its_warning_lines_answer(
+    prod: SynthesizedStage, dev: SynthesizedStage
+) -> None:
     def saved(stage: SynthesizedStage) -> set[str]:
         return {
             d["Properties"]["Name"].split("/", 1)[1]
@@ -258,7 +269,7 @@ def test_a_query_declares_one_known_level_at_most(tmp_path: Path) -> None:
     assert [p.name for p in queries_for("INFO", tmp_path)] == ["a.txt", "b.txt"]
     assert [p.name for p in queries_for("DEBUG", tmp_path)] == ["a.txt", "b.txt", "c.txt"]
     (tmp_path / "d.txt").write_text("# logLevel: VERBOSE\nfields @timestamp")
-    with pytest.raises(ValueError, match="d.txt: one `# logLevel"):
+    with pytest.raises(ValueError, match=r"d\.txt: one `# logLevel"):
         queries_for("INFO", tmp_path)
 
 

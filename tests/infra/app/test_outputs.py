@@ -5,7 +5,6 @@ from __future__ import annotations
 from functions.common import names
 from tests.infra.synth import SynthesizedStage
 
-
 # Outputs of the optional parts: a stage without them has no such output (stage_client says which
 # stage key brings it back).
 EVENT_AUDIT_OUTPUTS = {names.Output.EVENT_AUDIT_QUEUE_URL}
@@ -39,6 +38,7 @@ def test_outputs_point_at_the_right_resources(dev: SynthesizedStage) -> None:
     assert dev.ref(outputs[names.Output.WORKER_FUNCTION_NAME.value]) == dev.logical_id(
         compute.worker.function
     )
+    assert compute.events.audit_queue is not None
     assert dev.ref(outputs[names.Output.EVENT_AUDIT_QUEUE_URL.value]) == dev.logical_id(
         compute.events.audit_queue
     )

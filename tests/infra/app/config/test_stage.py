@@ -17,6 +17,7 @@ from app.config import (
     visibility_timeout_for,
 )
 from app.main import CDK_JSON
+from functions.common import names
 
 CONTEXT: dict[str, Any] = json.loads(CDK_JSON.read_text())["context"]
 BASE = {"envName": "dev", "account": "111111111111", "region": "us-east-1"}
@@ -63,6 +64,10 @@ def test_prod_is_the_cost_profile_and_dev_and_local_keep_the_lab_parts() -> None
         assert config.event_audit
         assert config.lambda_system_log_level == "INFO"
         assert config.logs_record_outcomes
+
+
+def test_the_clients_name_the_event_audit_key_as_the_model_spells_it() -> None:
+    assert StageConfig.model_fields["event_audit"].alias == names.EVENT_AUDIT_STAGE_KEY
 
 
 def test_the_new_keys_default_to_the_lab_parts_and_platform_lines() -> None:
