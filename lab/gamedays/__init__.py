@@ -59,13 +59,13 @@ def run_gameday(
 ) -> GamedayResult:
     """Run drill `name`; raises InjectorError before touching anything when the injector cannot work,
     NoEventAuditError when the drill counts events and the stage has no event audit queue."""
-    refuse_without_event_audit(target, [name], drills)
     spec = drills[name]
     kind = injector_type(injector)
     if not kind.can_drive(spec):
         drivable = ", ".join(n for n, s in drills.items() if kind.can_drive(s))
         raise InjectorError(f"{name} has no {kind.label} experiment; {kind.label} drives: {drivable}")
     chosen = kind.for_target(target)
+    refuse_without_event_audit(target, [name], drills)
     guardrails = stage_guardrails(target)
     if timeout_s is None:
         timeout_s = spec.budget_s(stage_timing(target), guardrails.max_redrives_per_message)
