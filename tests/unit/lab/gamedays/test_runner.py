@@ -159,7 +159,7 @@ def test_a_drill_that_counts_events_refuses_a_stage_without_the_audit_queue(
         outputs={k: v for k, v in lab_target.outputs.items() if k != Output.EVENT_AUDIT_QUEUE_URL.value},
     )
     counting = replace(inject_then("pass"), counts_events=True)
-    with pytest.raises(NoEventAuditError, match="gameday test counts .* eventAudit false"):
+    with pytest.raises(NoEventAuditError, match=r"gameday test counts .* eventAudit false"):
         run_gameday(without, "test", report_dir=tmp_path, printer=lambda _: None, drills={"test": counting})
     assert stored_mode(stage) == "none"
     assert list(tmp_path.iterdir()) == []
