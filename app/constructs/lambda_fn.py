@@ -109,8 +109,9 @@ class FunctionSettings:
     powertools_layer_from_ssm: bool
     powertools_layer_version: int
     # False: no X-Ray at all. Lambda's active tracing is off (no TracingConfig: Lambda's default,
-    # PassThrough, which records nothing behind an HTTP API) and the functions never load the X-Ray
-    # SDK (functions.common.observability.traced).
+    # PassThrough, traces only a request whose tracing header says sampled=1 (AWS Lambda API
+    # Reference, TracingConfig), and nothing upstream samples) and the functions never load the
+    # X-Ray SDK (functions.common.observability.traced).
     tracing: bool = True
     # Lambda's SystemLogLevel (JSON log format): WARN drops the START, END and REPORT lines.
     system_log_level: str = "INFO"

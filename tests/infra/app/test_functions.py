@@ -201,9 +201,9 @@ def test_functions_share_runtime_layer_tracing_and_explicit_sizes(any_stage: Syn
             props = fn["Properties"]
             assert props["Runtime"] == "python3.13"
             assert props["Layers"][0] == layer
-            # No TracingConfig is Lambda's PassThrough: behind an HTTP API (no X-Ray header) nothing
-            # is traced (AWS Lambda Developer Guide, "Visualize Lambda function invocations using
-            # AWS X-Ray": PassThrough traces only requests an upstream service sampled).
+            # No TracingConfig is Lambda's PassThrough: "Lambda will only trace the request from an
+            # upstream service if it contains a tracing header with "sampled=1"" (AWS Lambda API
+            # Reference, TracingConfig); nothing upstream of the stage's functions samples.
             assert props.get("TracingConfig") == ({"Mode": "Active"} if config.tracing_enabled else None)
             assert props["MemorySize"] == config.function_memory_mb
             assert props["Timeout"] >= 1
