@@ -29,6 +29,7 @@ def function_settings(config: StageConfig) -> FunctionSettings:
         memory_mb=config.function_memory_mb,
         log_level=config.log_level,
         tracing=config.tracing_enabled,
+        system_log_level=config.lambda_system_log_level,
         log_retention_days=config.log_retention_days,
         retain_logs=config.deletion_protection,
         powertools_layer_from_ssm=config.powertools_layer_from_ssm,

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from lab.gamedays import GamedayResult, run_gameday
+from lab.gamedays import GamedayResult, NoEventAuditError, refuse_without_event_audit, run_gameday
 from lab.gamedays.drills import DRILLS
 from lab.gamedays.injectors import InjectorError, injector_type
 from lab.gamedays.report import REPORTS_DIR
@@ -233,6 +233,11 @@ def cmd_verify(args: argparse.Namespace, out: Output) -> int:
 def cmd_gameday(args: argparse.Namespace, out: Output) -> int:
     target = _target(args)
     names = _drill_names(args.name, args.injector)
+    try:
+        refuse_without_event_audit(target, names)
+    except NoEventAuditError as error:
+        out.result({"ok": False, "error": str(error)}, f"refused: {error}")
+        return EXIT_USAGE
     results = []
     for name in names:
         try:

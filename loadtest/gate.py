@@ -17,7 +17,11 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from loadtest.keyfile import UNIQUE_REQUEST_NAME, KeyFileError, RecordedKeys, read_keys
+from stage_client.audit import NoEventAuditError, require_event_audit
 from stage_client.target import Target, TargetError, resolve_target
+
+# Who counts events, for the error on a stage without the event audit queue.
+COUNTING_GATE = "the load-test gate (--no-count-events skips the count)"
 
 AGGREGATED_ROW = "Aggregated"
 
@@ -316,6 +320,11 @@ def _verify(
             target = resolve_target(args.target)
         except TargetError as error:
             return [Breach("target", str(error))]
+    if args.count_events:
+        try:
+            require_event_audit(target, COUNTING_GATE)
+        except NoEventAuditError as error:
+            return [Breach("events", str(error))]
     print(f"verify: {len(expected)} keys against {target.name} (timeout {args.verify_timeout:g} s)", file=out)
     report = verify_keys(target, expected, timeout_s=args.verify_timeout, count_events=args.count_events)
     print(

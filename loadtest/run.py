@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TextIO
 
 from loadtest import gate
+from stage_client.audit import NoEventAuditError, require_event_audit
 from stage_client.target import API_KEY_ENV, Target, TargetError, resolve_target
 
 LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
@@ -82,6 +83,13 @@ def run(args: argparse.Namespace, target: Target | None = None, out: TextIO = sy
             target = resolve_target(args.target)
         except TargetError as error:
             print(f"GATE FAILED: target: {error}", file=out)
+            return 1
+    if args.count_events and not args.skip_verify:
+        # Before Locust: a stage without the audit queue would fail the gate only after the run.
+        try:
+            require_event_audit(target, gate.COUNTING_GATE)
+        except NoEventAuditError as error:
+            print(f"GATE FAILED: events: {error}", file=out)
             return 1
     run_id = args.run_id or uuid.uuid4().hex[:12]
     out_dir = args.out_dir or DEFAULT_REPORTS_DIR / run_id

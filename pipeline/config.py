@@ -209,6 +209,12 @@ def stage_violations(config: PipelineConfig, *, prod: StageConfig) -> Iterator[V
             "the prod stage refuses failure injection (failureInjectionEnabled false), so its gameday "
             "could not inject the poison pill",
         )
+    if config.gameday_in_prod and not prod.event_audit:
+        yield Violation(
+            "gamedayInProd",
+            "the prod stage deploys no event audit queue (eventAudit false), and the gameday counts "
+            "IngestionSuccess events on it",
+        )
 
 
 def check_stages(config: PipelineConfig, *, prod: StageConfig) -> None:

@@ -14,12 +14,33 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from functions.common.names import EVENT_SOURCE, DetailType, EventDetailField, Output
-from stage_client.target import Target
+from functions.common.names import EVENT_AUDIT_STAGE_KEY, EVENT_SOURCE, DetailType, EventDetailField, Output
+from stage_client.target import Target, TargetError
 
 # Long enough that one counting pass never sees the same foreign message twice; foreign messages
 # (events of keys we are not counting) become visible again for their own verifier afterwards.
 FOREIGN_VISIBILITY_SECONDS = 60
+
+
+class NoEventAuditError(TargetError):
+    """The stage deploys no event audit queue, so nothing can count its events."""
+
+
+def has_event_audit(target: Target) -> bool:
+    return target.optional_output(Output.EVENT_AUDIT_QUEUE_URL) is not None
+
+
+def require_event_audit(target: Target, who: str) -> str:
+    """The audit queue's URL, or NoEventAuditError saying that `who` needs it and which stage key
+    deploys it (prod leaves it out: docs/performance.md#cost)."""
+    url = target.optional_output(Output.EVENT_AUDIT_QUEUE_URL)
+    if url is None:
+        raise NoEventAuditError(
+            f"{who} counts IngestionSuccess/IngestionFailure events on the event audit queue, and stage "
+            f"{target.name!r} has none (no {Output.EVENT_AUDIT_QUEUE_URL.value} output: it is deployed with "
+            f"{EVENT_AUDIT_STAGE_KEY} false); deploy it with {EVENT_AUDIT_STAGE_KEY} true to count events"
+        )
+    return url
 
 
 def event_id_of(event: Mapping[str, Any]) -> str | None:
@@ -103,8 +124,8 @@ def collect_events(
     delivery is another message, counted as such); events of other keys are left for whoever
     counts them.
     """
+    queue_url = require_event_audit(target, "counting events")
     sqs = target.client("sqs")
-    queue_url = target.output(Output.EVENT_AUDIT_QUEUE_URL)
     wanted = set(keys)
     counts = counts if counts is not None else EventCounts()
     for _ in range(max_polls):

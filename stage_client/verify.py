@@ -11,7 +11,7 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer
 
 from functions.common.names import STATE_TABLE_PARTITION_KEY, DetailType, Output, RecordStatus
-from stage_client.audit import EventCounts, collect_events, wait_for_events
+from stage_client.audit import EventCounts, collect_events, require_event_audit, wait_for_events
 from stage_client.target import Target
 
 BATCH_GET_LIMIT = 100
@@ -92,8 +92,11 @@ def verify_keys(
     """Poll until every key is SUCCEEDED or the timeout passes, then report the invariants.
 
     `counts` carries events a caller already consumed from the audit queue for these keys (a
-    drill that watched failure events on the way), so none is lost to the final count.
+    drill that watched failure events on the way), so none is lost to the final count. Counting
+    events on a stage without the event audit queue fails at once (NoEventAuditError), before any wait.
     """
+    if count_events:
+        require_event_audit(target, "verifying with --count-events")
     run = _Verification(
         target=target,
         keys=list(dict.fromkeys(keys)),

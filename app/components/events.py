@@ -1,8 +1,10 @@
 """Event routing: the stage's bus, and IngestionSuccess / IngestionFailure routed to their SNS topics
-and to the event-log function, every target with a dead-letter queue.
+and (with the event audit) to the event-log function, every target with a dead-letter queue.
 
-An "event audit" queue is subscribed (raw delivery) to both topics so that drills can count events.
-The delivery DLQ also receives the asynchronous failures of the functions that run in the background.
+With the event audit (stage key eventAudit), an "event audit" queue is subscribed (raw delivery) to
+both topics so that drills can count events; without it (prod: docs/performance.md#cost) the rules
+send to the topics only. The delivery DLQ also receives the asynchronous failures of the functions
+that run in the background.
 
 Who may deliver where (docs/service-deliveries.md): EventBridge publishes to the topics (CDK's target
 adds the topic policy statement, without a condition: the EventBridge User Guide, "Using
@@ -22,6 +24,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from app.constructs.lambda_fn import FunctionSettings, LambdaFn
@@ -70,6 +73,7 @@ class EventRouting(Construct):
         *,
         functions: FunctionSettings,
         key: kms.IKey | None,
+        audit: bool = True,
     ) -> None:
         super().__init__(scope, construct_id)
         prefix = functions.prefix
@@ -82,29 +86,33 @@ class EventRouting(Construct):
             reason="this queue is itself the dead-letter queue of event deliveries and of asynchronous "
             "invocations",
         )
-        self.event_log = LambdaFn(
-            self,
-            "EventLog",
-            settings=functions,
-            name="event-log",
-            handler=names.Handler.EVENT_LOG,
-            description="Logs IngestionSuccess/IngestionFailure events as structured JSON",
-            timeout_seconds=10,
-            async_failure_queue=self.delivery_dlq,
-        )
         self.bus = events.EventBus(self, "Bus", event_bus_name=f"{prefix}-bus")
-        self.audit_queue_name = f"{prefix}-event-audit"
-        self.audit_queue = secure_queue(
-            self,
-            "AuditQueue",
-            queue_name=self.audit_queue_name,
-            retention=Duration.days(1),
-            key=key,
-            writers=Writers.AWS_SERVICES,
-        )
-        reason = "drills read and delete audit copies; a failed audit read needs no DLQ"
-        suppress(self.audit_queue, "AwsSolutions-SQS3", reason)
-        suppress(self.audit_queue, "Serverless-SQSRedrivePolicy", reason)
+        self.event_log: LambdaFn | None = None
+        self.audit_queue: sqs.Queue | None = None
+        self.audit_queue_name: str | None = None
+        if audit:
+            self.event_log = LambdaFn(
+                self,
+                "EventLog",
+                settings=functions,
+                name="event-log",
+                handler=names.Handler.EVENT_LOG,
+                description="Logs IngestionSuccess/IngestionFailure events as structured JSON",
+                timeout_seconds=10,
+                async_failure_queue=self.delivery_dlq,
+            )
+            self.audit_queue_name = f"{prefix}-event-audit"
+            self.audit_queue = secure_queue(
+                self,
+                "AuditQueue",
+                queue_name=self.audit_queue_name,
+                retention=Duration.days(1),
+                key=key,
+                writers=Writers.AWS_SERVICES,
+            )
+            reason = "drills read and delete audit copies; a failed audit read needs no DLQ"
+            suppress(self.audit_queue, "AwsSolutions-SQS3", reason)
+            suppress(self.audit_queue, "Serverless-SQSRedrivePolicy", reason)
         if key is not None:
             allow_services_to_encrypt(key)
 
@@ -120,28 +128,31 @@ class EventRouting(Construct):
         self, detail_type: names.DetailType, slug: str, prefix: str, key: kms.IKey | None
     ) -> tuple[sns.Topic, events.Rule]:
         topic = secure_topic(self, f"{detail_type.value}Topic", topic_name=f"{prefix}-{slug}", key=key)
-        topic.add_subscription(
-            subscriptions.SqsSubscription(
-                self.audit_queue, raw_message_delivery=True, dead_letter_queue=self.delivery_dlq
+        if self.audit_queue is not None:
+            topic.add_subscription(
+                subscriptions.SqsSubscription(
+                    self.audit_queue, raw_message_delivery=True, dead_letter_queue=self.delivery_dlq
+                )
             )
-        )
         rule = events.Rule(
             self,
             f"{detail_type.value}Rule",
             rule_name=f"{prefix}-{slug}",
-            description=f"Routes {detail_type.value} events to the {slug} topic and the event log",
+            description=f"Routes {detail_type.value} events to the {slug} topic"
+            + (" and the event log" if self.event_log is not None else ""),
             event_bus=self.bus,
             event_pattern=events.EventPattern(source=[names.EVENT_SOURCE], detail_type=[detail_type.value]),
         )
         rule.add_target(
             targets.SnsTopic(topic, dead_letter_queue=self.delivery_dlq, retry_attempts=TARGET_RETRY_ATTEMPTS)
         )
-        rule.add_target(
-            targets.LambdaFunction(
-                self.event_log.function,
-                dead_letter_queue=self.delivery_dlq,
-                retry_attempts=TARGET_RETRY_ATTEMPTS,
-                max_event_age=Duration.hours(2),
+        if self.event_log is not None:
+            rule.add_target(
+                targets.LambdaFunction(
+                    self.event_log.function,
+                    dead_letter_queue=self.delivery_dlq,
+                    retry_attempts=TARGET_RETRY_ATTEMPTS,
+                    max_event_age=Duration.hours(2),
+                )
             )
-        )
         return topic, rule

@@ -1,8 +1,14 @@
 """What the stage reads from its logs: metric filters (errors by type, processed records) and the
-saved Logs Insights queries of ops/queries/cloudwatch-insights."""
+saved Logs Insights queries of ops/queries/cloudwatch-insights.
+
+A query file that reads lines of a given level says so in a `# logLevel: <LEVEL>` line; a stage whose
+logLevel is above it writes none of those lines, so the query (empty or misleading there) is not
+deployed. The ProcessedTrue filter reads the worker's INFO lines, and follows the same rule.
+"""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -15,14 +21,33 @@ from functions.common import names
 QUERIES_DIR = REPO_ROOT / "ops" / "queries" / "cloudwatch-insights"
 
 
+# Powertools' levels, most verbose first (the values of the stage key logLevel).
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+_NEEDS_LEVEL = re.compile(r"^# logLevel: (\w+)\b", re.MULTILINE)
+
+
 def query_files(folder: Path = QUERIES_DIR) -> list[Path]:
-    """The Logs Insights queries to deploy (none yet is fine: the folder is filled by ops work)."""
+    """The Logs Insights queries of the folder (none yet is fine: the folder is filled by ops work)."""
     return sorted(folder.glob("*.txt")) if folder.is_dir() else []
+
+
+def needed_log_level(path: Path) -> str:
+    """The most terse logLevel that still writes the lines `path` reads (ERROR: any level does)."""
+    found = _NEEDS_LEVEL.findall(path.read_text(encoding="utf-8"))
+    if len(found) > 1 or (found and found[0] not in LOG_LEVELS):
+        raise ValueError(f"{path.name}: one `# logLevel: <{'|'.join(LOG_LEVELS)}>` line at most, got {found}")
+    return found[0] if found else LOG_LEVELS[-1]
+
+
+def queries_for(log_level: str, folder: Path = QUERIES_DIR) -> list[Path]:
+    """The queries a stage logging at `log_level` can answer."""
+    rank = LOG_LEVELS.index(log_level)
+    return [path for path in query_files(folder) if rank <= LOG_LEVELS.index(needed_log_level(path))]
 
 
 class LogMetrics(Construct):
     """ErrorsByType (dimension errorType) from every log line carrying one, and ProcessedTrue from
-    the worker's "processed": true lines."""
+    the worker's "processed": true lines (none without a processed source: a stage above INFO)."""
 
     def __init__(
         self,
@@ -30,7 +55,7 @@ class LogMetrics(Construct):
         construct_id: str,
         *,
         error_sources: Mapping[str, logs.ILogGroup],
-        processed_source: logs.ILogGroup,
+        processed_source: logs.ILogGroup | None,
     ) -> None:
         super().__init__(scope, construct_id)
         error_type = names.LogField.ERROR_TYPE.value
@@ -45,6 +70,8 @@ class LogMetrics(Construct):
                 metric_value="1",
                 dimensions={error_type: f"$.{error_type}"},
             )
+        if processed_source is None:
+            return
         logs.MetricFilter(
             self,
             "ProcessedTrue",

@@ -158,12 +158,24 @@ class StageConfig(ConfigModel):
         default=30, description="retention of the function and access log groups"
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
-        default="INFO", description="`POWERTOOLS_LOG_LEVEL` of every function"
+        default="INFO",
+        description="`POWERTOOLS_LOG_LEVEL` of every function; above INFO the per-record lines go, and "
+        "with them the `ProcessedTrue` metric filter and the saved queries that read them",
+    )
+    lambda_system_log_level: Literal["DEBUG", "INFO", "WARN"] = Field(
+        default="INFO",
+        description="`SystemLogLevel` of every function (JSON log format); WARN drops the START, END and "
+        "REPORT lines",
     )
     tracing_enabled: bool = flag(
         True,
-        "the functions trace with X-Ray (Powertools Tracer); false sets `POWERTOOLS_TRACE_DISABLED` so "
-        "they never load the X-Ray SDK (the local cloud, which has no X-Ray daemon)",
+        "X-Ray: Lambda active tracing and the Powertools Tracer; false: no TracingConfig, and "
+        "`POWERTOOLS_TRACE_DISABLED` so the functions never load the X-Ray SDK",
+    )
+    event_audit: bool = flag(
+        True,
+        "the event-log function and the event audit queue (what the drills and `lab verify "
+        "--count-events` count events on); false: the rules send to the SNS topics only",
     )
     # Encryption.
     use_kms_cmk: bool = flag(
@@ -257,6 +269,13 @@ class StageConfig(ConfigModel):
     @property
     def resolved_kms_alias(self) -> str:
         return self.kms_alias or f"alias/{self.prefix}"
+
+    @property
+    def logs_record_outcomes(self) -> bool:
+        """The functions log their INFO lines (the worker's "record processed" and "duplicate"
+        lines, the redrive job's progress): what the ProcessedTrue metric filter and most saved
+        queries read."""
+        return self.log_level in ("DEBUG", "INFO")
 
     @property
     def is_local(self) -> bool:

@@ -64,6 +64,8 @@ class Dashboard(Construct):
         bus: events.IEventBus,
         rules: Mapping[names.DetailType, events.IRule],
         alarms: Sequence[cloudwatch.IAlarm],
+        processed_true: bool = True,
+        log_level: str = "INFO",
     ) -> None:
         super().__init__(scope, construct_id)
         self.dashboard = cloudwatch.Dashboard(
@@ -142,7 +144,18 @@ class Dashboard(Construct):
                 width=_WIDTH,
             ),
         )
-        self.dashboard.add_widgets(
+        errors_by_type = [
+            cloudwatch.Metric(
+                namespace=names.METRICS_NAMESPACE,
+                metric_name=names.MetricName.ERRORS_BY_TYPE.value,
+                dimensions_map={names.LogField.ERROR_TYPE.value: error.value},
+                statistic="Sum",
+                period=_PERIOD,
+                label=error.value,
+            )
+            for error in names.ErrorType
+        ]
+        log_filters: list[cloudwatch.IWidget] = [
             cloudwatch.GraphWidget(
                 title="Log metric filters: processed=true and errors by type",
                 left=[
@@ -153,19 +166,27 @@ class Dashboard(Construct):
                         period=_PERIOD,
                         label="processed=true",
                     ),
-                    *(
-                        cloudwatch.Metric(
-                            namespace=names.METRICS_NAMESPACE,
-                            metric_name=names.MetricName.ERRORS_BY_TYPE.value,
-                            dimensions_map={names.LogField.ERROR_TYPE.value: error.value},
-                            statistic="Sum",
-                            period=_PERIOD,
-                            label=error.value,
-                        )
-                        for error in names.ErrorType
-                    ),
+                    *errors_by_type,
                 ],
                 width=12,
-            ),
+            )
+        ]
+        if not processed_true:
+            log_filters = [
+                cloudwatch.GraphWidget(
+                    title="Log metric filter: errors by type", left=errors_by_type, width=8, height=6
+                ),
+                cloudwatch.TextWidget(
+                    markdown=(
+                        f"**No processed=true filter**: this stage logs at {log_level}, so the worker "
+                        f'writes no INFO "record processed" line. Processed records: the '
+                        f"{names.MetricName.RECORDS_PROCESSED.value} metric (Worker widget)."
+                    ),
+                    width=4,
+                    height=6,
+                ),
+            ]
+        self.dashboard.add_widgets(
+            *log_filters,
             cloudwatch.AlarmStatusWidget(title="Alarms", alarms=list(alarms), width=12),
         )

@@ -46,7 +46,7 @@ class CheckedResources:
 
     failure_mode_parameter: str
     queues: Sequence[str]
-    audit_queue: str
+    audit_queue: str | None  # eventAudit only
     state_table: str
     alarm_topic: str
     alarm_inbox: str
@@ -83,11 +83,6 @@ class GamedayRole(Construct):
                 resources=[stack.format_arn(service="sqs", resource=queue) for queue in resources.queues],
             ),
             iam.PolicyStatement(
-                sid="CountEvents",
-                actions=["sqs:GetQueueAttributes", "sqs:ReceiveMessage", "sqs:DeleteMessage"],
-                resources=[stack.format_arn(service="sqs", resource=resources.audit_queue)],
-            ),
-            iam.PolicyStatement(
                 sid="ReadState",
                 actions=["dynamodb:GetItem", "dynamodb:Query", "dynamodb:Scan", "dynamodb:BatchGetItem"],
                 resources=[
@@ -121,6 +116,14 @@ class GamedayRole(Construct):
                 sid="OperateRedrive", actions=["execute-api:Invoke"], resources=operator_routes
             ),
         ]
+        if resources.audit_queue is not None:
+            statements.append(
+                iam.PolicyStatement(
+                    sid="CountEvents",
+                    actions=["sqs:GetQueueAttributes", "sqs:ReceiveMessage", "sqs:DeleteMessage"],
+                    resources=[stack.format_arn(service="sqs", resource=resources.audit_queue)],
+                )
+            )
         # Prod refuses injection: without failureInjectionEnabled the role cannot flip the switch.
         if may_inject_failures:
             statements.append(

@@ -108,9 +108,23 @@ class FunctionSettings:
     # parameters and ignores layers): the ARN built from powertools_layer_version.
     powertools_layer_from_ssm: bool
     powertools_layer_version: int
-    # False where no X-Ray daemon listens (the local cloud): the functions then never load the
-    # X-Ray SDK (functions.common.observability.traced). Lambda's active tracing stays on.
+    # False: no X-Ray at all. Lambda's active tracing is off (no TracingConfig: Lambda's default,
+    # PassThrough, traces only a request whose tracing header says sampled=1 (AWS Lambda API
+    # Reference, TracingConfig), and nothing upstream samples) and the functions never load the
+    # X-Ray SDK (functions.common.observability.traced).
     tracing: bool = True
+    # Lambda's SystemLogLevel (JSON log format): WARN drops the START, END and REPORT lines.
+    system_log_level: str = "INFO"
+
+    @property
+    def application_log_level(self) -> str:
+        """Lambda's ApplicationLogLevel: never above INFO. Lambda gives a JSON line without a
+        "level" key, such as a Powertools EMF metrics line, the level INFO (AWS Lambda Developer
+        Guide, "Log-level filtering": "If the "level" value field is invalid or missing, Lambda will
+        assign the log output the level INFO"), so a higher level would drop the metrics; DEBUG for
+        a stage that logs DEBUG, since Powertools takes this level over POWERTOOLS_LOG_LEVEL
+        (functions.common.observability.keep_configured_level)."""
+        return "DEBUG" if self.log_level == "DEBUG" else "INFO"
 
 
 @dataclass(frozen=True)
@@ -142,7 +156,9 @@ class LambdaFn(Construct):
 
     - an explicit log group with the configured retention (the function logs only there);
     - a role whose only built-in permission is writing to that log group (plus X-Ray);
-    - active tracing, the Powertools layer, the standard environment variables;
+    - JSON log format with the stage's application and system log levels (AWS Lambda Developer Guide,
+      "Configuring advanced logging controls" / "Log-level filtering");
+    - active tracing where the stage traces, the Powertools layer, the standard environment variables;
     - its component adds exactly the calls the function makes (`allow`, `grant_queue`, `grant_table`).
     """
 
@@ -215,7 +231,12 @@ class LambdaFn(Construct):
             environment=env,
             role=self.role,
             log_group=self.log_group,
-            tracing=lambda_.Tracing.ACTIVE,
+            # Powertools already writes JSON, which Lambda does not encode again (AWS Lambda
+            # Developer Guide, "Configuring JSON and plain text log formats").
+            logging_format=lambda_.LoggingFormat.JSON,
+            application_log_level_v2=lambda_.ApplicationLogLevel[settings.application_log_level],
+            system_log_level_v2=lambda_.SystemLogLevel[settings.system_log_level],
+            tracing=lambda_.Tracing.ACTIVE if settings.tracing else lambda_.Tracing.DISABLED,
             reserved_concurrent_executions=reserved_concurrency,
             retry_attempts=async_retry_attempts,
             # With an asynchronous invoke configuration (retry_attempts), failures go to its
@@ -227,7 +248,7 @@ class LambdaFn(Construct):
             ),
             dead_letter_queue=async_failure_queue if async_retry_attempts is None else None,
         )
-        self._acknowledge(async_failure_queue, async_retry_attempts)
+        self._acknowledge(async_failure_queue, async_retry_attempts, tracing=settings.tracing)
         if async_failure_queue is not None and async_retry_attempts is None:
             # Lambda sends failed asynchronous events to the dead-letter queue with the function's
             # role; CDK grants sqs:SendMessage, the queue's key is ours to grant.
@@ -290,12 +311,23 @@ class LambdaFn(Construct):
             ),
         )
 
-    def _acknowledge(self, async_failure_queue: sqs.IQueue | None, async_retry_attempts: int | None) -> None:
-        suppress(
-            self.role,
-            "AwsSolutions-IAM5[Resource::*]",
-            "X-Ray PutTraceSegments/PutTelemetryRecords support no resource-level permissions (Resource *)",
-        )
+    def _acknowledge(
+        self, async_failure_queue: sqs.IQueue | None, async_retry_attempts: int | None, *, tracing: bool
+    ) -> None:
+        if tracing:
+            suppress(
+                self.role,
+                "AwsSolutions-IAM5[Resource::*]",
+                "X-Ray PutTraceSegments/PutTelemetryRecords support no resource-level permissions "
+                "(Resource *)",
+            )
+        else:
+            suppress(
+                self.function,
+                "Serverless-LambdaTracing",
+                "tracingEnabled false: X-Ray at default sampling costs more per event than the stage's "
+                "cost goal leaves (docs/performance.md#cost); set tracingEnabled true to trace",
+            )
         latest_reason = (
             f"pinned to {RUNTIME.name}: the public Powertools v3 layer (the release pinned in "
             "requirements-runtime.txt) is built per Python minor version; move both together"

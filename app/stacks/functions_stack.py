@@ -38,7 +38,9 @@ class FunctionsStack(Stack):
             injection_enabled=config.failure_injection_enabled,
             max_ttl_seconds=config.failure_mode_max_ttl_seconds,
         )
-        self.events = EventRouting(self, "Events", functions=functions, key=state.key)
+        self.events = EventRouting(
+            self, "Events", functions=functions, key=state.key, audit=config.event_audit
+        )
         self.ingest = IngestFunction(
             self,
             "Ingest",
@@ -95,17 +97,20 @@ class FunctionsStack(Stack):
         self.reset = ResetFunction(self, "Reset", functions=functions, switch=switch)
         self.event_log = self.events.event_log
 
+        outputs = {
+            names.Output.EVENT_BUS_NAME: self.events.bus.event_bus_name,
+            names.Output.SUCCESS_TOPIC_ARN: self.events.topics[names.DetailType.SUCCESS].topic_arn,
+            names.Output.FAILURE_TOPIC_ARN: self.events.topics[names.DetailType.FAILURE].topic_arn,
+            names.Output.INGEST_FUNCTION_NAME: self.ingest.function.function_name,
+            names.Output.WORKER_FUNCTION_NAME: self.worker.function.function_name,
+            names.Output.REDRIVE_FUNCTION_NAME: self.redrive.function.function_name,
+            names.Output.RELAY_FUNCTION_NAME: self.relay.function.function_name,
+            names.Output.RESET_FUNCTION_NAME: self.reset.function.function_name,
+        }
+        # A stage without the event audit has no such output; the clients that count events say
+        # so by the stage key (stage_client.audit.require_event_audit).
+        if self.events.audit_queue is not None:
+            outputs[names.Output.EVENT_AUDIT_QUEUE_URL] = self.events.audit_queue.queue_url
         self.outputs: dict[names.Output, CfnOutput] = {
-            output: CfnOutput(self, output.value, value=value)
-            for output, value in (
-                (names.Output.EVENT_BUS_NAME, self.events.bus.event_bus_name),
-                (names.Output.SUCCESS_TOPIC_ARN, self.events.topics[names.DetailType.SUCCESS].topic_arn),
-                (names.Output.FAILURE_TOPIC_ARN, self.events.topics[names.DetailType.FAILURE].topic_arn),
-                (names.Output.EVENT_AUDIT_QUEUE_URL, self.events.audit_queue.queue_url),
-                (names.Output.INGEST_FUNCTION_NAME, self.ingest.function.function_name),
-                (names.Output.WORKER_FUNCTION_NAME, self.worker.function.function_name),
-                (names.Output.REDRIVE_FUNCTION_NAME, self.redrive.function.function_name),
-                (names.Output.RELAY_FUNCTION_NAME, self.relay.function.function_name),
-                (names.Output.RESET_FUNCTION_NAME, self.reset.function.function_name),
-            )
+            output: CfnOutput(self, output.value, value=value) for output, value in outputs.items()
         }

@@ -21,7 +21,7 @@ from app.components.alarms import (
     alarm_topic_name,
     stage_alarms,
 )
-from app.components.log_insights import LogMetrics, QueryDefinitions, query_files
+from app.components.log_insights import LogMetrics, QueryDefinitions, queries_for
 from app.config import StageConfig
 from app.constructs.alarms import AlarmFactory
 from app.constructs.dashboard import Dashboard
@@ -84,7 +84,8 @@ class ObservabilityStack(Stack):
                 "Worker": compute.worker.log_group,
                 "Redrive": compute.redrive.log_group,
             },
-            processed_source=compute.worker.log_group,
+            # The worker's "record processed" lines are INFO: a stage that logs above INFO has none.
+            processed_source=compute.worker.log_group if config.logs_record_outcomes else None,
         )
         if config.query_definitions_enabled:
             QueryDefinitions(
@@ -101,8 +102,9 @@ class ObservabilityStack(Stack):
                         compute.reset,
                         compute.event_log,
                     )
+                    if fn is not None
                 ],
-                files=query_files(),
+                files=queries_for(config.log_level),
             )
         self.dashboard = Dashboard(
             self,
@@ -123,6 +125,8 @@ class ObservabilityStack(Stack):
             bus=compute.events.bus,
             rules=compute.events.rules,
             alarms=list(self.alarms.values()),
+            processed_true=config.logs_record_outcomes,
+            log_level=config.log_level,
         )
         self.fis: FisExperiments | None = None
         if config.fis_enabled:

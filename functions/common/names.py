@@ -233,6 +233,11 @@ class LogField(StrEnum):
     ROUTE_ARN = "routeArn"
 
 
+# The stage configuration key (cdk.json) that deploys the event-log function and the event audit
+# queue: the clients that count events name it when a stage has none (stage_client.audit).
+EVENT_AUDIT_STAGE_KEY = "eventAudit"
+
+
 # --- Stage outputs (CfnOutput keys: the lab CLI, pipeline steps and tests read these) ---------
 class Output(StrEnum):
     API_URL = "ApiUrl"
@@ -248,7 +253,8 @@ class Output(StrEnum):
     ALARM_TOPIC_ARN = "AlarmTopicArn"
     SUCCESS_TOPIC_ARN = "SuccessTopicArn"
     FAILURE_TOPIC_ARN = "FailureTopicArn"
-    # A queue subscribed to the success/failure topics so that drills can count events.
+    # A queue subscribed to the success/failure topics so that drills can count events; only on a
+    # stage deployed with EVENT_AUDIT_STAGE_KEY true.
     EVENT_AUDIT_QUEUE_URL = "EventAuditQueueUrl"
     WORKER_FUNCTION_NAME = "WorkerFunctionName"
     INGEST_FUNCTION_NAME = "IngestFunctionName"

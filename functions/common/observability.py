@@ -3,6 +3,7 @@ tracing of the handler where tracing can record."""
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
@@ -24,6 +25,41 @@ from functions.common.names import (
 # one metric stream per name, dimension service=SERVICE_NAME, which the alarms and dashboard use.
 logger = Logger(service=SERVICE_NAME)
 metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE_NAME)
+
+
+class AtLeastLevel(logging.Filter):
+    """Drops log records below a level, whatever level the logger itself was given."""
+
+    def __init__(self, level: int) -> None:
+        super().__init__()
+        self.level = level
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= self.level
+
+
+def configured_level() -> int:
+    """POWERTOOLS_LOG_LEVEL as a logging level (INFO, Powertools' default, when unset or unknown)."""
+    name = os.environ.get(EnvVar.POWERTOOLS_LOG_LEVEL.value, "INFO").upper()
+    level = logging.getLevelName(name)
+    return level if isinstance(level, int) else logging.INFO
+
+
+def keep_configured_level(target: Logger) -> None:
+    """Make POWERTOOLS_LOG_LEVEL the least level `target` writes, with Lambda's advanced logging
+    controls on.
+
+    Lambda sets AWS_LAMBDA_LOG_LEVEL to the function's ApplicationLogLevel, and Powertools gives that
+    variable precedence over POWERTOOLS_LOG_LEVEL (Powertools for AWS Lambda (Python), Logger, "AWS
+    Lambda Advanced Logging Controls (ALC)": the order of priority; aws-powertools/powertools-lambda-
+    python#7220). The stage keeps ApplicationLogLevel at INFO so that the EMF metric lines (no
+    "level" key: INFO for Lambda) pass, so without this filter a stage at logLevel WARNING would still
+    write every INFO line. By hand: Powertools offers no setting that wins over ALC.
+    """
+    target.addFilter(AtLeastLevel(configured_level()))
+
+
+keep_configured_level(logger)
 
 Handler = TypeVar("Handler", bound=Callable[..., Any])
 

@@ -25,6 +25,7 @@ from lab.gamedays.runner import (
 )
 from lab.gamedays.spec import DrillSpec, stage_timing
 from stage_client.api import ApiError
+from stage_client.audit import NoEventAuditError, has_event_audit, require_event_audit
 from stage_client.failure_mode import stage_guardrails
 from stage_client.target import Target
 
@@ -56,13 +57,15 @@ def run_gameday(
     printer: Callable[[str], None] = print,
     drills: dict[str, DrillSpec] = DRILLS,
 ) -> GamedayResult:
-    """Run drill `name`; raises InjectorError before touching anything when the injector cannot work."""
+    """Run drill `name`; raises InjectorError before touching anything when the injector cannot work,
+    NoEventAuditError when the drill counts events and the stage has no event audit queue."""
     spec = drills[name]
     kind = injector_type(injector)
     if not kind.can_drive(spec):
         drivable = ", ".join(n for n, s in drills.items() if kind.can_drive(s))
         raise InjectorError(f"{name} has no {kind.label} experiment; {kind.label} drives: {drivable}")
     chosen = kind.for_target(target)
+    refuse_without_event_audit(target, [name], drills)
     guardrails = stage_guardrails(target)
     if timeout_s is None:
         timeout_s = spec.budget_s(stage_timing(target), guardrails.max_redrives_per_message)
@@ -125,4 +128,21 @@ def run_gameday(
     return GamedayResult(name, outcome, error, report, json_path, html_path)
 
 
-__all__ = ["DRILLS", "GamedayResult", "InjectorError", "run_gameday"]
+def refuse_without_event_audit(
+    target: Target, names: list[str], drills: dict[str, DrillSpec] = DRILLS
+) -> None:
+    """NoEventAuditError, before anything runs, when one of these drills counts events and the stage
+    deploys no event audit queue (stage key eventAudit false)."""
+    counting = [name for name in names if drills[name].counts_events]
+    if counting and not has_event_audit(target):
+        require_event_audit(target, f"gameday {', '.join(counting)}")
+
+
+__all__ = [
+    "DRILLS",
+    "GamedayResult",
+    "InjectorError",
+    "NoEventAuditError",
+    "refuse_without_event_audit",
+    "run_gameday",
+]

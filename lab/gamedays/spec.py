@@ -109,6 +109,8 @@ class DrillSpec:
     fis: bool = False
     dlq_trips: DlqTrips = Trips(0)
     waits_for_alarms: bool = False
+    # The drill counts events on the event audit queue (a stage deployed with eventAudit true).
+    counts_events: bool = False
 
     def budget_s(self, timing: StageTiming, max_redrives: int) -> float:
         trips = self.dlq_trips.count(max_redrives)

@@ -70,4 +70,5 @@ SPEC = DrillSpec(
     summary="every event queued twice -> deduplicated",
     default_events=20,
     default_timeout_s=120,
+    counts_events=True,
 )

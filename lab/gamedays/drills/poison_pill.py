@@ -107,4 +107,5 @@ SPEC = DrillSpec(
     default_timeout_s=300,
     dlq_trips=Trips(1),
     waits_for_alarms=True,
+    counts_events=True,
 )

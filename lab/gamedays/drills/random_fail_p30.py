@@ -146,4 +146,5 @@ SPEC = DrillSpec(
     default_events=30,
     default_timeout_s=240,
     fis=True,
+    counts_events=True,
 )

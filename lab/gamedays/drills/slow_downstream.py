@@ -79,4 +79,5 @@ SPEC = DrillSpec(
     default_timeout_s=240,
     fis=True,
     dlq_trips=Trips(1),
+    counts_events=True,
 )

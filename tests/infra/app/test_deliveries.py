@@ -194,6 +194,9 @@ def test_eventbridge_invokes_the_event_log_function_for_its_rules_only(any_stage
     """A Lambda permission for events.amazonaws.com with the rule as SourceArn (Amazon EventBridge
     User Guide, "Using resource-based policies for Amazon EventBridge", AWS Lambda permissions)."""
     events = any_stage.stage.compute.events
+    if events.event_log is None:  # eventAudit false: the rules send to the topics only
+        assert not any_stage.config.event_audit
+        return
     rules = {any_stage.arn(rule) for rule in events.rules.values()}
     assert sorted(permissions(any_stage, events.event_log.function, EVENTBRIDGE)) == sorted(rules)
 
@@ -226,6 +229,10 @@ def test_sns_delivers_to_the_audit_queue_from_the_event_topics_only(any_stage: S
     """sqs:SendMessage for sns.amazonaws.com with ArnEquals aws:SourceArn the topic (Amazon SNS
     Developer Guide, "Fanout to Amazon SQS queues": the queue policy of a subscribed queue)."""
     events = any_stage.stage.compute.events
+    if events.audit_queue is None:  # eventAudit false: no audit queue, no subscription
+        assert not any_stage.config.event_audit
+        assert not any_stage.resources("functions", "AWS::SNS::Subscription")
+        return
     topics = sorted(any_stage.logical_id(topic) for topic in events.topics.values())
     assert sns_senders(any_stage, events.audit_queue) == topics
 
@@ -243,8 +250,9 @@ def test_sns_dead_letters_each_subscription_from_its_own_topic_only(any_stage: S
     """The DLQ of a subscription takes sqs:SendMessage from sns.amazonaws.com for that topic (Amazon
     SNS Developer Guide, "Amazon SNS dead-letter queues": the DLQ's policy)."""
     events = any_stage.stage.compute.events
+    # The event topics' only subscription is the audit queue's (eventAudit).
     topics = sorted(any_stage.logical_id(topic) for topic in events.topics.values())
-    assert sns_senders(any_stage, events.delivery_dlq) == topics
+    assert sns_senders(any_stage, events.delivery_dlq) == (topics if any_stage.config.event_audit else [])
     alarm_topic = any_stage.stage.observability.alarm_topic
     dlqs = [q for q in any_stage.stage.observability.node.find_all() if q.node.id == "NotificationDlq"]
     assert dlqs, "the stage has alarm subscribers (tests/infra/synth.py), so a notification DLQ"

@@ -22,8 +22,9 @@ XRAY: Grant = (frozenset({"xray:PutTraceSegments", "xray:PutTelemetryRecords"}),
 
 
 def _functions(stage: SynthesizedStage) -> dict[str, LambdaFn]:
+    """The stage's functions (the event-log function with the event audit only)."""
     compute = stage.stage.compute
-    return {
+    functions = {
         "ingest": compute.ingest,
         "worker": compute.worker,
         "relay": compute.relay,
@@ -31,6 +32,7 @@ def _functions(stage: SynthesizedStage) -> dict[str, LambdaFn]:
         "reset": compute.reset,
         "event-log": compute.event_log,
     }
+    return {name: fn for name, fn in functions.items() if fn is not None}
 
 
 def _parameter_arn(stage: SynthesizedStage) -> str:
@@ -106,8 +108,8 @@ def _expected_grants(stage: SynthesizedStage) -> dict[str, set[Grant]]:
     }
     for name, fn in _functions(stage).items():
         expected[name] |= {
-            XRAY,
             (frozenset({"logs:CreateLogStream", "logs:PutLogEvents"}), frozenset({stage.arn(fn.log_group)})),
+            *((XRAY,) if config.tracing_enabled else ()),
         }
     if stage.config.fis_enabled:
         bucket = f"{config.prefix}-fis-config-{config.account}-{config.region}"
@@ -160,11 +162,10 @@ def test_no_statement_anywhere_has_a_wildcard_action(any_stage: SynthesizedStage
                     assert not [a for a in actions if a == "*" or a.endswith(":*")], statement
 
 
-def test_the_only_resource_wildcard_is_xray(local: SynthesizedStage, dev: SynthesizedStage) -> None:
-    for stage in (local, dev):
-        for fn in _functions(stage).values():
-            wildcards = {grant for grant in stage.role_grants(fn.role) if "*" in grant[1]}
-            assert wildcards == {XRAY}
+def test_the_only_resource_wildcard_is_xray_where_the_stage_traces(any_stage: SynthesizedStage) -> None:
+    for fn in _functions(any_stage).values():
+        wildcards = {grant for grant in any_stage.role_grants(fn.role) if "*" in grant[1]}
+        assert wildcards == ({XRAY} if any_stage.config.tracing_enabled else set())
 
 
 def test_functions_share_runtime_layer_tracing_and_explicit_sizes(any_stage: SynthesizedStage) -> None:
@@ -193,14 +194,17 @@ def test_functions_share_runtime_layer_tracing_and_explicit_sizes(any_stage: Syn
         names.Handler.RELAY,
         names.Handler.REDRIVE,
         names.Handler.RESET,
-        names.Handler.EVENT_LOG,
+        *((names.Handler.EVENT_LOG,) if config.event_audit else ()),
     }
     for kind in ("functions", "api"):
         for fn in any_stage.resources(kind, "AWS::Lambda::Function").values():
             props = fn["Properties"]
             assert props["Runtime"] == "python3.13"
             assert props["Layers"][0] == layer
-            assert props["TracingConfig"] == {"Mode": "Active"}
+            # No TracingConfig is Lambda's PassThrough: "Lambda will only trace the request from an
+            # upstream service if it contains a tracing header with "sampled=1"" (AWS Lambda API
+            # Reference, TracingConfig); nothing upstream of the stage's functions samples.
+            assert props.get("TracingConfig") == ({"Mode": "Active"} if config.tracing_enabled else None)
             assert props["MemorySize"] == config.function_memory_mb
             assert props["Timeout"] >= 1
             assert props["Architectures"] == [config.architecture]
@@ -210,6 +214,43 @@ def test_functions_share_runtime_layer_tracing_and_explicit_sizes(any_stage: Syn
             disabled = variables.get(names.EnvVar.POWERTOOLS_TRACE_DISABLED.value)
             assert disabled == (None if config.tracing_enabled else "true")
             assert "LogGroup" in props["LoggingConfig"]
+
+
+def test_every_function_logs_json_at_application_info_and_the_stage_system_level(
+    any_stage: SynthesizedStage,
+) -> None:
+    """AWS Lambda Developer Guide, "Log-level filtering": with the JSON log format Lambda filters
+    application lines by level, and gives a line without a "level" key (an EMF metrics line) the
+    level INFO, so ApplicationLogLevel above INFO would drop the metrics; SystemLogLevel WARN drops
+    the START, END and REPORT lines (prod)."""
+    config = any_stage.config
+    application = "DEBUG" if config.log_level == "DEBUG" else "INFO"
+    functions = [
+        fn
+        for kind in ("functions", "api")
+        for fn in any_stage.resources(kind, "AWS::Lambda::Function").values()
+    ]
+    assert functions
+    for fn in functions:
+        logging_config = fn["Properties"]["LoggingConfig"]
+        assert logging_config["LogFormat"] == "JSON"
+        assert logging_config["ApplicationLogLevel"] == application
+        assert logging_config["SystemLogLevel"] == config.lambda_system_log_level
+
+
+def test_prod_drops_the_platform_lines_and_the_info_lines_but_not_the_metrics(
+    prod: SynthesizedStage, dev: SynthesizedStage
+) -> None:
+    for fn in prod.resources("functions", "AWS::Lambda::Function").values():
+        props = fn["Properties"]
+        assert props["LoggingConfig"]["SystemLogLevel"] == "WARN"
+        assert props["LoggingConfig"]["ApplicationLogLevel"] == "INFO"
+        assert props["Environment"]["Variables"][names.EnvVar.POWERTOOLS_LOG_LEVEL.value] == "WARNING"
+        assert "TracingConfig" not in props
+    for fn in dev.resources("functions", "AWS::Lambda::Function").values():
+        props = fn["Properties"]
+        assert props["LoggingConfig"]["SystemLogLevel"] == "INFO"
+        assert props["TracingConfig"] == {"Mode": "Active"}
 
 
 def test_layer_parameter_names_the_release_pinned_for_the_runtime() -> None:

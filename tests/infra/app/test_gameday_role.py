@@ -117,3 +117,17 @@ def test_gameday_role_arn_is_a_stage_output(any_stage: SynthesizedStage) -> None
 def test_no_gameday_role_without_a_pipeline_account() -> None:
     config = load_stage_config(stage_context(App()), "dev")
     assert config.pipeline_account is None
+
+
+COUNT_EVENTS = frozenset({"sqs:GetQueueAttributes", "sqs:ReceiveMessage", "sqs:DeleteMessage"})
+
+
+def test_without_the_event_audit_the_role_counts_no_events(
+    prod: SynthesizedStage, dev: SynthesizedStage
+) -> None:
+    """eventAudit false (prod): no audit queue, so no statement names one."""
+    prod_grants = prod.role_grants(_role(prod))
+    assert prod_grants
+    assert COUNT_EVENTS not in {actions for actions, _ in prod_grants}
+    assert not [r for _, resources in prod_grants for r in resources if "event-audit" in r]
+    assert COUNT_EVENTS in {actions for actions, _ in dev.role_grants(_role(dev))}

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from app.components.log_insights import query_files
+from app.components.log_insights import needed_log_level, queries_for, query_files
 from functions.common import names
 from tests import REPO_ROOT
 from tests.infra.synth import ALARM_EMAIL, WEBHOOK_URL, SynthesizedStage
@@ -145,7 +145,6 @@ def test_dashboard_has_the_specified_widgets(any_stage: SynthesizedStage) -> Non
         "Duration",
         "MatchedEvents",
         names.MetricName.ERRORS_BY_TYPE.value,
-        names.MetricName.PROCESSED_TRUE.value,
         names.MetricName.REDRIVE_QUARANTINED.value,
         names.MetricName.IDEMPOTENCY_CONFLICTS.value,
         *(metric.value for metric in names.DeliveryMetricName),
@@ -157,6 +156,21 @@ def test_dashboard_has_the_specified_widgets(any_stage: SynthesizedStage) -> Non
     for queue in ("main", "DLQ", "quarantine", "relay failures"):
         assert f"Queue {queue}: visible / not visible / age of oldest" in body
     assert "alarm" in body
+
+
+def test_the_processed_true_widget_shows_only_where_the_filter_is_deployed(
+    any_stage: SynthesizedStage,
+) -> None:
+    """Above INFO (prod) the worker writes no "record processed" line: no ProcessedTrue series, and
+    a text widget that says why and where processed records are counted instead."""
+    body = _dashboard_body(any_stage)
+    shown = names.MetricName.PROCESSED_TRUE.value in body
+    assert shown is any_stage.config.logs_record_outcomes
+    explained = "No processed=true filter" in body
+    assert explained is not any_stage.config.logs_record_outcomes
+    if explained:
+        assert f"logs at {any_stage.config.log_level}" in body
+        assert names.MetricName.RECORDS_PROCESSED.value in body
 
 
 def test_metric_filters_count_errors_by_type_and_processed_records(any_stage: SynthesizedStage) -> None:
@@ -177,8 +191,23 @@ def test_metric_filters_count_errors_by_type_and_processed_records(any_stage: Sy
         names.MetricName.ERRORS_BY_TYPE.value: {
             any_stage.logical_id(fn.log_group) for fn in (compute.ingest, compute.worker, compute.redrive)
         },
-        names.MetricName.PROCESSED_TRUE.value: {any_stage.logical_id(compute.worker.log_group)},
+        **(
+            {names.MetricName.PROCESSED_TRUE.value: {any_stage.logical_id(compute.worker.log_group)}}
+            if any_stage.config.logs_record_outcomes
+            else {}
+        ),
     }
+
+
+def test_prod_has_no_processed_true_filter_and_dev_has(prod: SynthesizedStage, dev: SynthesizedStage) -> None:
+    def metrics(stage: SynthesizedStage) -> set[str]:
+        return {
+            f["Properties"]["MetricTransformations"][0]["MetricName"]
+            for f in stage.resources("observability", "AWS::Logs::MetricFilter").values()
+        }
+
+    assert names.MetricName.PROCESSED_TRUE.value not in metrics(prod)
+    assert names.MetricName.PROCESSED_TRUE.value in metrics(dev)
 
 
 def test_one_query_definition_per_insights_query_file(any_stage: SynthesizedStage) -> None:
@@ -187,13 +216,61 @@ def test_one_query_definition_per_insights_query_file(any_stage: SynthesizedStag
         for d in any_stage.resources("observability", "AWS::Logs::QueryDefinition").values()
     }
     # The local cloud's engine cannot create AWS::Logs::QueryDefinition (queryDefinitionsEnabled false).
-    files = query_files() if any_stage.config.query_definitions_enabled else []
-    assert set(definitions) == {f"{any_stage.config.prefix}/{path.stem}" for path in files}
+    config = any_stage.config
+    files = queries_for(config.log_level) if config.query_definitions_enabled else []
+    assert set(definitions) == {f"{config.prefix}/{path.stem}" for path in files}
+    functions = [
+        "ingest",
+        "worker",
+        "relay",
+        "redrive",
+        "reset",
+        *(["event-log"] if config.event_audit else []),
+    ]
     for path in files:
-        definition = definitions[f"{any_stage.config.prefix}/{path.stem}"]
+        definition = definitions[f"{config.prefix}/{path.stem}"]
         assert definition["QueryString"] == path.read_text(encoding="utf-8").strip()
-        # ingest, worker, relay, redrive, reset, event-log
-        assert len(definition["LogGroupNames"]) == 6
+        assert sorted(definition["LogGroupNames"]) == sorted(
+            f"/aws/lambda/{config.prefix}-{f}" for f in functions
+        )
+
+
+def test_prod_saves_only_the_queries_its_warning_lines_answer(
+    prod: SynthesizedStage, dev: SynthesizedStage
+) -> None:
+    def saved(stage: SynthesizedStage) -> set[str]:
+        return {
+            d["Properties"]["Name"].split("/", 1)[1]
+            for d in stage.resources("observability", "AWS::Logs::QueryDefinition").values()
+        }
+
+    assert saved(prod) == {"errors-by-error-type"}
+    assert saved(dev) == {path.stem for path in query_files()}
+
+
+def test_every_query_that_reads_info_lines_says_so() -> None:
+    """The queries on the worker's INFO lines ("record processed", "duplicate of a processed key")
+    and the redrive job's progress declare `# logLevel: INFO`; "record failed" is a WARNING."""
+    needed = {path.stem: needed_log_level(path) for path in query_files()}
+    assert needed == {
+        "duplicates-detected": "INFO",
+        "errors-by-error-type": "ERROR",
+        "processed-true-rate": "INFO",
+        "redrive-activity": "INFO",
+        "slowest-records": "INFO",
+    }
+
+
+def test_a_query_declares_one_known_level_at_most(tmp_path: Path) -> None:
+    (tmp_path / "a.txt").write_text("# logLevel: INFO (why)\nfields @timestamp")
+    (tmp_path / "b.txt").write_text("fields @timestamp")
+    (tmp_path / "c.txt").write_text("# logLevel: DEBUG\nfields @timestamp")
+    assert [p.name for p in queries_for("WARNING", tmp_path)] == ["b.txt"]
+    assert [p.name for p in queries_for("INFO", tmp_path)] == ["a.txt", "b.txt"]
+    assert [p.name for p in queries_for("DEBUG", tmp_path)] == ["a.txt", "b.txt", "c.txt"]
+    (tmp_path / "d.txt").write_text("# logLevel: VERBOSE\nfields @timestamp")
+    with pytest.raises(ValueError, match=r"d\.txt: one `# logLevel"):
+        queries_for("INFO", tmp_path)
 
 
 def test_queries_are_deployed_outside_the_local_cloud(local: SynthesizedStage, dev: SynthesizedStage) -> None:

@@ -5,12 +5,21 @@ from __future__ import annotations
 from functions.common import names
 from tests.infra.synth import SynthesizedStage
 
+# Outputs of the optional parts: a stage without them has no such output (stage_client says which
+# stage key brings it back).
+EVENT_AUDIT_OUTPUTS = {names.Output.EVENT_AUDIT_QUEUE_URL}
+
 
 def test_stage_exposes_every_output_keyed_by_name(any_stage: SynthesizedStage) -> None:
-    assert set(any_stage.stage.outputs) == set(names.Output)
+    expected = set(names.Output) - (set() if any_stage.config.event_audit else EVENT_AUDIT_OUTPUTS)
+    assert set(any_stage.stage.outputs) == expected
     declared = {key for template in any_stage.raw.values() for key in template.get("Outputs", {})}
-    for output in names.Output:
-        assert output.value in declared, output
+    assert {output for output in names.Output if output.value in declared} == expected
+
+
+def test_prod_has_no_event_audit_output_and_dev_has(prod: SynthesizedStage, dev: SynthesizedStage) -> None:
+    assert names.Output.EVENT_AUDIT_QUEUE_URL not in prod.stage.outputs
+    assert names.Output.EVENT_AUDIT_QUEUE_URL in dev.stage.outputs
 
 
 def test_outputs_point_at_the_right_resources(dev: SynthesizedStage) -> None:
@@ -29,6 +38,7 @@ def test_outputs_point_at_the_right_resources(dev: SynthesizedStage) -> None:
     assert dev.ref(outputs[names.Output.WORKER_FUNCTION_NAME.value]) == dev.logical_id(
         compute.worker.function
     )
+    assert compute.events.audit_queue is not None
     assert dev.ref(outputs[names.Output.EVENT_AUDIT_QUEUE_URL.value]) == dev.logical_id(
         compute.events.audit_queue
     )

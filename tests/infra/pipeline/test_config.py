@@ -130,14 +130,26 @@ def actions_of(stack: Any, stage_name: str) -> list[tuple[str, int]]:
 
 
 def test_gameday_in_prod_runs_after_the_prod_smoke_when_enabled() -> None:
-    stack = build_pipeline(app_with({"failureInjectionEnabled": True}, gamedayInProd=True))
+    stack = build_pipeline(
+        app_with({"failureInjectionEnabled": True, "eventAudit": True}, gamedayInProd=True)
+    )
     prod = dict(actions_of(stack, "Prod"))
     assert prod["Smoke"] < prod["PoisonPillGameday"]
 
 
 def test_gameday_in_prod_is_refused_while_prod_refuses_failure_injection() -> None:
     with pytest.raises(PipelineConfigError, match="failureInjectionEnabled false"):
-        build_pipeline(app_with({}, gamedayInProd=True))
+        build_pipeline(app_with({"eventAudit": True}, gamedayInProd=True))
+
+
+def test_gameday_in_prod_is_refused_while_prod_has_no_event_audit_queue() -> None:
+    """The gameday counts IngestionSuccess events on the audit queue, which eventAudit false removes."""
+    with pytest.raises(PipelineConfigError) as error:
+        build_pipeline(app_with({"failureInjectionEnabled": True}, gamedayInProd=True))
+    message = str(error.value)
+    assert "pipeline.gamedayInProd:" in message
+    assert "eventAudit false" in message
+    assert "failureInjectionEnabled" not in message
 
 
 def test_cdk_nag_reaches_the_stages_a_pipeline_synthesizes(tmp_path: Path) -> None:

@@ -216,3 +216,54 @@ def test_redrive_filters_take_several_error_types_and_none(value: str) -> None:
 def test_redrive_filters_refuse_an_unknown_or_empty_error_type(value: str) -> None:
     with pytest.raises(SystemExit):
         cli.build_parser().parse_args(["redrive", "start", "--error-type", value])
+
+
+# --- A stage without the event audit queue (eventAudit false: prod) -------------------------------
+
+
+@pytest.fixture
+def no_audit_target(env_target: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    monkeypatch.delenv(Output.EVENT_AUDIT_QUEUE_URL.value)
+    return env_target
+
+
+def test_verify_count_events_on_a_stage_without_the_audit_queue_names_the_key(
+    no_audit_target: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    keys = tmp_path / "keys.txt"
+    keys.write_text("k-1\n")
+    argv = ["--target", "env", "verify", "--keys-file", str(keys), "--timeout", "60", "--count-events"]
+    code, out = run(argv, capsys)
+    assert code == 2
+    assert out.startswith("error: verifying with --count-events counts IngestionSuccess/IngestionFailure")
+    assert "eventAudit false" in out
+    assert "eventAudit true" in out
+    assert "Traceback" not in out
+    # Without --count-events the same stage verifies as before (k-1 has no record: FAIL, not an error).
+    code, out = run(["--target", "env", "verify", "--keys-file", str(keys), "--timeout", "1"], capsys)
+    assert (code, "FAIL: 0/1 SUCCEEDED" in out) == (1, True)
+
+
+@pytest.mark.parametrize("drill", sorted(name for name, spec in DRILLS.items() if spec.counts_events))
+def test_gamedays_that_count_events_refuse_a_stage_without_the_audit_queue(
+    no_audit_target: Any, drill: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out = run(["--target", "env", "--json", "gameday", drill], capsys)
+    assert code == 2
+    error = json.loads(out)["error"]
+    assert f"gameday {drill} counts" in error
+    assert "eventAudit false" in error
+    assert no_audit_target.ssm.get_parameter(Name=FAILURE_MODE_PARAMETER)["Parameter"]["Value"] == "none"
+
+
+def test_gameday_all_refuses_before_any_drill_runs(
+    no_audit_target: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    calls, fake = fake_results({}, tmp_path)
+    monkeypatch.setattr(commands, "run_gameday", fake)
+    code, out = run(["--target", "env", "gameday", "all"], capsys)
+    assert (code, calls) == (2, [])
+    counting = sorted(name for name, spec in DRILLS.items() if spec.counts_events)
+    assert set(counting) == {"duplicate-submit", "poison-pill", "random-fail-p30", "slow-downstream"}
+    assert out.startswith("refused: gameday ")
+    assert all(name in out for name in counting)

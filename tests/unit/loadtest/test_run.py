@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import io
+from pathlib import Path
 
 import pytest
 
-from loadtest.run import build_parser, run_time_seconds
+from functions.common.names import Output
+from loadtest.run import build_parser, run, run_time_seconds
+from stage_client.target import Target
 
 
 @pytest.mark.parametrize(
@@ -29,3 +33,17 @@ def test_settings_default_from_environment(monkeypatch: pytest.MonkeyPatch) -> N
     args = build_parser().parse_args([])
 
     assert (args.users, args.run_time) == (7, "2m")
+
+
+def test_a_stage_without_the_audit_queue_fails_the_gate_before_locust_runs(tmp_path: Path) -> None:
+    """Counting events (the default) on a stage deployed with eventAudit false: a clear gate failure
+    at once, before Locust runs."""
+    target = Target(
+        name="prod", outputs={Output.API_URL.value: "http://127.0.0.1:9"}, api_url="x", region="us-east-1"
+    )
+    out = io.StringIO()
+    args = build_parser().parse_args(["--out-dir", str(tmp_path / "run")])
+    assert run(args, target, out) == 1
+    assert out.getvalue().startswith("GATE FAILED: events: the load-test gate (--no-count-events skips")
+    assert "eventAudit false" in out.getvalue()
+    assert not (tmp_path / "run").exists()

@@ -11,6 +11,9 @@ def test_each_detail_type_goes_to_its_topic_and_the_event_log_with_a_dead_letter
     bare: BareStack,
 ) -> None:
     routing = EventRouting(bare.stack, "Events", functions=FUNCTIONS, key=None)
+    event_log, audit_queue = routing.event_log, routing.audit_queue
+    assert event_log is not None
+    assert audit_queue is not None
     assert bare.props(routing.bus)["Name"] == "ingestion-test-bus"
     for detail, slug in ((names.DetailType.SUCCESS, "success"), (names.DetailType.FAILURE, "failure")):
         rule = bare.props(routing.rules[detail])
@@ -19,7 +22,7 @@ def test_each_detail_type_goes_to_its_topic_and_the_event_log_with_a_dead_letter
         targets = {bare.ref(t["Arn"]): t for t in rule["Targets"]}
         assert set(targets) == {
             bare.logical_id(routing.topics[detail]),
-            bare.arn(routing.event_log.function),
+            bare.arn(event_log.function),
         }
         for target in targets.values():
             assert bare.ref(target["DeadLetterConfig"]["Arn"]) == bare.arn(routing.delivery_dlq)
@@ -29,7 +32,24 @@ def test_each_detail_type_goes_to_its_topic_and_the_event_log_with_a_dead_letter
     for subscription in subscriptions:
         props = subscription["Properties"]
         assert (props["Protocol"], props["RawMessageDelivery"]) == ("sqs", True)
-        assert bare.ref(props["Endpoint"]) == bare.arn(routing.audit_queue)
+        assert bare.ref(props["Endpoint"]) == bare.arn(audit_queue)
         assert bare.ref(props["RedrivePolicy"]["deadLetterTargetArn"]) == bare.arn(routing.delivery_dlq)
-    assert bare.props(routing.audit_queue)["MessageRetentionPeriod"] == 86_400
+    assert bare.props(audit_queue)["MessageRetentionPeriod"] == 86_400
     assert bare.props(routing.delivery_dlq)["QueueName"] == "ingestion-test-event-delivery-dlq"
+
+
+def test_without_the_event_audit_the_rules_send_to_their_topics_only(bare: BareStack) -> None:
+    """eventAudit false (prod): no event-log function, no audit queue and no subscription; each rule
+    still sends its detail type to its SNS topic, with the delivery DLQ."""
+    routing = EventRouting(bare.stack, "Events", functions=FUNCTIONS, key=None, audit=False)
+    assert (routing.event_log, routing.audit_queue, routing.audit_queue_name) == (None, None, None)
+    assert not bare.resources("AWS::Lambda::Function")
+    assert not bare.resources("AWS::SNS::Subscription")
+    assert [bare.props(q)["QueueName"] for q in (routing.delivery_dlq,)] == [
+        "ingestion-test-event-delivery-dlq"
+    ]
+    assert len(bare.resources("AWS::SQS::Queue")) == 1
+    for detail in (names.DetailType.SUCCESS, names.DetailType.FAILURE):
+        (target,) = bare.props(routing.rules[detail])["Targets"]
+        assert bare.ref(target["Arn"]) == bare.logical_id(routing.topics[detail])
+        assert bare.ref(target["DeadLetterConfig"]["Arn"]) == bare.arn(routing.delivery_dlq)

@@ -27,6 +27,16 @@ def test_errors_by_type_from_each_source_and_processed_records_from_one(bare: Ba
     }
 
 
+def test_no_processed_source_no_processed_true_filter(bare: BareStack) -> None:
+    a = logs.LogGroup(bare.stack, "A")
+    LogMetrics(bare.stack, "Metrics", error_sources={"A": a}, processed_source=None)
+    metrics = {
+        f["Properties"]["MetricTransformations"][0]["MetricName"]
+        for f in bare.resources("AWS::Logs::MetricFilter").values()
+    }
+    assert metrics == {names.MetricName.ERRORS_BY_TYPE.value}
+
+
 def test_one_saved_query_per_file(bare: BareStack, tmp_path: Path) -> None:
     (tmp_path / "slow.txt").write_text("fields @timestamp\n")
     QueryDefinitions(

@@ -17,6 +17,7 @@ from app.config import (
     visibility_timeout_for,
 )
 from app.main import CDK_JSON
+from functions.common import names
 
 CONTEXT: dict[str, Any] = json.loads(CDK_JSON.read_text())["context"]
 BASE = {"envName": "dev", "account": "111111111111", "region": "us-east-1"}
@@ -45,6 +46,42 @@ def test_prod_refuses_injection_and_protects_data() -> None:
     assert prod.deletion_protection
     assert prod.use_kms_cmk
     assert prod.auth_mode == "jwt"
+
+
+def test_prod_is_the_cost_profile_and_dev_and_local_keep_the_lab_parts() -> None:
+    """docs/performance.md#cost: prod deploys no event-log function or audit queue, logs WARNING with
+    the Lambda system log level WARN, and does not trace; dev and local keep what the drills read."""
+    prod = load_stage_config(CONTEXT, "prod")
+    assert (prod.event_audit, prod.log_level, prod.lambda_system_log_level, prod.tracing_enabled) == (
+        False,
+        "WARNING",
+        "WARN",
+        False,
+    )
+    assert not prod.logs_record_outcomes
+    for env_name in ("dev", "local"):
+        config = load_stage_config(CONTEXT, env_name)
+        assert config.event_audit
+        assert config.lambda_system_log_level == "INFO"
+        assert config.logs_record_outcomes
+
+
+def test_the_clients_name_the_event_audit_key_as_the_model_spells_it() -> None:
+    assert StageConfig.model_fields["event_audit"].alias == names.EVENT_AUDIT_STAGE_KEY
+
+
+def test_the_new_keys_default_to_the_lab_parts_and_platform_lines() -> None:
+    config = build_stage_config(BASE)
+    assert config.event_audit is True
+    assert config.lambda_system_log_level == "INFO"
+    assert config.logs_record_outcomes
+
+
+@pytest.mark.parametrize(
+    ("log_level", "logs_outcomes"), [("DEBUG", True), ("INFO", True), ("WARNING", False), ("ERROR", False)]
+)
+def test_record_outcomes_are_logged_at_info_and_below(log_level: str, logs_outcomes: bool) -> None:
+    assert build_stage_config({**BASE, "logLevel": log_level}).logs_record_outcomes is logs_outcomes
 
 
 def test_visibility_is_six_times_the_function_timeout_plus_the_batching_window() -> None:
@@ -150,6 +187,8 @@ def test_overrides_replace_account_and_region() -> None:
         ({"ingestTimeoutSeconds": 30}, "ingestTimeoutSeconds: must be between 1 and 29"),
         ({"architecture": "sparc"}, "architecture: must be one of x86_64, arm64"),
         ({"visibilityTimeout": 10}, "visibilityTimeout: unknown key"),
+        ({"eventAudit": "no"}, "eventAudit: must be true or false"),
+        ({"lambdaSystemLogLevel": "WARNING"}, "lambdaSystemLogLevel: must be one of DEBUG, INFO, WARN"),
     ],
 )
 def test_invalid_combination_names_the_key_and_the_rule(overrides: dict[str, Any], expected: str) -> None:

@@ -7,6 +7,7 @@ import os
 import signal
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ import boto3
 import pytest
 
 from functions.common.names import FAILURE_MODE_PARAMETER, FailureMode, Output
-from lab.gamedays import InjectorError, run_gameday
+from lab.gamedays import InjectorError, NoEventAuditError, run_gameday
 from lab.gamedays.drills import DRILLS
 from lab.gamedays.injectors import SsmInjector
 from lab.gamedays.runner import DrillContext, DrillFailed
@@ -146,6 +147,24 @@ def test_fis_is_refused_on_the_local_cloud_before_anything_changes(stage: Any, t
 def test_fis_is_refused_for_a_drill_without_an_experiment(lab_target: Target, tmp_path: Path) -> None:
     with pytest.raises(InjectorError, match="no FIS experiment"):
         run_gameday(lab_target, "poison-pill", injector="fis", report_dir=tmp_path, printer=lambda _: None)
+
+
+def test_a_drill_that_counts_events_refuses_a_stage_without_the_audit_queue(
+    lab_target: Target, stage: Any, tmp_path: Path
+) -> None:
+    """eventAudit false (prod): the drill names the key and stops before anything changes; a drill
+    that counts no events still runs there."""
+    without = replace(
+        lab_target,
+        outputs={k: v for k, v in lab_target.outputs.items() if k != Output.EVENT_AUDIT_QUEUE_URL.value},
+    )
+    counting = replace(inject_then("pass"), counts_events=True)
+    with pytest.raises(NoEventAuditError, match=r"gameday test counts .* eventAudit false"):
+        run_gameday(without, "test", report_dir=tmp_path, printer=lambda _: None, drills={"test": counting})
+    assert stored_mode(stage) == "none"
+    assert list(tmp_path.iterdir()) == []
+    result, _ = run(without, "pass", tmp_path)
+    assert result.outcome == "passed"
 
 
 def test_every_named_drill_is_registered_with_bounded_defaults() -> None:
