@@ -98,7 +98,9 @@ def test_a_resent_payload_that_gets_a_new_key_fails_the_run(
 ) -> None:
     api(lambda n, body: (202, {"idempotencyKey": f"drifting-{n}", "messageId": "m"}))
 
-    status, result = _run(tmp_path)
+    # A drift shows only on a re-send of a pool payload: 6 s, as above (at 2 s, beside the local
+    # tier, Locust once stopped after one request per user, and the run passed).
+    status, result = _run(tmp_path, "--run-time", "6s")
 
     assert status == 1
     stats = gate.read_locust_stats(tmp_path / "locust.json")
