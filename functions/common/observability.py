@@ -23,7 +23,10 @@ from functions.common.names import (
 
 # Explicit service and namespace (they win over POWERTOOLS_* variables): every function emits into
 # one metric stream per name, dimension service=SERVICE_NAME, which the alarms and dashboard use.
-logger = Logger(service=SERVICE_NAME)
+# RFC 3339 timestamps: Lambda's log-level filtering reads a JSON line's "level" only when its
+# "timestamp" is valid RFC 3339, and otherwise gives the line the level INFO (AWS Lambda Developer
+# Guide, "Log-level filtering"); Powertools' default timestamp ("2026-11-29 06:55:21,414+0000") is not.
+logger = Logger(service=SERVICE_NAME, use_rfc3339=True)
 metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE_NAME)
 
 
@@ -59,7 +62,23 @@ def keep_configured_level(target: Logger) -> None:
     target.addFilter(AtLeastLevel(configured_level()))
 
 
+def quiet_other_loggers() -> None:
+    """Every logger but ours at WARNING or above (POWERTOOLS_LOG_LEVEL if higher).
+
+    With Lambda's advanced logging controls the Python runtime sets the root logger to the function's
+    ApplicationLogLevel (AWS_LAMBDA_LOG_LEVEL; AWS Lambda Developer Guide, "Using Lambda advanced
+    logging controls with Python"), so at DEBUG botocore would log each signed request, session token
+    included, and at INFO its credential lookups. Ours does not propagate to the root (Powertools
+    Logger), so this touches only the libraries'.
+    """
+    level = max(logging.WARNING, configured_level())
+    logging.getLogger().setLevel(level)
+    for name in ("boto3", "botocore", "urllib3", "s3transfer"):
+        logging.getLogger(name).setLevel(level)
+
+
 keep_configured_level(logger)
+quiet_other_loggers()
 
 Handler = TypeVar("Handler", bound=Callable[..., Any])
 

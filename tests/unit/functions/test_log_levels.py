@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -74,3 +75,36 @@ def test_a_warning_stage_writes_no_info_line_and_keeps_its_metrics(alc: str | No
 @pytest.mark.parametrize(("level", "expected"), [("INFO", ["an info line", "a warning line"]), ("ERROR", [])])
 def test_the_configured_level_is_the_least_level_written(level: str, expected: list[str]) -> None:
     assert messages(run(EMIT, **{ALC_LEVEL: "INFO", EnvVar.POWERTOOLS_LOG_LEVEL.value: level})) == expected
+
+
+# What the Python runtime does at start with advanced logging controls on (AWS Lambda Developer
+# Guide, "Using Lambda advanced logging controls with Python"): the root logger at the application
+# log level, with a handler writing each record as a JSON line; then the handler module is imported.
+RUNTIME_THEN_IMPORT = """
+import json, logging, os, sys
+class JsonLine(logging.Formatter):
+    def format(self, record):
+        return json.dumps({"level": record.levelname, "logger": record.name, "message": record.getMessage()})
+handler = logging.StreamHandler(sys.stdout)
+handler.setFormatter(JsonLine())
+logging.getLogger().addHandler(handler)
+logging.getLogger().setLevel(os.environ["AWS_LAMBDA_LOG_LEVEL"])
+import functions.common.observability
+logging.getLogger("botocore.endpoint").debug("Sending http request: X-Amz-Security-Token: FAKE-TOKEN")
+logging.getLogger("botocore.credentials").info("Found credentials in environment variables.")
+logging.getLogger("botocore.retryhandler").warning("a library warning")
+"""
+
+
+@pytest.mark.parametrize("level", ["DEBUG", "INFO"])
+def test_the_libraries_log_no_request_and_no_credential_lookup_at_any_stage_level(level: str) -> None:
+    lines = run(RUNTIME_THEN_IMPORT, **{ALC_LEVEL: level, EnvVar.POWERTOOLS_LOG_LEVEL.value: level})
+    assert messages(lines) == ["a library warning"]
+
+
+def test_timestamps_are_rfc_3339_so_that_lambda_filters_the_lines_by_their_level() -> None:
+    lines = run(EMIT, **{EnvVar.POWERTOOLS_LOG_LEVEL.value: "WARNING"})
+    (line,) = [line for line in lines if "level" in line]
+    # RFC 3339: date "T" time with an offset (Lambda assigns INFO to a line without a valid one).
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?([+-]\d\d:\d\d|Z)", str(line["timestamp"]))
+    assert line["level"] == "WARNING"
