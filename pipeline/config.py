@@ -201,8 +201,14 @@ def build_pipeline_config(raw: Mapping[str, Any]) -> PipelineConfig:
         raise PipelineConfigError(str(error)) from None
 
 
-def stage_violations(config: PipelineConfig, *, prod: StageConfig) -> Iterator[Violation]:
+def stage_violations(config: PipelineConfig, *, dev: StageConfig, prod: StageConfig) -> Iterator[Violation]:
     """The pipeline's rules on the stages it deploys."""
+    if not dev.event_audit:
+        yield Violation(
+            "stageSettings.dev.eventAudit",
+            "dev deploys no event audit queue (eventAudit false, in ingestion.environments.dev or "
+            "here), and dev's load test gate and poison-pill gameday count IngestionSuccess events on it",
+        )
     if config.gameday_in_prod and not prod.failure_injection_enabled:
         yield Violation(
             "gamedayInProd",
@@ -217,9 +223,9 @@ def stage_violations(config: PipelineConfig, *, prod: StageConfig) -> Iterator[V
         )
 
 
-def check_stages(config: PipelineConfig, *, prod: StageConfig) -> None:
+def check_stages(config: PipelineConfig, *, dev: StageConfig, prod: StageConfig) -> None:
     """Raise PipelineConfigError listing every broken rule of the pipeline on its stages."""
-    problems = [f"{CONTEXT_KEY}.{v.key}: {v.rule}" for v in stage_violations(config, prod=prod)]
+    problems = [f"{CONTEXT_KEY}.{v.key}: {v.rule}" for v in stage_violations(config, dev=dev, prod=prod)]
     if problems:
         raise PipelineConfigError("invalid pipeline configuration:\n  - " + "\n  - ".join(problems))
 
@@ -231,5 +237,5 @@ def pipeline_stage_configs(context: Mapping[str, Any]) -> tuple[PipelineConfig, 
     overrides = config.stage_overrides
     dev = load_stage_config(context, "dev", **overrides["dev"])
     prod = load_stage_config(context, "prod", **overrides["prod"])
-    check_stages(config, prod=prod)
+    check_stages(config, dev=dev, prod=prod)
     return config, dev, prod

@@ -66,7 +66,17 @@ class LogMetrics(Construct):
                 log_group=log_group,
                 metric_namespace=names.METRICS_NAMESPACE,
                 metric_name=names.MetricName.ERRORS_BY_TYPE.value,
-                filter_pattern=logs.FilterPattern.exists(f"$.{error_type}"),
+                # The lab's own error types only: in the JSON log format the Python runtime writes
+                # an unhandled exception as a record with a top-level errorType, the exception's
+                # class (AWS Lambda Developer Guide, "Using Lambda advanced logging controls with
+                # Python"), and each new class would become one more custom metric. Those failures
+                # show in AWS/Lambda Errors.
+                filter_pattern=logs.FilterPattern.any(
+                    *(
+                        logs.FilterPattern.string_value(f"$.{error_type}", "=", kind.value)
+                        for kind in names.ErrorType
+                    )
+                ),
                 metric_value="1",
                 dimensions={error_type: f"$.{error_type}"},
             )

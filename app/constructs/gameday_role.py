@@ -50,6 +50,7 @@ class CheckedResources:
     state_table: str
     alarm_topic: str
     alarm_inbox: str
+    worker_log_group: str
     api_key_secret: str | None  # authMode apiKey only
 
 
@@ -109,6 +110,22 @@ class GamedayRole(Construct):
                 # do to find the alarms notifying the stage's topic) names no alarm, so it is
                 # authorized against Resource "*" (the local engine evaluates it the same way).
                 resources=["*"],
+            ),
+            # duplicate-submit and random-fail-p30 count the worker's duplicate lines for their own
+            # keys (lab/gamedays/observe.py DuplicateDetections). FilterLogEvents is authorized on
+            # the log group (Service Authorization Reference, Amazon CloudWatch Logs: resource type
+            # log-group, arn:...:log-group:${LogGroupName}).
+            iam.PolicyStatement(
+                sid="ReadWorkerLog",
+                actions=["logs:FilterLogEvents"],
+                resources=[
+                    stack.format_arn(
+                        service="logs",
+                        resource="log-group",
+                        resource_name=f"{resources.worker_log_group}:*",
+                        arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                    )
+                ],
             ),
             # The smoke test previews the DLQ and the gameday redrives it: the operator routes,
             # which take IAM authorization in every authMode.
@@ -171,6 +188,13 @@ class GamedayRole(Construct):
             "AwsSolutions-IAM5[Resource::*]",
             "cloudwatch:DescribeAlarms is read-only; listing the stage's alarms (found by their SNS "
             "action) names no alarm, so it is authorized against Resource *",
+        )
+        suppress(
+            self.role,
+            f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:logs:{stack.region}:{stack.account}:"
+            f"log-group:{resources.worker_log_group}:*]",
+            "one log group, the worker's: the trailing :* is how a log group's ARN is written (CDK's "
+            "LogGroup.logGroupArn), not a wildcard over groups",
         )
         for arn in operator_routes:
             suppress(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -342,6 +343,19 @@ class DuplicateDetections:
             interval_s=3,
             describe=lambda: f"{len(seen)}/{len(keys)} keys flagged",
         )
+
+    def settled_lines(self, keys: set[str], quiet_s: float = 6.0) -> int:
+        """How many lines flag `keys`, once the count has not moved for `quiet_s` (log lines trail
+        the work by seconds, and a count read too early would pass a check it should fail)."""
+        lines, stable_since = -1, time.monotonic()
+        deadline = time.monotonic() + min(60.0, max(quiet_s, self._ctx.remaining()))
+        while True:
+            now_lines = sum(len(ids) for ids in self.by_key(keys).values())
+            if now_lines != lines:
+                lines, stable_since = now_lines, time.monotonic()
+            if time.monotonic() - stable_since >= quiet_s or time.monotonic() >= deadline:
+                return lines
+            time.sleep(min(2.0, quiet_s))
 
 
 def _json_line(message: str) -> dict[str, Any]:

@@ -104,7 +104,7 @@ class HandlerEvidence:
         # Counted from the worker's log lines for this drill's keys: the DuplicatesDetected metric
         # is stage-wide, and a late datum of an earlier run would land in this drill's window.
         processed = self._counters.wait_for(MetricName.RECORDS_PROCESSED, len(keys))
-        duplicates = sum(len(ids) for ids in self._detections.by_key(set(keys)).values())
+        duplicates = self._detections.settled_lines(set(keys))
         allowed = self._platform.allowance(len(keys))
         ctx.mark(
             "worker metrics",

@@ -54,6 +54,9 @@ def test_role_may_do_exactly_what_the_checks_need(dev: SynthesizedStage) -> None
     secret = arn(
         "secretsmanager", f"secret:{physical_name('api', dev.stage.api.api_key_secret, 'Name')}-??????"
     )
+    worker_log = arn(
+        "logs", f"log-group:{physical_name('functions', compute.worker.log_group, 'LogGroupName')}:*"
+    )
     operator_routes = {
         f"arn:aws:execute-api:{config.region}:{config.account}:*/*/{route}"
         for route in (
@@ -83,6 +86,7 @@ def test_role_may_do_exactly_what_the_checks_need(dev: SynthesizedStage) -> None
         (frozenset({"cloudwatch:DescribeAlarms"}), frozenset({"*"})),
         (frozenset({"execute-api:Invoke"}), frozenset(operator_routes)),
         (frozenset({"secretsmanager:GetSecretValue"}), frozenset({secret})),
+        (frozenset({"logs:FilterLogEvents"}), frozenset({worker_log})),
     }
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from app.components.log_insights import needed_log_level, queries_for, query_files
 from functions.common import names
+from lab.localcloud.log_metrics import filter_matches
 from tests import REPO_ROOT
 from tests.infra.synth import ALARM_EMAIL, WEBHOOK_URL, SynthesizedStage
 
@@ -183,7 +184,12 @@ def test_metric_filters_count_errors_by_type_and_processed_records(any_stage: Sy
         assert transformation["MetricNamespace"] == names.METRICS_NAMESPACE
         by_metric.setdefault(transformation["MetricName"], set()).add(any_stage.ref(props["LogGroupName"]))
         if transformation["MetricName"] == names.MetricName.ERRORS_BY_TYPE.value:
-            assert props["FilterPattern"] == '{ $.errorType = "*" }'
+            # Only the lab's own error types, never the runtime's exception class (its JSON error
+            # record also carries a top-level errorType), each of which would be a new metric.
+            assert (
+                props["FilterPattern"]
+                == "{ " + " || ".join(f'($.errorType = "{kind.value}")' for kind in names.ErrorType) + " }"
+            )
             assert transformation["Dimensions"] == [{"Key": "errorType", "Value": "$.errorType"}]
         else:
             assert props["FilterPattern"] == "{ $.processed IS TRUE }"
@@ -284,3 +290,21 @@ def test_query_files_are_the_txt_files_of_the_folder(tmp_path: Path) -> None:
     (tmp_path / "a-latency.txt").write_text("stats avg(latencyMs)")
     (tmp_path / "notes.md").write_text("not a query")
     assert [p.name for p in query_files(tmp_path)] == ["a-latency.txt", "b-errors.txt"]
+
+
+def test_errors_by_type_counts_the_labs_error_lines_and_not_the_runtimes_error_records(
+    any_stage: SynthesizedStage,
+) -> None:
+    """Through the local cloud's metric-filter evaluator, with the synthesized pattern."""
+    patterns = {
+        metric_filter["Properties"]["FilterPattern"]
+        for metric_filter in any_stage.resources("observability", "AWS::Logs::MetricFilter").values()
+        if metric_filter["Properties"]["MetricTransformations"][0]["MetricName"]
+        == names.MetricName.ERRORS_BY_TYPE.value
+    }
+    (pattern,) = patterns
+    ours = {"level": "ERROR", "message": "record failed", "errorType": names.ErrorType.TRANSIENT.value}
+    # The Python runtime's record of an unhandled exception in the JSON log format.
+    runtime = {"level": "ERROR", "errorMessage": "'x'", "errorType": "KeyError", "stackTrace": []}
+    assert filter_matches(pattern, json.dumps(ours))
+    assert not filter_matches(pattern, json.dumps(runtime))

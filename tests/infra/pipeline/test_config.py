@@ -152,6 +152,13 @@ def test_gameday_in_prod_is_refused_while_prod_has_no_event_audit_queue() -> Non
     assert "failureInjectionEnabled" not in message
 
 
+def test_a_dev_stage_without_event_audit_is_refused_with_the_key_not_a_traceback() -> None:
+    """Dev's post-deploy load test and gameday read the audit queue's URL from dev's outputs."""
+    with pytest.raises(PipelineConfigError) as error:
+        build_pipeline(app_with({}, stageSettings={"dev": {"eventAudit": False}}))
+    assert "pipeline.stageSettings.dev.eventAudit:" in str(error.value)
+
+
 def test_cdk_nag_reaches_the_stages_a_pipeline_synthesizes(tmp_path: Path) -> None:
     """CDK Pipelines synthesizes a stage as it is added; the checks registered on the app must still
     see the stage's resources (this is why cdk-nag runs as a validation plugin of the app)."""

@@ -121,7 +121,8 @@ def test_duplicate_submit(local_target: Target, tmp_path: Path) -> None:
     assert duplicated["details"]["duplicated"] == 10
     flagged = next(e for e in report["timeline"] if e["label"] == "worker flagged the second copies")
     assert flagged["details"]["keys"] == 10
-    assert 10 <= flagged["details"]["messages"] <= 20
+    assert flagged["details"]["platformDuplicatesRecorded"] is True
+    assert 10 <= flagged["details"]["lines"] <= 10 + flagged["details"]["platformDuplicates"]
     detected = next(e for e in report["timeline"] if e["label"] == "worker detected the second copies")
     assert detected["details"]["DuplicatesDetected"] >= 10
 

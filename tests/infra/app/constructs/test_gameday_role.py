@@ -14,6 +14,7 @@ RESOURCES = CheckedResources(
     state_table="state-test",
     alarm_topic="ingestion-test-alarms",
     alarm_inbox="ingestion-test-alarm-inbox",
+    worker_log_group="/aws/lambda/ingestion-test-worker",
     api_key_secret=None,
 )
 

@@ -110,6 +110,11 @@ def test_duplicate_detections_are_this_drills_keys_from_the_worker_log() -> None
     target = SimpleNamespace(
         client=lambda service: logs, output=lambda name: "ingestion-dev-worker", local_cloud={}
     )
-    ctx = cast(DrillContext, SimpleNamespace(target=target, started_wall=time.time() - 5))
+    ctx = cast(
+        DrillContext, SimpleNamespace(target=target, started_wall=time.time() - 5, remaining=lambda: 30.0)
+    )
 
-    assert DuplicateDetections(ctx).by_key({"mine-1", "mine-2"}) == {"mine-1": ["m1", "m1"]}
+    detections = DuplicateDetections(ctx)
+    assert detections.by_key({"mine-1", "mine-2"}) == {"mine-1": ["m1", "m1"]}
+    # Every line counts: the same message flagged twice was delivered twice.
+    assert detections.settled_lines({"mine-1", "mine-2"}, quiet_s=0.2) == 2
