@@ -44,6 +44,11 @@ _BOOTSTRAP_ROLE = re.compile(
     r"cdk-[a-z0-9]+-(?:deploy|file-publishing|image-publishing)-role-(\d{12})-([a-z0-9-]+)"
 )
 _REFUSED = ("AccessDenied", "not authorized", "NoSuchEntity", "does not exist", "Could not assume")
+# cdk-assets names the staging bucket, not the role, when the role is gone but the bucket is not: a
+# deleted CDKToolkit stack retains its bucket (the bootstrap template's DeletionPolicy Retain).
+_BOOTSTRAP_BUCKET = re.compile(
+    r"cdk-([a-z0-9]+)-assets-(\d{12})-([a-z0-9-]+)' exists, but we dont have access"
+)
 
 
 class NotSetUp(RuntimeError):
@@ -94,7 +99,17 @@ def ensure_build_python(rdir: RehearsalDir) -> Path:
     synth's `make venv` fills and later builds reuse."""
     python = rdir.build_venv / "bin" / "python"
     if not python.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(rdir.build_venv)], check=True)  # noqa: S603
+        # Relocatable (uv): each build reaches this virtualenv through a `.venv` link in its own
+        # source folder, and an installer writes the path it was given into every script's shebang;
+        # the next build's folder is another one and the old one is gone, so an absolute shebang
+        # breaks (`.venv/bin/mypy: cannot execute: required file not found`). uv's relocatable
+        # scripts find their interpreter from their own location. --seed: `make venv` calls its pip.
+        uv = Path(sys.executable).with_name("uv")
+        options = ["--quiet", "--seed", "--relocatable", "--python", sys.executable]
+        subprocess.run(  # noqa: S603 - the project's pinned uv, fixed arguments
+            [str(uv), "venv", *options, str(rdir.build_venv)],
+            check=True,
+        )
     return python
 
 
@@ -140,15 +155,27 @@ RoleExists = Callable[[str, str], bool]
 def bootstrap_hint(error: str, setup: Setup, role_exists: RoleExists) -> str | None:
     """A failure that names a CDK bootstrap role that does not exist in its account: say how to
     bootstrap that account for this pipeline."""
-    match = _BOOTSTRAP_ROLE.search(error)
-    if not match or not any(marker in error for marker in _REFUSED):
-        return None
-    account, region = match.groups()
-    if role_exists(account, match.group(0)):
+    retained = _BOOTSTRAP_BUCKET.search(error)
+    if retained:
+        qualifier, account, region = retained.groups()
+        role = f"cdk-{qualifier}-file-publishing-role-{account}-{region}"
+        bucket = f"cdk-{qualifier}-assets-{account}-{region}"
+    else:
+        match = _BOOTSTRAP_ROLE.search(error)
+        if not match or not any(marker in error for marker in _REFUSED):
+            return None
+        (account, region), role, bucket = match.groups(), match.group(0), ""
+    if role_exists(account, role):
         return None
     trust = setup.accounts.pipeline if account != setup.accounts.pipeline else None
     command = f"cdk {' '.join(bootstrap_command(account, region, trust))}"
-    return f"account {account} is not bootstrapped for this pipeline: run `lab pipeline init` ({command})"
+    hint = f"account {account} is not bootstrapped for this pipeline: run `lab pipeline init` ({command})"
+    if bucket:
+        hint += (
+            f"; its staging bucket {bucket} outlived the deleted bootstrap stack and must be emptied and "
+            "deleted first, as on AWS"
+        )
+    return hint
 
 
 def role_exists(info: EngineInfo, account: str, role_name: str) -> bool:

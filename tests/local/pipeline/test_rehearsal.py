@@ -110,7 +110,15 @@ def test_a_missing_bootstrap_names_the_command_to_run(rehearsal: Rehearsal) -> N
         assert f"account {dev} is not bootstrapped for this pipeline: run `lab pipeline init`" in error
         assert f"cdk bootstrap aws://{dev}/us-east-1 --trust {rehearsal.setup.accounts.pipeline}" in error
     finally:
-        # `lab pipeline init` bootstraps it again, as the error says.
+        # As the error says: the deleted stack retained its staging bucket (as on AWS, where a new
+        # bootstrap fails on the bucket's name), so empty and delete it, then `lab pipeline init`.
+        s3 = EngineClients(rehearsal.engine.info, dev)("s3")
+        bucket = f"cdk-hnb659fds-assets-{dev}-us-east-1"
+        # The bootstrap bucket is versioned: every version and delete marker goes.
+        for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
+            for item in [*page.get("Versions", []), *page.get("DeleteMarkers", [])]:
+                s3.delete_object(Bucket=bucket, Key=item["Key"], VersionId=item["VersionId"])
+        s3.delete_bucket(Bucket=bucket)
         assert rehearsal.lab("init") == 0
     assert "CDKToolkit" in rehearsal.stacks(dev)
 

@@ -89,6 +89,26 @@ def test_a_refused_bootstrap_role_is_explained_with_the_command_that_fixes_it() 
     )
 
 
+def test_a_retained_staging_bucket_without_its_role_is_explained_too() -> None:
+    """A deleted CDKToolkit stack retains its bucket: cdk-assets then names the bucket, not the role."""
+    error = (
+        "build FAILED\nfail: Bucket named 'cdk-hnb659fds-assets-111111111111-us-east-1' exists, but we "
+        "dont have access to it."
+    )
+    asked: list[tuple[str, str]] = []
+
+    def missing(account: str, role: str) -> bool:
+        asked.append((account, role))
+        return False
+
+    hint = bootstrap_hint(error, setup(), missing)
+    assert hint is not None
+    assert asked == [("111111111111", "cdk-hnb659fds-file-publishing-role-111111111111-us-east-1")]
+    assert "cdk bootstrap aws://111111111111/us-east-1 --trust 333333333333" in hint
+    assert "cdk-hnb659fds-assets-111111111111-us-east-1" in hint
+    assert bootstrap_hint(error, setup(), lambda _a, _r: True) is None
+
+
 SETTINGS = StageSettings(StageTiming(dlq_trip_s=80, alarm_s=40, ok_s=10), max_redrives=1)
 
 
