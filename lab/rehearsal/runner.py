@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -98,6 +99,10 @@ def ensure_build_python(rdir: RehearsalDir) -> Path:
     """The builds' Python (3.11, as the projects' runtime-versions ask): an empty virtualenv that the
     synth's `make venv` fills and later builds reuse."""
     python = rdir.build_venv / "bin" / "python"
+    config = rdir.build_venv / "pyvenv.cfg"
+    relocatable = config.exists() and "relocatable = true" in config.read_text(encoding="utf-8")
+    if python.exists() and not relocatable:
+        shutil.rmtree(rdir.build_venv)  # made by an earlier version of this function: not relocatable
     if not python.exists():
         # Relocatable (uv): each build reaches this virtualenv through a `.venv` link in its own
         # source folder, and an installer writes the path it was given into every script's shebang;
