@@ -44,7 +44,11 @@ if [[ -n "${STAGE_ROLE_ARN:-}" ]]; then
   # A profile instead of exporting `aws sts assume-role` output: the SDKs and the CLI re-assume the
   # role when the session expires, so a long load test or gameday never runs on dead credentials.
   config="$workdir/config"
-  session="pipeline-checks-${CODEBUILD_BUILD_NUMBER:-$$}"
+  # One session name per run: the AWS CLI caches an assumed role's credentials under
+  # ~/.aws/cli/cache keyed by role and session name, not by the source credentials, so a name that
+  # repeats (build numbers restart with each local cloud) would reuse keys another engine issued
+  # and fail with InvalidClientTokenId until they expire. A CodeBuild container starts empty anyway.
+  session="pipeline-checks-${CODEBUILD_BUILD_NUMBER:-local}-$(date +%s)-$$"
   {
     echo "[profile stage-checks]"
     echo "role_arn = $STAGE_ROLE_ARN"

@@ -117,6 +117,22 @@ def test_smoke_passes_as_the_assumed_role_with_the_api_key_it_may_read(
     assert "smoke: PASSED" in smoke.stdout
 
 
+def test_each_run_assumes_the_role_under_a_session_name_of_its_own(local_engine: LocalEngine) -> None:
+    """The AWS CLI caches assumed-role credentials in ~/.aws/cli/cache by role and session name, not
+    by source credentials: with a repeated name (build numbers restart with each local cloud) a run
+    reused keys an earlier engine had issued, and failed with InvalidClientTokenId."""
+    role_arn = checks_role(local_engine, [PREVIEW])
+    env = {"STAGE_ROLE_ARN": role_arn, "AuthMode": "none", "CODEBUILD_BUILD_NUMBER": "7"}
+    sessions = []
+    for _ in range(2):
+        result = run_in_stage(local_engine, env, "true")
+        assert result.returncode == 0, result.stderr
+        (line,) = [line for line in result.stdout.splitlines() if line.startswith("in_stage: running as ")]
+        sessions.append(line.split()[3].rsplit("/", 1)[1])
+    assert sessions[0].startswith("pipeline-checks-7-")
+    assert sessions[0] != sessions[1]
+
+
 def test_the_command_is_held_to_the_role_policy(local_engine: LocalEngine) -> None:
     secrets = local_engine.client("secretsmanager")
     secret = secrets.create_secret(Name=unique("ingestion-local/api-key"), SecretString="unreadable")
