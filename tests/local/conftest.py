@@ -6,8 +6,10 @@ Everything runs under a temporary state dir (never the developer's .lab) and is 
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import io
 import json
+import tempfile
 import textwrap
 import time
 import uuid
@@ -34,6 +36,7 @@ from lab.localcloud.engine import (
     ensure_engine_venv,
 )
 from stage_client.target import Target
+from tests import REPO_ROOT
 from tests.local.session_stage import SESSION_STAGE_OVERRIDES
 
 
@@ -74,12 +77,15 @@ class LocalEngine:
 
 
 @pytest.fixture(autouse=True, scope="session")
-def _local_installs(tmp_path_factory: pytest.TempPathFactory) -> None:
+def _local_installs() -> None:
     """The engine's virtualenv and the pinned CDK CLI, installed by one test process at a time: two
-    installing into the same folder at once (a fresh clone) would break both. The lock file sits in
-    the folder every worker's temporary folder is under; flock (stdlib) rather than a dependency for
-    one exclusive lock, released when the file closes."""
-    lock_file = tmp_path_factory.getbasetemp().parent / "ingestion-lab-local-installs.lock"
+    installing into the same folder at once (a fresh clone) would break both. One lock file per
+    checkout, in the system's temporary folder: every pytest process of `make test` (the xdist
+    workers of the stage tier, whose temporary folders share a parent, and the engine tier, whose
+    temporary folder does not) takes the same one. flock (stdlib) rather than a dependency for one
+    exclusive lock, released when the file closes."""
+    checkout = hashlib.sha256(str(REPO_ROOT.resolve()).encode()).hexdigest()[:16]
+    lock_file = Path(tempfile.gettempdir()) / f"ingestion-lab-local-installs-{checkout}.lock"
     with lock_file.open("w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         ensure_engine_venv(RUNTIME_REQUIREMENTS, constraints=ENGINE_LOCK)
