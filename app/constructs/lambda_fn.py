@@ -181,7 +181,7 @@ class LambdaFn(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         self.function_name = f"{settings.prefix}-{name}"
-        self.log_group_name = f"/aws/lambda/{self.function_name}"
+        self.log_group_name = names.function_log_group(self.function_name)
         self.log_group = logs.LogGroup(
             self,
             "LogGroup",

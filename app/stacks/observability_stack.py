@@ -160,7 +160,7 @@ class ObservabilityStack(Stack):
                     audit_queue=compute.events.audit_queue_name,
                     alarm_topic=alarm_topic_name(config.prefix),
                     alarm_inbox=alarm_inbox_name(config.prefix),
-                    worker_log_group=f"/aws/lambda/{compute.worker.function_name}",
+                    worker_log_group=compute.worker.log_group_name,
                     state_table=state.state_table_name,
                     api_key_secret=api.api_key.secret_name if api.api_key else None,
                 ),

@@ -14,6 +14,13 @@ SERVICE_NAME = "ingestion-lab"
 # f"{RESOURCE_PREFIX}-{envName}": the lab finds a deployed stage's stacks by it.
 RESOURCE_PREFIX = "ingestion"
 
+
+def function_log_group(function_name: str) -> str:
+    """The log group a function writes to: Lambda's default name, which the stage also gives the
+    explicit group it creates (so the checks and drills find it by the function's name)."""
+    return f"/aws/lambda/{function_name}"
+
+
 # --- SSM parameters -------------------------------------------------------------------------
 FAILURE_MODE_PARAMETER = "/ingestion/failure_mode"
 # The shared secret the Lambda authorizer compares x-api-key against (authMode apiKey) lives in

@@ -13,7 +13,14 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from functions.common.names import METRICS_NAMESPACE, LogField, MessageAttribute, MetricName, Output
+from functions.common.names import (
+    METRICS_NAMESPACE,
+    LogField,
+    MessageAttribute,
+    MetricName,
+    Output,
+    function_log_group,
+)
 from lab.gamedays.runner import DrillContext, DrillFailed
 from lab.localcloud.engine_patches.delivery_stats import SQS_RECEIVE, DuplicateCounts, read_counts
 from stage_client.status import count_records
@@ -299,7 +306,7 @@ class DuplicateDetections:
 
     def __init__(self, ctx: DrillContext) -> None:
         self._ctx = ctx
-        self._group = f"/aws/lambda/{ctx.target.output(Output.WORKER_FUNCTION_NAME)}"
+        self._group = function_log_group(ctx.target.output(Output.WORKER_FUNCTION_NAME))
         self._since_ms = int(ctx.started_wall * 1000) - 1000
 
     def by_key(self, keys: set[str]) -> dict[str, list[str]]:
