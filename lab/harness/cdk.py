@@ -36,6 +36,16 @@ def ensure_cdk(log=print) -> Path:
     return CDK_BIN
 
 
+# What a CDK process needs to run quietly here: the CLI's telemetry off, and jsii's Node version
+# warnings silenced (Node 20: synth works on it; the end-of-life one takes the major versions).
+QUIET_CDK = {
+    "CDK_DISABLE_CLI_TELEMETRY": "true",
+    "JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION": "1",
+    "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1",
+    "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
+}
+
+
 def _cdk_env(info: EngineInfo) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith("AWS_")}
     env.update(aws_env(info.endpoint_url))
@@ -43,10 +53,7 @@ def _cdk_env(info: EngineInfo) -> dict[str, str]:
         {
             "CDK_DEFAULT_ACCOUNT": ACCOUNT_ID,
             "CDK_DEFAULT_REGION": REGION,
-            "JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION": "1",
-            "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1",
-            "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
-            "CDK_DISABLE_CLI_TELEMETRY": "true",
+            **QUIET_CDK,
         }
     )
     return env

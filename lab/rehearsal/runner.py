@@ -18,6 +18,7 @@ from pathlib import Path
 
 from botocore.exceptions import ClientError
 
+from lab.harness.cdk import QUIET_CDK
 from lab.localcloud.codepipeline.actions import BuildRuntime, Runtime
 from lab.localcloud.codepipeline.execution import ExecutionRecord
 from lab.localcloud.codepipeline.executor import (
@@ -129,10 +130,7 @@ def build_runtime(rdir: RehearsalDir) -> BuildRuntime:
         "NPM_CONFIG_PREFIX": str(rdir.npm_prefix),
         "NPM_CONFIG_UPDATE_NOTIFIER": "false",
         "PIP_DISABLE_PIP_VERSION_CHECK": "1",
-        "CDK_DISABLE_CLI_TELEMETRY": "true",
-        "JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION": "1",
-        "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1",
-        "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
+        **QUIET_CDK,
     }
     return BuildRuntime(
         tool_paths=(rdir.npm_prefix / "bin", rdir.build_venv / "bin"),

@@ -28,7 +28,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from lab.harness import lifecycle
-from lab.harness.cdk import ensure_cdk
+from lab.harness.cdk import QUIET_CDK, ensure_cdk
 from lab.localcloud import agent_process
 from lab.localcloud.engine import EngineClients, EngineInfo, aws_env
 from lab.rehearsal import issuer as issuers
@@ -113,7 +113,7 @@ def cdk(args: list[str], info: EngineInfo, account: str, log_file: Path, cwd: Pa
     """The pinned CDK CLI as the root of `account` on the engine."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "CDK_"))}
     env.update(aws_env(info.endpoint_url, account=account))
-    env.update({"CDK_DISABLE_CLI_TELEMETRY": "true", "JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION": "1"})
+    env.update(QUIET_CDK)
     command = [str(ensure_cdk()), *args]
     with log_file.open("ab") as log:
         log.write(f"\n$ {shlex.join(command)}  # as {account}\n".encode())
