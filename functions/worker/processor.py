@@ -50,6 +50,13 @@ from functions.worker.dead_letters import DeadLetterQueue
 RANDOM_FAILURE_PROBABILITY = 0.3
 # How far past the invocation's deadline slow_downstream sleeps: the runtime kills it first.
 SLOW_DOWNSTREAM_OVERSHOOT_SECONDS = 1.0
+# A record is not started with less of the invocation left than this: what one record needs at worst
+# (its read-modify-write pair, a DLQ send) with room to answer. Past it, the batch's remaining records
+# go back to the queue as item failures instead of being cut by the timeout, which on AWS (and
+# locally) ends the environment and returns the whole batch, the records already settled included
+# (AWS Lambda Developer Guide, "Using Lambda with Amazon SQS": on a function timeout the batch's
+# messages become visible again; "Handling errors for an SQS event source": partial batch response).
+DEADLINE_RESERVE_MS = 1_000
 
 
 class ProcessingError(Exception):
@@ -70,6 +77,11 @@ class DownstreamTimeoutError(ProcessingError):
 
 class InflightElsewhereError(Exception):
     """Another delivery holds the key's lease (or took it over): retry later, never a silent success."""
+
+
+class DeadlineNearError(Exception):
+    """Too little of the invocation is left to settle this record: it goes back to the queue untouched
+    (no write, no event), to be taken by a later invocation."""
 
 
 class ConflictNotAnnouncedError(Exception):
@@ -106,6 +118,9 @@ class RecordProcessor:
         """Settle one record; raising makes it a batch item failure (back after the visibility timeout)."""
         started = self._clock()
         key = idempotency_key_of(record)
+        left_ms = self._remaining_ms()
+        if left_ms < DEADLINE_RESERVE_MS:
+            raise DeadlineNearError(f"{key}: {left_ms} ms left, {DEADLINE_RESERVE_MS} reserved")
         body = ReceivedBody.parse(record.body)
         begin = classify_existing(self._known.get(key), body.checksum, started) or self._state.begin(
             key, checksum=body.checksum, now=started, lease_seconds=self._remaining_ms() / 1000

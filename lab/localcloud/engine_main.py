@@ -3,7 +3,8 @@ evaluation, Lambda metrics for every invocation, loopback counted as TLS, SQS ba
 and the patches of engine_patches/ (service-principal deliveries checked against resource and key
 policies, export locks, SigV4 on AWS_IAM routes, the at-least-once mode, AWS::CodePipeline::Pipeline
 for CloudFormation, iam:ResourceTag, Ref of a secret, a function's log lines collected up to the end of
-its invocation, execute-api requests run in the API's own account).
+its invocation, execute-api requests run in the API's own account, a rule's Lambda target invoked
+through a queue with a bounded number of environments).
 
 Run by the engine virtualenv's interpreter (see lab.localcloud.engine); it imports only ministack
 and engine_patches/ (loaded by path as the package `lab_engine_patches`).
@@ -40,6 +41,7 @@ PATCH_MODULES = (
     "iam_resource_tags",
     "secret_ref",
     "invocation_logs",
+    "async_invocations",
     "execute_api_owner",
 )
 
@@ -149,6 +151,25 @@ def load_patches() -> list[ModuleType]:
     return [importlib.import_module(f"{PATCHES_PACKAGE}.{name}") for name in PATCH_MODULES]
 
 
+# The engine answers every HTTP request on one asyncio thread, which gives the GIL up at each socket
+# read and write; its Lambda plumbing (a thread per invocation, one per worker process reading its
+# output, the event source pollers) takes it meanwhile. With CPython's default 5 ms switch interval a
+# request waits up to that long to get the GIL back after each of those calls; a shorter interval
+# hands it back sooner (set by lab.localcloud.engine, LAB_ENGINE_SWITCH_INTERVAL_MS).
+SWITCH_INTERVAL_ENV = "LAB_ENGINE_SWITCH_INTERVAL_MS"
+
+
+def switch_interval_seconds(raw: str) -> float:
+    """The GIL switch interval the engine runs with (CPython's 5 ms when unset)."""
+    try:
+        milliseconds = float(raw) if raw else 5.0
+    except ValueError:
+        raise SystemExit(f"engine_main: {SWITCH_INTERVAL_ENV} must be a number of ms, got {raw!r}") from None
+    if not 0.05 <= milliseconds <= 100:
+        raise SystemExit(f"engine_main: {SWITCH_INTERVAL_ENV} must be 0.05..100 ms, got {milliseconds}")
+    return milliseconds / 1000
+
+
 def main() -> None:
     # Fail loudly if an engine upgrade moved what is replaced here (the conformance tests
     # tests/local/engine/test_cloudwatch.py name the behaviour that would then be lost).
@@ -169,6 +190,7 @@ def main() -> None:
     lambda_svc._emit_lambda_metrics = _throttles_only(lambda_svc._emit_lambda_metrics)
     app.pin_request_origin = _loopback_counts_as_tls(app.pin_request_origin)
     iam_actions.extract_iam_action = _sqs_batches_authorized_as_aws_does(iam_actions.extract_iam_action)
+    sys.setswitchinterval(switch_interval_seconds(os.environ.get(SWITCH_INTERVAL_ENV, "")))
     for patch in load_patches():
         patch.install()
     app.main()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -32,8 +32,10 @@ from functions.relay import handler as relay_handler
 from functions.worker import handler
 from functions.worker.dead_letters import DeadLetterQueue
 from functions.worker.processor import (
+    DEADLINE_RESERVE_MS,
     RANDOM_FAILURE_PROBABILITY,
     ConflictNotAnnouncedError,
+    DeadlineNearError,
     DownstreamTimeoutError,
     InflightElsewhereError,
     RecordProcessor,
@@ -299,7 +301,7 @@ def _processor(
     *,
     rng: random.Random | None = None,
     sleep: Any = time.sleep,
-    remaining_ms: int = 30_000,
+    remaining_ms: int | Callable[[], int] = 30_000,
     clock: Any = time.time,
     state: StateTable | None = None,
     known: dict[str, StateRecord] | None = None,
@@ -318,7 +320,7 @@ def _processor(
         known={} if known is None else known,
         conflict_events=EventPublisher(events_client or stage.events, stage.bus_name),
         dead_letters=DeadLetterQueue(stage.sqs, stage.dlq_url),
-        remaining_ms=lambda: remaining_ms,
+        remaining_ms=remaining_ms if callable(remaining_ms) else lambda: remaining_ms,
         rng=rng,
         sleep=sleep,
         clock=clock,
@@ -368,6 +370,34 @@ def test_slow_downstream_sleeps_past_the_deadline_with_the_batch_so_far_committe
         processor.process(SQSRecord(sqs_event(messages[1:])["Records"][0]))
 
     assert naps == [5.0]
+
+
+def test_records_past_the_deadline_reserve_go_back_untouched(
+    stage: Any, relay: Any, lambda_context: Any
+) -> None:
+    """The invocation runs short: the records it can no longer settle are item failures with no
+    write and no event, so the timeout never cuts the batch (which would return the settled ones too)."""
+    keys = [send(stage, order(n)) for n in range(3)]
+    messages = stage.receive_all(stage.queue_url)
+    # Read twice by the first record (the reserve, then its lease), once by each of the others.
+    left = iter([30_000, 30_000, DEADLINE_RESERVE_MS - 1, DEADLINE_RESERVE_MS - 1])
+    processor = _processor(stage, remaining_ms=lambda: next(left))
+
+    response = process_partial_response(
+        event=sqs_event(messages),
+        record_handler=processor.process,
+        processor=BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False),
+        context=lambda_context,
+    )
+
+    returned = [f["itemIdentifier"] for f in response["batchItemFailures"]]
+    assert returned == [m["MessageId"] for m in messages[1:]]
+    assert stage.state(keys[0])["status"] == RecordStatus.SUCCEEDED.value
+    assert [stage.state(key) for key in keys[1:]] == [None, None]
+    assert [e["detail"]["idempotencyKey"] for e in relay()] == [keys[0]]
+    short = _processor(stage, remaining_ms=DEADLINE_RESERVE_MS - 1)
+    with pytest.raises(DeadlineNearError):
+        short.process(SQSRecord(sqs_event(messages[1:])["Records"][0]))
 
 
 def test_a_lease_taken_over_mid_processing_is_not_overwritten(stage: Any, relay: Any) -> None:
