@@ -32,6 +32,7 @@ from lab.localcloud.alarm_eval import (
     values_from_metric_data,
 )
 from lab.localcloud.engine import EngineClients, EngineInfo
+from lab.localcloud.engine_patches.limits import OLDEST_MESSAGES_PATH
 from lab.localcloud.log_metrics import Datum, FilterPatternError, emf_datums, filter_datums
 from lab.localcloud.state import CloudDir
 
@@ -127,10 +128,12 @@ class Agent:
         return datums
 
     def _peek_messages(self) -> dict[str, list[dict[str, Any]]]:
-        """Messages per queue name through the engine's read-only peek endpoint. Not a
-        ReceiveMessage (even with VisibilityTimeout 0): that would raise ApproximateReceiveCount
-        and push messages towards their DLQ, and hide them from the worker for a moment."""
-        url = f"{self._info.endpoint_url}/_ministack/sqs/messages"
+        """Each queue's oldest message per receive count (what oldest_message_age needs), by queue
+        name, through the engine's read-only summary (engine_patches/queue_summary.py: not every
+        message, which the engine would render on its event loop every cycle). Not a ReceiveMessage
+        (even with VisibilityTimeout 0): that would raise ApproximateReceiveCount and push messages
+        towards their DLQ, and hide them from the worker for a moment."""
+        url = f"{self._info.endpoint_url}{OLDEST_MESSAGES_PATH}"
         with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 - loopback engine
             data = json.loads(response.read())
         by_name: dict[str, list[dict[str, Any]]] = defaultdict(list)

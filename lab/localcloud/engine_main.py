@@ -1,10 +1,11 @@
 """Starts the pinned ministack engine with the corrections the lab needs: no dimension-blind alarm
-evaluation, Lambda metrics for every invocation, loopback counted as TLS, SQS batch IAM actions,
-and the patches of engine_patches/ (service-principal deliveries checked against resource and key
+evaluation, Lambda metrics for every invocation, loopback counted as TLS, SQS batch IAM actions, old
+metric points dropped once a minute instead of on every CloudWatch request, a shorter GIL switch
+interval, and the patches of engine_patches/ (service-principal deliveries checked against resource and key
 policies, export locks, SigV4 on AWS_IAM routes, the at-least-once mode, AWS::CodePipeline::Pipeline
 for CloudFormation, iam:ResourceTag, Ref of a secret, a function's log lines collected up to the end of
 its invocation, execute-api requests run in the API's own account, a rule's Lambda target invoked
-through a queue with a bounded number of environments).
+through a queue with a bounded number of environments, a queue-age summary for the agent).
 
 Run by the engine virtualenv's interpreter (see lab.localcloud.engine); it imports only ministack
 and engine_patches/ (loaded by path as the package `lab_engine_patches`).
@@ -42,6 +43,7 @@ PATCH_MODULES = (
     "secret_ref",
     "invocation_logs",
     "async_invocations",
+    "queue_summary",
     "execute_api_owner",
 )
 
@@ -151,6 +153,24 @@ def load_patches() -> list[ModuleType]:
     return [importlib.import_module(f"{PATCHES_PACKAGE}.{name}") for name in PATCH_MODULES]
 
 
+# ministack drops data points older than two weeks on every CloudWatch request, walking every point
+# of every metric (the engine records AWS/Lambda metrics for each invocation): on the engine's event
+# loop, in front of every other request. Once a minute keeps the same retention.
+METRIC_EVICTION_INTERVAL_SECONDS = 60.0
+
+
+def _evicted_at_most_every(original: Any, seconds: float) -> Any:
+    last = [0.0]
+
+    def evict() -> None:
+        now = time.monotonic()
+        if now - last[0] >= seconds:
+            last[0] = now
+            original()
+
+    return evict
+
+
 # The engine answers every HTTP request on one asyncio thread, which gives the GIL up at each socket
 # read and write; its Lambda plumbing (a thread per invocation, one per worker process reading its
 # output, the event source pollers) takes it meanwhile. With CPython's default 5 ms switch interval a
@@ -176,6 +196,7 @@ def main() -> None:
     for module, name in (
         (cloudwatch, "_evaluate_alarm"),
         (cloudwatch, "record_metric"),
+        (cloudwatch, "_evict_old_metrics"),
         (lambda_svc, "_execute_function_dispatch"),
         (lambda_svc, "_emit_lambda_metrics"),
         (app, "pin_request_origin"),
@@ -184,6 +205,9 @@ def main() -> None:
         if not callable(getattr(module, name, None)):
             raise SystemExit(f"engine_main: ministack has no {module.__name__}.{name}: update the lab")
     cloudwatch._evaluate_alarm = _engine_never_evaluates_alarms
+    cloudwatch._evict_old_metrics = _evicted_at_most_every(
+        cloudwatch._evict_old_metrics, METRIC_EVICTION_INTERVAL_SECONDS
+    )
     lambda_svc._execute_function_dispatch = _lambda_metrics_for_every_invocation(
         lambda_svc._execute_function_dispatch
     )

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.request
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from lab.localcloud import agent_process
+from lab.localcloud.agent import oldest_message_age
+from lab.localcloud.engine_patches.limits import OLDEST_MESSAGES_PATH
 
 
 @pytest.fixture(scope="module")
@@ -140,6 +143,51 @@ def test_agent_publishes_queue_age_without_receiving(agent, local_engine, name, 
         "Messages"
     ]
     assert message["Attributes"]["ApproximateReceiveCount"] == "1"
+
+
+def _engine_get(local_engine, path: str) -> dict[str, Any]:
+    with urllib.request.urlopen(f"{local_engine.info.endpoint_url}{path}", timeout=10) as response:
+        return json.loads(response.read())
+
+
+def _queue_entries(document: dict[str, Any], queue_url: str) -> list[dict[str, Any]]:
+    return [
+        entry
+        for regions in document["messages"].values()
+        for queues in regions.values()
+        for url, entries in queues.items()
+        if url == queue_url
+        for entry in entries
+    ]
+
+
+def test_the_oldest_messages_summary_gives_the_age_the_full_peek_gives(local_engine, name):
+    """engine_patches/queue_summary.py: the agent reads one entry per receive count, not every
+    message, and computes the same ApproximateAgeOfOldestMessage (a message received three times
+    no longer counts) as from ministack's full peek."""
+    sqs = local_engine.client("sqs")
+    queue_url = sqs.create_queue(QueueName=name("summary"))["QueueUrl"]
+    sqs.send_message(QueueUrl=queue_url, MessageBody="first")
+    time.sleep(1.1)
+    for body in ("second", "third"):
+        sqs.send_message(QueueUrl=queue_url, MessageBody=body)
+    received = []
+    for _ in range(3):
+        received += sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=1, VisibilityTimeout=0)[
+            "Messages"
+        ]
+
+    peeked = _queue_entries(_engine_get(local_engine, "/_ministack/sqs/messages"), queue_url)
+    summary = _queue_entries(_engine_get(local_engine, OLDEST_MESSAGES_PATH), queue_url)
+
+    assert len(peeked) == 3
+    assert all(set(entry) == {"ReceiveCount", "SentTimestamp"} for entry in summary)
+    assert sorted(e["ReceiveCount"] for e in summary) == sorted({e["ReceiveCount"] for e in peeked})
+    now = time.time()
+    assert oldest_message_age(summary, now) == oldest_message_age(peeked, now)
+    if [m["Body"] for m in received] == ["first"] * 3:
+        # The first message, received three times, no longer counts: the age is the others'.
+        assert oldest_message_age(summary, now) < now - min(e["SentTimestamp"] for e in peeked)
 
 
 EMF_AND_JSON_LOG_SOURCE = """
