@@ -3,7 +3,8 @@ evaluation, Lambda metrics for every invocation, loopback counted as TLS, SQS ba
 and the patches of engine_patches/ (service-principal deliveries checked against resource and key
 policies, export locks, SigV4 on AWS_IAM routes, the at-least-once mode, AWS::CodePipeline::Pipeline
 for CloudFormation, iam:ResourceTag, Ref of a secret, a function's log lines collected up to the end of
-its invocation, execute-api requests run in the API's own account).
+its invocation, execute-api requests run in the API's own account, DynamoDB stream mappings that wait
+for their batching window and invoke off the poll thread).
 
 Run by the engine virtualenv's interpreter (see lab.localcloud.engine); it imports only ministack
 and engine_patches/ (loaded by path as the package `lab_engine_patches`).
@@ -41,6 +42,7 @@ PATCH_MODULES = (
     "secret_ref",
     "invocation_logs",
     "execute_api_owner",
+    "stream_batching",
 )
 
 # IAM has no action of its own for these SQS batch APIs: AWS authorizes each with the action of
