@@ -8,7 +8,7 @@ publishes far more PutEvents calls per event than on AWS; and it invokes the fun
 thread itself, so while a stream function runs no SQS mapping of the engine is polled or dispatched.
 
 What AWS does:
-- "MaximumBatchingWindowInSeconds: the maximum amount of time, in seconds, that Lambda spends
+- MaximumBatchingWindowInSeconds is "the maximum amount of time, in seconds, that Lambda spends
   gathering records before invoking the function"; BatchSize is "the maximum number of records in
   each batch that Lambda pulls from your stream ... up to the payload limit for synchronous
   invocation (6 MB)" (Lambda API Reference, CreateEventSourceMapping; AWS Lambda Developer Guide,
@@ -24,7 +24,9 @@ functions of the lab's complexity limit, that differs in three places only, mark
 1. a mapping with a batch in flight is skipped (one batch per mapping: the engine's stream has one
    shard, and ParallelizationFactor above 1 is not modelled);
 2. a batch short of BatchSize waits until the oldest of its records has been pending for the window
-   (batching_window.BatchingWindows), and the poll loop is woken when the window closes;
+   (batching_window.BatchingWindows; records are noted on every pass, so the position is read
+   before the back-off and in-flight checks rather than after), and the poll loop is woken when
+   the window closes;
 3. the function is invoked through ministack's own `_dispatch_esm_batch` (the one its SQS mappings
    use, with its per-mapping in-flight count and wake on completion); the result handling after it
    is ministack's, unchanged, in that thread: the position advances only when the invocation
@@ -172,10 +174,8 @@ def set_position(esm_id: str, position: int) -> None:
             ms._dynamodb_stream_positions[esm_id] = position
 
 
-def window_closed(esm: dict[str, Any], position: int, end: int) -> bool:
+def window_closed(esm: dict[str, Any], position: int, end: int, opened_at: float) -> bool:
     """lab: 2. A batch short of BatchSize waits for its window; the poll loop is woken when it closes."""
-    esm_id = esm["UUID"]
-    opened_at = _windows.opened_at(esm_id, position, end)
     window_seconds = float(esm.get("MaximumBatchingWindowInSeconds") or 0)
     if should_dispatch(
         pending=end - position,
@@ -185,7 +185,7 @@ def window_closed(esm: dict[str, Any], position: int, end: int) -> bool:
         now=time.monotonic(),
     ):
         return True
-    _wake_at.schedule(esm_id, opened_at + window_seconds)
+    _wake_at.schedule(esm["UUID"], opened_at + window_seconds)
     return False
 
 
@@ -194,15 +194,20 @@ def position_to_read(mapped: MappedStream) -> int | None:
     ms = lambda_svc
     horizon = dynamodb.stream_start_position(mapped.table_name)
     end = dynamodb.stream_end_position(mapped.table_name)
+    if end == horizon:
+        return None
     esm_id = mapped.esm["UUID"]
-    if end == horizon or ms._esm_backoff_until.get(esm_id, 0) > time.time():
+    pos = read_position(mapped.esm, horizon, end)
+    # lab: 2. Noted on every pass, a batch in flight or a back-off too: the records written meanwhile
+    # have been waiting since they were written, not since the mapping was free again.
+    opened_at = _windows.opened_at(esm_id, pos, end)
+    if ms._esm_backoff_until.get(esm_id, 0) > time.time():
         return None
     # lab: 1. one batch in flight per mapping (only this thread dispatches, so the count cannot rise
     # between this check and the dispatch in poll_mapping).
     if ms._esm_inflight.get(esm_id, 0) >= 1:
         return None
-    pos = read_position(mapped.esm, horizon, end)
-    if pos >= end or not window_closed(mapped.esm, pos, end):
+    if pos >= end or not window_closed(mapped.esm, pos, end, opened_at):
         return None
     return pos
 
