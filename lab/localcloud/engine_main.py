@@ -5,7 +5,8 @@ interval, and the patches of engine_patches/ (service-principal deliveries check
 policies, export locks, SigV4 on AWS_IAM routes, the at-least-once mode, AWS::CodePipeline::Pipeline
 for CloudFormation, iam:ResourceTag, Ref of a secret, a function's log lines collected up to the end of
 its invocation, execute-api requests run in the API's own account, a rule's Lambda target invoked
-through a queue with a bounded number of environments, a queue-age summary for the agent).
+through a queue with a bounded number of environments, a queue-age summary for the agent, DynamoDB
+stream mappings that wait for their batching window and invoke off the poll thread).
 
 Run by the engine virtualenv's interpreter (see lab.localcloud.engine); it imports only ministack
 and engine_patches/ (loaded by path as the package `lab_engine_patches`).
@@ -45,6 +46,7 @@ PATCH_MODULES = (
     "async_invocations",
     "queue_summary",
     "execute_api_owner",
+    "stream_batching",
 )
 
 # IAM has no action of its own for these SQS batch APIs: AWS authorizes each with the action of

@@ -16,3 +16,10 @@ def require(module: Any, *names: str) -> None:
     for name in names:
         if not callable(getattr(module, name, None)):
             raise SystemExit(f"engine_patches: ministack has no {module.__name__}.{name}: update the lab")
+
+
+def require_state(module: Any, *names: str) -> None:
+    """As `require`, for the module-level state (stores, locks, constants) a patch reads or writes."""
+    for name in names:
+        if not hasattr(module, name):
+            raise SystemExit(f"engine_patches: ministack has no {module.__name__}.{name}: update the lab")
