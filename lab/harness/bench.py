@@ -130,15 +130,16 @@ def goals(figures: BenchFigures) -> list[Goal]:
 
 def report(figures: BenchFigures, args: argparse.Namespace) -> str:
     auth = "on" if auth_default() else "off"
+    cores = os.cpu_count() or 1
     lines = [
         "",
         f"Local cloud figures (ministack, IAM enforcement {auth}, {args.users} Locust users, "
-        f"{args.seconds} s, load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)",
+        f"{args.seconds} s, load average {os.getloadavg()[0]:.1f} on {cores} cores)",
         f"  engine raw SendMessage {figures.raw_1:.0f} msg/s (1 client), "
         f"{figures.raw_4:.0f} msg/s (4 clients)",
         f"  ingest {figures.load.requests} requests, {figures.load.failures} failed",
-        f"  end to end: {figures.load.cpu.line()}",
-        f"  drain:      {figures.drain.cpu.line()}",
+        f"  end to end: {figures.load.cpu.line(cores)}",
+        f"  drain:      {figures.drain.cpu.line(cores)}",
         "  log bytes per event (message + 26 B) "
         + ", ".join(f"{group} {size:.0f}" for group, size in sorted(figures.load.log_bytes.items()))
         + f"; total {sum(figures.load.log_bytes.values()):.0f}",

@@ -70,11 +70,23 @@ class CpuPerEvent:
     functions_ms: float
     agent_ms: float
 
-    def line(self) -> str:
-        return (
+    @property
+    def total_ms(self) -> float:
+        return self.engine_ms + self.functions_ms + self.agent_ms
+
+    def ceiling(self, cores: int) -> float:
+        """Events/s the machine's cores could give at this CPU per event, every core busy with
+        nothing else: what no change outside these three processes' CPU per event can exceed."""
+        return cores * 1000.0 / self.total_ms if self.total_ms > 0 else float("nan")
+
+    def line(self, cores: int | None = None) -> str:
+        text = (
             f"engine {self.engine_ms:.1f} ms, functions {self.functions_ms:.1f} ms, "
             f"agent {self.agent_ms:.1f} ms CPU per event"
         )
+        if cores:
+            text += f" = {self.total_ms:.1f} ms: at most {self.ceiling(cores):.0f} events/s on {cores} cores"
+        return text
 
 
 def per_event(before: CpuSample, after: CpuSample, events: int) -> CpuPerEvent:

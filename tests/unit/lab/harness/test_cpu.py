@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from lab.harness.cpu import CpuSample, children, cpu_seconds, per_event
+from lab.harness.cpu import CpuPerEvent, CpuSample, children, cpu_seconds, per_event
 
 pytestmark = pytest.mark.skipif(not os.path.isdir("/proc"), reason="needs Linux /proc")
 
@@ -39,3 +39,10 @@ def test_per_event_counts_each_worker_from_its_own_start() -> None:
     assert figures.engine_ms == pytest.approx(20.0)
     assert figures.functions_ms == pytest.approx(20.0)  # (3 - 2) + (1 - 0) s over 100 events
     assert figures.agent_ms == pytest.approx(5.0)
+
+
+def test_the_ceiling_is_the_cores_over_the_cpu_per_event() -> None:
+    figures = CpuPerEvent(engine_ms=20.0, functions_ms=15.0, agent_ms=5.0)
+    assert figures.ceiling(2) == pytest.approx(50.0)  # 2,000 ms of CPU per second / 40 ms per event
+    assert "at most 50 events/s on 2 cores" in figures.line(2)
+    assert "at most" not in figures.line()
