@@ -19,7 +19,7 @@ from botocore.exceptions import ClientError, EndpointConnectionError
 from functions.common.canonical import canonical_json
 from functions.common.clients import failure_mode_reader_from_env
 from functions.common.events import EventPublisher
-from functions.common.failure_mode import FailureModeReader, ParameterWithMetadataProvider
+from functions.common.failure_mode import FailureModeReader
 from functions.common.names import (
     FAILURE_MODE_PARAMETER,
     DetailType,
@@ -27,6 +27,7 @@ from functions.common.names import (
     MessageAttribute,
     RecordStatus,
 )
+from functions.common.parameter_provider import ParameterWithMetadataProvider
 from functions.common.state_table import StateRecord, StateTable
 from functions.relay import handler as relay_handler
 from functions.worker import handler
