@@ -1,13 +1,15 @@
 """POST /events: the HTTP API's ingest function (wiring only; the logic is in service.py).
 
-No Powertools event handler (router) here: API Gateway sends this function POST /events only (its one
-route, app/stacks/api_stack.py), so a router would route nothing, and importing
-`aws_lambda_powertools.event_handler` loads every resolver it ships (AppSync with asyncio, Bedrock,
-VPC Lattice, OpenAPI...), about a third of this function's cold-start imports. The request is read
-through Powertools' event source data class for HTTP API payloads (APIGatewayProxyEventV2); the
-response is the payload format 2.0 response of the Amazon API Gateway Developer Guide ("Create AWS
-Lambda proxy integrations for HTTP APIs in API Gateway": statusCode, headers, body, isBase64Encoded),
-field for field what the Powertools resolver returned.
+By hand, for its cold start, where Powertools offers a router and event classes: API Gateway sends
+this function POST /events only (its one route, app/stacks/api_stack.py), so a router would route
+nothing, and importing `aws_lambda_powertools.event_handler` loads every resolver it ships (AppSync
+with asyncio, Bedrock, VPC Lattice, OpenAPI), and `aws_lambda_powertools.utilities.data_classes`
+every event class of every service: together more than a third of this function's imports
+(docs/performance.md). The handler reads three fields of the payload format 2.0 request (body,
+isBase64Encoded, headers; header names arrive lowercased) and returns the format 2.0 response
+(statusCode, headers, body, isBase64Encoded): Amazon API Gateway Developer Guide, "Create AWS
+Lambda proxy integrations for HTTP APIs in API Gateway". The response is, field for field, what the
+Powertools resolver returned; tests/unit/functions/test_handler_imports.py keeps both packages out.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ from functools import cache
 from typing import Any
 
 from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.common.clients import client, failure_mode_reader_from_env, optional_read_client
@@ -61,9 +62,11 @@ def _json(status: int, body: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def post_event(event: APIGatewayProxyEventV2) -> dict[str, Any]:
+def post_event(event: dict[str, Any]) -> dict[str, Any]:
     accepted = service().accept(
-        body=event.body, is_base64_encoded=bool(event.is_base64_encoded), headers=event.headers
+        body=event.get("body"),
+        is_base64_encoded=bool(event.get("isBase64Encoded")),
+        headers=event.get("headers") or {},
     )
     count(MetricName.EVENTS_ACCEPTED)
     logger.info(
@@ -107,7 +110,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     # The two typed outcomes of bad input and of a queue that did not answer; anything else is a
     # defect and fails the invocation (API Gateway answers 500), as it did under the resolver.
     try:
-        return post_event(APIGatewayProxyEventV2(event))
+        return post_event(event)
     except IngestRejected as error:
         return rejected(error)
     except PublishFailed:
