@@ -540,3 +540,28 @@ def test_the_mode_is_read_once_per_batch_not_per_record(
 
     assert response["batchItemFailures"] == []
     assert ssm.reads == 1  # FAILURE_MODE_CACHE_SECONDS is 0 here: every read is a real one
+
+
+def test_the_partial_batch_response_names_exactly_the_records_that_raised() -> None:
+    """AWS Lambda Developer Guide, "Handling errors for an SQS event source in Lambda": each failed
+    record's messageId as itemIdentifier, in batchItemFailures; an empty list is a full success."""
+    records = [{"messageId": f"m-{n}", "body": str(n)} for n in range(4)]
+    seen: list[str] = []
+
+    def fail_odd(record: SQSRecord) -> None:
+        seen.append(record.message_id)
+        if int(record.body) % 2:
+            raise ValueError(record.body)
+
+    assert handler.partial_batch_response(records, fail_odd) == {
+        "batchItemFailures": [{"itemIdentifier": "m-1"}, {"itemIdentifier": "m-3"}]
+    }
+    assert seen == ["m-0", "m-1", "m-2", "m-3"]
+    assert handler.partial_batch_response(records, lambda record: None) == {"batchItemFailures": []}
+
+    def fail_all(record: SQSRecord) -> None:
+        raise RuntimeError(record.message_id)
+
+    assert handler.partial_batch_response(records, fail_all) == {
+        "batchItemFailures": [{"itemIdentifier": f"m-{n}"} for n in range(4)]
+    }
