@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -21,6 +20,7 @@ from functions.common.observability import bind_request_id, fields, logger, metr
 from functions.common.state_table import StateRecord, StateTable
 from functions.worker.dead_letters import DeadLetterQueue
 from functions.worker.processor import RecordProcessor, idempotency_key_of
+from functions.worker.sqs_record import SqsRecord
 
 DEFAULT_TTL_DAYS = 7
 
@@ -54,7 +54,7 @@ def dependencies() -> Dependencies:
 def known_records(state: StateTable, event: dict[str, Any]) -> dict[str, StateRecord]:
     """The batch's keys as the table holds them, in one read; none when the read fails (every
     record then goes to its conditional write, which decides the same way, at a write's price)."""
-    keys = [idempotency_key_of(SQSRecord(record)) for record in event.get("Records", [])]
+    keys = [idempotency_key_of(SqsRecord(record)) for record in event.get("Records", [])]
     try:
         return state.read_many(keys)
     except (ClientError, BotoCoreError) as error:
@@ -63,25 +63,25 @@ def known_records(state: StateTable, event: dict[str, Any]) -> dict[str, StateRe
 
 
 def partial_batch_response(
-    records: Iterable[dict[str, Any]], process: Callable[[SQSRecord], None]
+    records: Iterable[dict[str, Any]], process: Callable[[SqsRecord], None]
 ) -> BatchResponse:
     """Every record through `process`, in order; each one that raises is reported for another
     delivery, the others are deleted by Lambda. A batch where every record fails is answered with
     every id (not an exception): the handler never fails as a whole because of its records.
 
     By hand where Powertools' BatchProcessor would do it: importing its package loads asyncio and
-    the Kinesis, DynamoDB and Kafka record models, about 20 ms of this SQS-only worker's cold start
-    (issue 14, docs/performance.md), for this loop. The contract is the AWS Lambda Developer Guide's,
-    "Handling errors for an SQS event source in Lambda" (partial batch responses, with
-    ReportBatchItemFailures on the mapping: tests/infra asserts it): each failed record's
-    messageId as itemIdentifier; an empty list means the whole batch succeeded. The main queue is a
-    standard queue, so every record is tried (a FIFO queue would need the batch to stop at its first
-    failure, per the same guide).
+    the Kinesis, DynamoDB and Kafka record models (and every event class: sqs_record.py), about
+    20 ms of this SQS-only worker's cold start (issue 14, docs/performance.md), for this loop. The
+    contract is the AWS Lambda Developer Guide's, "Handling errors for an SQS event source in Lambda"
+    (partial batch responses, with ReportBatchItemFailures on the mapping: tests/infra asserts it):
+    each failed record's messageId as itemIdentifier; an empty list means the whole batch
+    succeeded. The main queue is a standard queue, so every record is tried (a FIFO queue would need
+    the batch to stop at its first failure, per the same guide).
     """
     failures = []
     for record in records:
         try:
-            process(SQSRecord(record))
+            process(SqsRecord(record))
         except Exception:
             # Any failure of one record is that record's: it comes back, the batch goes on.
             failures.append({"itemIdentifier": record["messageId"]})
