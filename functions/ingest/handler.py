@@ -4,12 +4,13 @@ By hand, for its cold start, where Powertools offers a router and event classes:
 this function POST /events only (its one route, app/stacks/api_stack.py), so a router would route
 nothing, and importing `aws_lambda_powertools.event_handler` loads every resolver it ships (AppSync
 with asyncio, Bedrock, VPC Lattice, OpenAPI), and `aws_lambda_powertools.utilities.data_classes`
-every event class of every service: together more than a third of this function's imports
-(docs/performance.md). The handler reads three fields of the payload format 2.0 request (body,
-isBase64Encoded, headers; header names arrive lowercased) and returns the format 2.0 response
-(statusCode, headers, body, isBase64Encoded): Amazon API Gateway Developer Guide, "Create AWS
-Lambda proxy integrations for HTTP APIs in API Gateway". The response is, field for field, what the
-Powertools resolver returned; tests/unit/functions/test_handler_imports.py keeps both packages out.
+every event class of every service: together about a fifth of this function's import time
+(docs/performance.md, "Cold-start imports"). The handler reads three fields of the payload format
+2.0 request (body, isBase64Encoded, headers; header names arrive lowercased) and returns the format
+2.0 response (statusCode, headers, body, isBase64Encoded): Amazon API Gateway Developer Guide,
+"Create AWS Lambda proxy integrations for HTTP APIs in API Gateway". The response is, field for
+field, what the Powertools resolver returned; tests/unit/functions/test_handler_imports.py keeps
+both packages out.
 """
 
 from __future__ import annotations
