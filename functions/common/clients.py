@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
 
 from functions.common.config import env_bool, env_int, failure_mode_parameter_name
-from functions.common.failure_mode import (
-    DEFAULT_CACHE_SECONDS,
-    DEFAULT_MAX_TTL_SECONDS,
-    FailureModeReader,
-    ParameterWithMetadataProvider,
-)
+from functions.common.failure_mode import DEFAULT_CACHE_SECONDS, DEFAULT_MAX_TTL_SECONDS, FailureModeReader
 from functions.common.names import EnvVar
+
+if TYPE_CHECKING:
+    from functions.common.parameter_provider import ParameterWithMetadataProvider
 
 # Standard retry mode with a bounded number of attempts: fail fast enough that a batch or an API
 # request gets an answer inside its own timeout.
@@ -40,7 +38,12 @@ def optional_read_client(service: str) -> Any:
 
 def failure_mode_reader_from_env(ssm_client: Any | None = None) -> FailureModeReader:
     enabled = env_bool(EnvVar.FAILURE_INJECTION_ENABLED, default=False)
-    provider = ParameterWithMetadataProvider(ssm_client or client("ssm")) if enabled else None
+    provider: ParameterWithMetadataProvider | None = None
+    if enabled:
+        # Imported only here: with injection off (prod) the parameters utility is never loaded.
+        from functions.common.parameter_provider import ParameterWithMetadataProvider  # noqa: PLC0415
+
+        provider = ParameterWithMetadataProvider(ssm_client or client("ssm"))
     return FailureModeReader(
         provider,
         parameter_name=failure_mode_parameter_name(),

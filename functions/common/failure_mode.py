@@ -14,13 +14,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
-
-from aws_lambda_powertools.utilities.parameters import BaseProvider
-from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
+from typing import TYPE_CHECKING, Any
 
 from functions.common.names import FailureMode
 from functions.common.observability import fields, logger
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.parameters import BaseProvider
 
 DEFAULT_CACHE_SECONDS = 5
 DEFAULT_MAX_TTL_SECONDS = 3600
@@ -43,33 +43,6 @@ class ResolvedFailureMode:
     raw: str | None = None
     expires_at: float | None = None
     set_by: str | None = None
-
-
-class ParameterWithMetadataProvider(BaseProvider):
-    """SSM parameters returned with their LastModifiedDate, cached by Powertools' BaseProvider.
-
-    Powertools' SSMProvider returns only the value, and the plain-value expiry rule needs the
-    parameter's LastModifiedDate, hence this small provider over the same caching machinery.
-    """
-
-    def __init__(self, client: Any) -> None:
-        super().__init__(client=client)
-        self.client = client
-
-    def _get(self, name: str, **sdk_options: Any) -> dict[str, Any]:
-        parameter = self.client.get_parameter(Name=name, **sdk_options)["Parameter"]
-        return {"value": parameter["Value"], "lastModified": parameter["LastModifiedDate"].timestamp()}
-
-    def _get_multiple(self, path: str, **sdk_options: Any) -> dict[str, Any]:
-        paginator = self.client.get_paginator("get_parameters_by_path")
-        return {
-            parameter["Name"]: {
-                "value": parameter["Value"],
-                "lastModified": parameter["LastModifiedDate"].timestamp(),
-            }
-            for page in paginator.paginate(Path=path, **sdk_options)
-            for parameter in page["Parameters"]
-        }
 
 
 def _parse_stored(text: str) -> tuple[Any, float | None, str | None] | None:
@@ -150,6 +123,10 @@ class FailureModeReader:
         if not self._enabled or self._provider is None:
             # Injection disabled: the parameter is not even read (prod needs no chaos permissions).
             return self._report(ResolvedFailureMode(FailureMode.NONE, Resolution.DISABLED))
+        # Imported here: Powertools' parameters utility is loaded only where injection is enabled
+        # (functions.common.parameter_provider), never at a function's cold start in prod.
+        from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError  # noqa: PLC0415
+
         now = self._clock()
         if self._unreadable is not None and now < self._unreadable_until:
             return self._report(self._unreadable)

@@ -165,7 +165,11 @@ def canonical_body(value: Any) -> str:
 # versions of that page say, stores U+FFFD in its place (not the payload that was accepted).
 # Either way the ingest must refuse it first. JSON escapes the controls below #x20, so in a
 # canonical body only U+FFFE and U+FFFF (and refused lone surrogates) can break the rule.
-SQS_UNSAFE_TEXT = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+# Written as the complement of that list (every code point it leaves out, up to U+10FFFF, the last
+# one): the negated form of the list compiles in ~9 ms (the regex compiler enumerates its large
+# ranges), paid at every cold start; this one in under 1 ms. A unit test proves the two forms match
+# the same characters (tests/unit/functions/test_payload_fuzz.py).
+SQS_UNSAFE_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
 class UnsupportedTextError(ValueError):

@@ -1,4 +1,17 @@
-"""POST /events: the HTTP API's ingest function (wiring only; the logic is in service.py)."""
+"""POST /events: the HTTP API's ingest function (wiring only; the logic is in service.py).
+
+By hand, for its cold start, where Powertools offers a router and event classes: API Gateway sends
+this function POST /events only (its one route, app/stacks/api_stack.py), so a router would route
+nothing, and importing `aws_lambda_powertools.event_handler` loads every resolver it ships (AppSync
+with asyncio, Bedrock, VPC Lattice, OpenAPI), and `aws_lambda_powertools.utilities.data_classes`
+every event class of every service: together about a fifth of this function's import time
+(docs/performance.md, "Cold-start imports"). The handler reads three fields of the payload format
+2.0 request (body, isBase64Encoded, headers; header names arrive lowercased) and returns the format
+2.0 response (statusCode, headers, body, isBase64Encoded): Amazon API Gateway Developer Guide,
+"Create AWS Lambda proxy integrations for HTTP APIs in API Gateway". The response is, field for
+field, what the Powertools resolver returned; tests/unit/functions/test_handler_imports.py keeps
+both packages out.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +20,6 @@ import os
 from functools import cache
 from typing import Any
 
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -20,8 +32,6 @@ from functions.ingest.service import DEFAULT_MAX_BODY_BYTES, IngestRejected, Ing
 
 # The ingest only reads the state table: the TTL it would write with does not matter.
 DEFAULT_TTL_DAYS = 7
-
-app = APIGatewayHttpResolver()
 
 
 @cache
@@ -43,15 +53,21 @@ def service() -> IngestService:
     )
 
 
-def _json(status: int, body: dict[str, Any]) -> Response[str]:
-    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=json.dumps(body))
+def _json(status: int, body: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "statusCode": status,
+        "body": json.dumps(body),
+        "isBase64Encoded": False,
+        "headers": {"Content-Type": "application/json"},
+        "cookies": [],
+    }
 
 
-@app.post("/events")
-def post_event() -> Response[str]:
-    event = app.current_event
+def post_event(event: dict[str, Any]) -> dict[str, Any]:
     accepted = service().accept(
-        body=event.body, is_base64_encoded=bool(event.is_base64_encoded), headers=event.headers
+        body=event.get("body"),
+        is_base64_encoded=bool(event.get("isBase64Encoded")),
+        headers=event.get("headers") or {},
     )
     count(MetricName.EVENTS_ACCEPTED)
     logger.info(
@@ -69,8 +85,7 @@ def post_event() -> Response[str]:
     return _json(202, body)
 
 
-@app.exception_handler(IngestRejected)
-def rejected(error: IngestRejected) -> Response[str]:
+def rejected(error: IngestRejected) -> dict[str, Any]:
     count(MetricName.EVENTS_REJECTED)
     logger.info(
         "event rejected", extra=fields(HTTP_STATUS=error.status, ERROR_CODE=error.code, REASON=error.message)
@@ -81,8 +96,7 @@ def rejected(error: IngestRejected) -> Response[str]:
     return _json(error.status, body)
 
 
-@app.exception_handler(PublishFailed)
-def publish_failed(error: PublishFailed) -> Response[str]:
+def publish_failed() -> dict[str, Any]:
     logger.exception("queue did not accept the event")
     return _json(
         503, {"error": "unavailable", "message": "the event was not queued; retry with the same body"}
@@ -94,4 +108,11 @@ def publish_failed(error: PublishFailed) -> Response[str]:
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     bind_request_id(context.aws_request_id)
-    return app.resolve(event, context)
+    # The two typed outcomes of bad input and of a queue that did not answer; anything else is a
+    # defect and fails the invocation (API Gateway answers 500), as it did under the resolver.
+    try:
+        return post_event(event)
+    except IngestRejected as error:
+        return rejected(error)
+    except PublishFailed:
+        return publish_failed()

@@ -11,9 +11,8 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-
 from functions.common.names import ErrorType, MessageAttribute
+from functions.worker.sqs_record import SqsRecord
 
 
 class DeadLetterQueue:
@@ -21,11 +20,11 @@ class DeadLetterQueue:
         self._sqs = sqs
         self._url = url
 
-    def park(self, record: SQSRecord, error_type: ErrorType) -> str:
+    def park(self, record: SqsRecord, error_type: ErrorType) -> str:
         """Send a copy of the record with its attributes and errorType; raises if SQS did not take it."""
         attributes = {
             name: _sendable(value)
-            for name, value in record.raw_event.get("messageAttributes", {}).items()
+            for name, value in record.message_attributes.items()
             if name != MessageAttribute.ERROR_TYPE.value
         }
         attributes[MessageAttribute.ERROR_TYPE.value] = {

@@ -3,13 +3,11 @@ the per-record state machine."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -22,12 +20,12 @@ from functions.common.observability import bind_request_id, fields, logger, metr
 from functions.common.state_table import StateRecord, StateTable
 from functions.worker.dead_letters import DeadLetterQueue
 from functions.worker.processor import RecordProcessor, idempotency_key_of
+from functions.worker.sqs_record import SqsRecord
 
 DEFAULT_TTL_DAYS = 7
 
-# A batch where every record fails is answered with every id in batchItemFailures (not an
-# exception): the handler never fails as a whole because of its records.
-processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+# The partial batch response: {"batchItemFailures": [{"itemIdentifier": <messageId>}, ...]}.
+BatchResponse = dict[str, list[dict[str, str]]]
 
 
 @dataclass(frozen=True)
@@ -56,7 +54,7 @@ def dependencies() -> Dependencies:
 def known_records(state: StateTable, event: dict[str, Any]) -> dict[str, StateRecord]:
     """The batch's keys as the table holds them, in one read; none when the read fails (every
     record then goes to its conditional write, which decides the same way, at a write's price)."""
-    keys = [idempotency_key_of(SQSRecord(record)) for record in event.get("Records", [])]
+    keys = [idempotency_key_of(SqsRecord(record)) for record in event.get("Records", [])]
     try:
         return state.read_many(keys)
     except (ClientError, BotoCoreError) as error:
@@ -64,10 +62,36 @@ def known_records(state: StateTable, event: dict[str, Any]) -> dict[str, StateRe
         return {}
 
 
+def partial_batch_response(
+    records: Iterable[dict[str, Any]], process: Callable[[SqsRecord], None]
+) -> BatchResponse:
+    """Every record through `process`, in order; each one that raises is reported for another
+    delivery, the others are deleted by Lambda. A batch where every record fails is answered with
+    every id (not an exception): the handler never fails as a whole because of its records.
+
+    By hand where Powertools' BatchProcessor would do it: importing its package loads asyncio and
+    the Kinesis, DynamoDB and Kafka record models (and every event class: sqs_record.py), about
+    20 ms of this SQS-only worker's cold start (issue 14, docs/performance.md), for this loop. The
+    contract is the AWS Lambda Developer Guide's, "Handling errors for an SQS event source in Lambda"
+    (partial batch responses, with ReportBatchItemFailures on the mapping: tests/infra asserts it):
+    each failed record's messageId as itemIdentifier; an empty list means the whole batch
+    succeeded. The main queue is a standard queue, so every record is tried (a FIFO queue would need
+    the batch to stop at its first failure, per the same guide).
+    """
+    failures = []
+    for record in records:
+        try:
+            process(SqsRecord(record))
+        except Exception:
+            # Any failure of one record is that record's: it comes back, the batch goes on.
+            failures.append({"itemIdentifier": record["messageId"]})
+    return {"batchItemFailures": failures}
+
+
 @logger.inject_lambda_context(clear_state=True)
 @traced
 @metrics.log_metrics
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> BatchResponse:
     bind_request_id(context.aws_request_id)
     deps = dependencies()
     records = RecordProcessor(
@@ -79,6 +103,4 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItem
         dead_letters=deps.dead_letters,
         remaining_ms=context.get_remaining_time_in_millis,
     )
-    return process_partial_response(
-        event=event, record_handler=records.process, processor=processor, context=context
-    )
+    return partial_batch_response(event.get("Records", []), records.process)

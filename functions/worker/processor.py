@@ -22,8 +22,6 @@ import random
 import time
 from collections.abc import Callable, MutableMapping
 
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-
 from functions.common.canonical import computed_key_for_text
 from functions.common.events import Event, EventPublisher, event_detail, event_id_for
 from functions.common.names import (
@@ -46,6 +44,7 @@ from functions.common.state_table import (
     iso,
 )
 from functions.worker.dead_letters import DeadLetterQueue
+from functions.worker.sqs_record import SqsRecord
 
 RANDOM_FAILURE_PROBABILITY = 0.3
 # How far past the invocation's deadline slow_downstream sleeps: the runtime kills it first.
@@ -114,7 +113,7 @@ class RecordProcessor:
         self._sleep = sleep
         self._clock = clock
 
-    def process(self, record: SQSRecord) -> None:
+    def process(self, record: SqsRecord) -> None:
         """Settle one record; raising makes it a batch item failure (back after the visibility timeout)."""
         started = self._clock()
         key = idempotency_key_of(record)
@@ -168,7 +167,7 @@ class RecordProcessor:
             ),
         )
 
-    def _duplicate(self, record: SQSRecord, key: str) -> None:
+    def _duplicate(self, record: SqsRecord, key: str) -> None:
         """A processed key: no write, no event (its one outcome was published from its record)."""
         count(MetricName.DUPLICATES_DETECTED)
         logger.info(
@@ -176,7 +175,7 @@ class RecordProcessor:
             extra=fields(IDEMPOTENCY_KEY=key, DUPLICATE=True, MESSAGE_ID=record.message_id),
         )
 
-    def _conflict(self, record: SQSRecord, key: str, begin: Conflict, now: float) -> None:
+    def _conflict(self, record: SqsRecord, key: str, begin: Conflict, now: float) -> None:
         """Announce the conflict, then park the message in the DLQ.
 
         In that order: if either step fails the message comes back (a batch item failure) and both
@@ -233,7 +232,7 @@ class RecordProcessor:
             raise TransientDownstreamError("failure mode random_fail_p30: transient downstream failure")
 
     def _record_failure(
-        self, record: SQSRecord, key: str, attempts: int, error: ProcessingError, started: float
+        self, record: SqsRecord, key: str, attempts: int, error: ProcessingError, started: float
     ) -> None:
         now = self._clock()
         error_type = error.error_type.value
@@ -261,9 +260,8 @@ class RecordProcessor:
         )
 
 
-def idempotency_key_of(record: SQSRecord) -> str:
+def idempotency_key_of(record: SqsRecord) -> str:
     """The ingest's key attribute; for a message from elsewhere, the computed key of its body."""
-    # Powertools' __getitem__ answers None for a missing name (its .get returns the raw dict).
-    attribute = record.message_attributes[MessageAttribute.IDEMPOTENCY_KEY.value]
-    value = attribute.string_value if attribute is not None else None
-    return value or computed_key_for_text(record.body)
+    return record.string_attribute(MessageAttribute.IDEMPOTENCY_KEY.value) or computed_key_for_text(
+        record.body
+    )

@@ -13,13 +13,13 @@ from moto import mock_aws
 
 from functions.common.failure_mode import (
     FailureModeReader,
-    ParameterWithMetadataProvider,
     Resolution,
     encode_failure_mode,
     resolve_failure_mode,
     write_failure_mode,
 )
 from functions.common.names import FAILURE_MODE_PARAMETER, FailureMode
+from functions.common.parameter_provider import ParameterWithMetadataProvider
 
 NOW = 1_800_000_000.0
 MAX_TTL = 3600

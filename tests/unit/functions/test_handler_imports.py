@@ -1,4 +1,5 @@
-"""Every handler imports with no AWS configuration at all, and names a missing variable clearly."""
+"""Every handler imports with no AWS configuration at all, names a missing variable clearly, and
+leaves out of its cold start the heavy modules it does not need there."""
 
 from __future__ import annotations
 
@@ -28,6 +29,66 @@ def test_every_handler_imports_without_aws_environment() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
+
+
+def _loaded_at_import(handler_module: str, candidates: list[str], environment: dict[str, str]) -> list[str]:
+    """Which of `candidates` a fresh interpreter holds after importing `handler_module` alone."""
+    code = (
+        "import importlib, sys\n"
+        "importlib.import_module(sys.argv[1])\n"
+        "print(' '.join(name for name in sys.argv[2:] if name in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, handler_module, *candidates],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **environment},
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.split()
+
+
+# Modules the ingest and the worker once loaded at import and no longer need there, each a share of
+# the cold start that issue 14 bounds (docs/performance.md, "Cold-start imports"): the router and the
+# event classes of every service (the ingest reads its HTTP API event itself, the worker its SQS
+# records), the batch utility with asyncio (the worker answers its partial batch response itself),
+# the parameters utility (loaded only where failure injection is on, at the first read), and the
+# X-Ray SDK where tracing is off (the local cloud sets POWERTOOLS_TRACE_DISABLED).
+KEPT_OUT_AT_IMPORT = {
+    "functions.ingest.handler": [
+        "aws_lambda_powertools.event_handler",
+        "aws_lambda_powertools.utilities.data_classes",
+        "aws_lambda_powertools.utilities.parameters",
+        "asyncio",
+        "aws_xray_sdk",
+    ],
+    "functions.worker.handler": [
+        "aws_lambda_powertools.utilities.data_classes",
+        "aws_lambda_powertools.utilities.batch",
+        "asyncio",
+        "aws_lambda_powertools.utilities.parameters",
+        "aws_xray_sdk",
+    ],
+}
+
+
+@pytest.mark.parametrize("handler_module", sorted(KEPT_OUT_AT_IMPORT))
+def test_heavy_modules_stay_out_of_the_cold_start(handler_module: str) -> None:
+    # As deployed to Lambda with tracing off and failure injection on (the local stage's settings).
+    environment = {
+        "LAMBDA_TASK_ROOT": "/var/task",
+        EnvVar.POWERTOOLS_TRACE_DISABLED.value: "true",
+        EnvVar.FAILURE_INJECTION_ENABLED.value: "true",
+    }
+    assert _loaded_at_import(handler_module, KEPT_OUT_AT_IMPORT[handler_module], environment) == []
+
+
+def test_the_import_check_sees_a_module_that_is_loaded() -> None:
+    """The check above can fail: the worker does load Powertools' Logger (and boto3)."""
+    loaded = ["aws_lambda_powertools.logging", "boto3"]
+    assert _loaded_at_import("functions.worker.handler", loaded, {}) == loaded
 
 
 def test_missing_and_malformed_variables_are_named(monkeypatch: pytest.MonkeyPatch) -> None:

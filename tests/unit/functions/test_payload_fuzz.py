@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import base64
 import json
+import sys
 from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from functions.common.canonical import idempotency_key_for
+from functions.common.payload import SQS_UNSAFE_TEXT
 from functions.ingest.service import IngestRejected, parse_request
+from tests.unit.functions.sqs_rules import OUTSIDE_SQS_CHARACTERS
 
 JSON_HEADERS = {"content-type": "application/json"}
 # Fragments that steer random text towards the parser's corner cases.
@@ -79,3 +82,12 @@ def test_valid_events_are_accepted_with_the_canonical_key(
         return
     assert outcome.idempotency_key == idempotency_key_for(json.loads(outcome.message_body))
     assert not outcome.client_supplied_key
+
+
+def test_the_sqs_character_rule_matches_the_documented_list_at_every_code_point() -> None:
+    """SQS_UNSAFE_TEXT is written as the complement of the SendMessage reference's list (it compiles
+    faster); over every code point it finds exactly the characters the list, as the test wrapper
+    writes it from the document, leaves out."""
+    every_code_point = "".join(map(chr, range(sys.maxunicode + 1)))
+    assert SQS_UNSAFE_TEXT.findall(every_code_point) == OUTSIDE_SQS_CHARACTERS.findall(every_code_point)
+    assert "\ufffe" in SQS_UNSAFE_TEXT.findall(every_code_point)

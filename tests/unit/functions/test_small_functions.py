@@ -13,9 +13,10 @@ import pytest
 from moto import mock_aws
 
 from functions.authorizer import handler as authorizer
-from functions.common.failure_mode import FailureModeReader, ParameterWithMetadataProvider, Resolution
+from functions.common.failure_mode import FailureModeReader, Resolution
 from functions.common.names import EVENT_SOURCE, FAILURE_MODE_PARAMETER, DetailType, EnvVar, FailureMode
 from functions.common.observability import logger
+from functions.common.parameter_provider import ParameterWithMetadataProvider
 from functions.event_log import handler as event_log
 from functions.reset import handler as reset
 

@@ -12,14 +12,12 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from botocore.exceptions import ClientError, EndpointConnectionError
 
 from functions.common.canonical import canonical_json
 from functions.common.clients import failure_mode_reader_from_env
 from functions.common.events import EventPublisher
-from functions.common.failure_mode import FailureModeReader, ParameterWithMetadataProvider
+from functions.common.failure_mode import FailureModeReader
 from functions.common.names import (
     FAILURE_MODE_PARAMETER,
     DetailType,
@@ -27,6 +25,7 @@ from functions.common.names import (
     MessageAttribute,
     RecordStatus,
 )
+from functions.common.parameter_provider import ParameterWithMetadataProvider
 from functions.common.state_table import StateRecord, StateTable
 from functions.relay import handler as relay_handler
 from functions.worker import handler
@@ -40,6 +39,7 @@ from functions.worker.processor import (
     InflightElsewhereError,
     RecordProcessor,
 )
+from functions.worker.sqs_record import SqsRecord
 from tests.unit.functions.orders import CountingClient, order, send, send_with_key
 from tests.unit.functions.sqs_events import sqs_event
 from tests.unit.functions.stream_relay import Killed, StreamMapping
@@ -334,11 +334,8 @@ def test_random_fail_p30_fails_exactly_the_seeded_draws(stage: Any, lambda_conte
     draws = random.Random(42)
     expected = [m["MessageId"] for m in messages if draws.random() < RANDOM_FAILURE_PROBABILITY]
 
-    response = process_partial_response(
-        event=sqs_event(messages),
-        record_handler=_processor(stage, rng=random.Random(42)).process,
-        processor=BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False),
-        context=lambda_context,
+    response = handler.partial_batch_response(
+        sqs_event(messages)["Records"], _processor(stage, rng=random.Random(42)).process
     )
 
     assert [f["itemIdentifier"] for f in response["batchItemFailures"]] == expected
@@ -363,11 +360,11 @@ def test_slow_downstream_sleeps_past_the_deadline_with_the_batch_so_far_committe
         assert [e["detail"]["idempotencyKey"] for e in relay()] == [first]
         naps.append(seconds)
 
-    _processor(stage).process(SQSRecord(sqs_event(messages[:1])["Records"][0]))
+    _processor(stage).process(SqsRecord(sqs_event(messages[:1])["Records"][0]))
     stage.set_failure_mode("slow_downstream")
     processor = _processor(stage, sleep=sleep_until_killed, remaining_ms=4_000)
     with pytest.raises(DownstreamTimeoutError):
-        processor.process(SQSRecord(sqs_event(messages[1:])["Records"][0]))
+        processor.process(SqsRecord(sqs_event(messages[1:])["Records"][0]))
 
     assert naps == [5.0]
 
@@ -419,7 +416,7 @@ def test_a_lease_taken_over_mid_processing_is_not_overwritten(stage: Any, relay:
         stage, state=TakeoverDuringProcessing(stage.dynamodb, stage.table_name, ttl_days=1)
     )
     with pytest.raises(InflightElsewhereError):
-        processor.process(SQSRecord(sqs_event(messages)["Records"][0]))
+        processor.process(SqsRecord(sqs_event(messages)["Records"][0]))
 
     assert (stage.state(key)["status"], stage.state(key)["attempts"]) == ("INFLIGHT", 2)
     assert relay() == []
@@ -457,7 +454,7 @@ def test_a_reused_key_with_another_payload_is_a_visible_conflict(
 def test_a_conflict_whose_event_is_refused_comes_back_unparked(stage: Any) -> None:
     send_with_key(stage, order(6), "client-key-6")
     send_with_key(stage, {"orderId": "order-6", "amount": 7}, "client-key-6")
-    first, second = (SQSRecord(r) for r in sqs_event(stage.receive_all(stage.queue_url))["Records"])
+    first, second = (SqsRecord(r) for r in sqs_event(stage.receive_all(stage.queue_url))["Records"])
     _processor(stage).process(first)
 
     class Refusing:
@@ -509,11 +506,11 @@ def test_the_same_order_with_its_key_in_body_or_header_is_a_duplicate_not_a_conf
 def test_a_conflict_the_dlq_refuses_comes_back(stage: Any) -> None:
     send_with_key(stage, order(4), "client-key-4")
     send_with_key(stage, {"orderId": "order-4", "amount": 5}, "client-key-4")
-    first, second = (SQSRecord(r) for r in sqs_event(stage.receive_all(stage.queue_url))["Records"])
+    first, second = (SqsRecord(r) for r in sqs_event(stage.receive_all(stage.queue_url))["Records"])
     _processor(stage).process(first)
 
     class RefusingDlq(DeadLetterQueue):
-        def park(self, record: SQSRecord, error_type: ErrorType) -> str:
+        def park(self, record: SqsRecord, error_type: ErrorType) -> str:
             raise EndpointConnectionError(endpoint_url="https://sqs")
 
     processor = _processor(stage)
@@ -533,7 +530,7 @@ def test_records_a_batch_leaves_inflight_carry_a_ttl(stage: Any) -> None:
 
     processor = _processor(stage, sleep=killed)
     with pytest.raises(Killed):
-        processor.process(SQSRecord(sqs_event([message])["Records"][0]))
+        processor.process(SqsRecord(sqs_event([message])["Records"][0]))
     item = stage.state(key)
     assert item["status"] == RecordStatus.INFLIGHT.value
     assert before + 86400 - 5 <= item["expiresAt"] <= time.time() + 86400 + 5
@@ -569,3 +566,28 @@ def test_the_mode_is_read_once_per_batch_not_per_record(
 
     assert response["batchItemFailures"] == []
     assert ssm.reads == 1  # FAILURE_MODE_CACHE_SECONDS is 0 here: every read is a real one
+
+
+def test_the_partial_batch_response_names_exactly_the_records_that_raised() -> None:
+    """AWS Lambda Developer Guide, "Handling errors for an SQS event source in Lambda": each failed
+    record's messageId as itemIdentifier, in batchItemFailures; an empty list is a full success."""
+    records = [{"messageId": f"m-{n}", "body": str(n)} for n in range(4)]
+    seen: list[str] = []
+
+    def fail_odd(record: SqsRecord) -> None:
+        seen.append(record.message_id)
+        if int(record.body) % 2:
+            raise ValueError(record.body)
+
+    assert handler.partial_batch_response(records, fail_odd) == {
+        "batchItemFailures": [{"itemIdentifier": "m-1"}, {"itemIdentifier": "m-3"}]
+    }
+    assert seen == ["m-0", "m-1", "m-2", "m-3"]
+    assert handler.partial_batch_response(records, lambda record: None) == {"batchItemFailures": []}
+
+    def fail_all(record: SqsRecord) -> None:
+        raise RuntimeError(record.message_id)
+
+    assert handler.partial_batch_response(records, fail_all) == {
+        "batchItemFailures": [{"itemIdentifier": f"m-{n}"} for n in range(4)]
+    }
