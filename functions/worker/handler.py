@@ -19,7 +19,7 @@ from functions.common.names import EnvVar
 from functions.common.observability import bind_request_id, fields, logger, metrics, traced
 from functions.common.state_table import StateRecord, StateTable
 from functions.worker.dead_letters import DeadLetterQueue
-from functions.worker.processor import RecordProcessor, idempotency_key_of
+from functions.worker.processor import ProcessingError, RecordProcessor, idempotency_key_of
 from functions.worker.sqs_record import SqsRecord
 
 DEFAULT_TTL_DAYS = 7
@@ -82,9 +82,16 @@ def partial_batch_response(
     for record in records:
         try:
             process(SqsRecord(record))
-        except Exception:
+        except Exception as error:
             # Any failure of one record is that record's: it comes back, the batch goes on.
             failures.append({"itemIdentifier": record["messageId"]})
+            if not isinstance(error, ProcessingError):
+                # A processing error was logged with its errorType where it was recorded; anything
+                # else (a state write that failed, a lease lost, no time left) says so here.
+                logger.warning(
+                    "record returned to the queue",
+                    extra=fields(MESSAGE_ID=record["messageId"], REASON=f"{type(error).__name__}: {error}"),
+                )
     return {"batchItemFailures": failures}
 
 

@@ -370,7 +370,7 @@ def test_slow_downstream_sleeps_past_the_deadline_with_the_batch_so_far_committe
 
 
 def test_records_past_the_deadline_reserve_go_back_untouched(
-    stage: Any, relay: Any, lambda_context: Any
+    stage: Any, relay: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The invocation runs short: the records it can no longer settle are item failures with no
     write and no event, so the timeout never cuts the batch (which would return the settled ones too)."""
@@ -380,21 +380,19 @@ def test_records_past_the_deadline_reserve_go_back_untouched(
     left = iter([30_000, 30_000, DEADLINE_RESERVE_MS - 1, DEADLINE_RESERVE_MS - 1])
     processor = _processor(stage, remaining_ms=lambda: next(left))
 
-    response = process_partial_response(
-        event=sqs_event(messages),
-        record_handler=processor.process,
-        processor=BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False),
-        context=lambda_context,
-    )
+    response = handler.partial_batch_response(sqs_event(messages)["Records"], processor.process)
 
     returned = [f["itemIdentifier"] for f in response["batchItemFailures"]]
     assert returned == [m["MessageId"] for m in messages[1:]]
+    said = [r for r in caplog.records if r.getMessage() == "record returned to the queue"]
+    assert [r.messageId for r in said] == returned  # type: ignore[attr-defined]
+    assert all(r.reason.startswith("DeadlineNearError") for r in said)  # type: ignore[attr-defined]
     assert stage.state(keys[0])["status"] == RecordStatus.SUCCEEDED.value
     assert [stage.state(key) for key in keys[1:]] == [None, None]
     assert [e["detail"]["idempotencyKey"] for e in relay()] == [keys[0]]
     short = _processor(stage, remaining_ms=DEADLINE_RESERVE_MS - 1)
     with pytest.raises(DeadlineNearError):
-        short.process(SQSRecord(sqs_event(messages[1:])["Records"][0]))
+        short.process(SqsRecord(sqs_event(messages[1:])["Records"][0]))
 
 
 def test_a_lease_taken_over_mid_processing_is_not_overwritten(stage: Any, relay: Any) -> None:
