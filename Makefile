@@ -57,7 +57,7 @@ test-unit-and-infra: $(STAMP) $(NPM_STAMP)
 # pytest-xdist workers of the unit tier (its tests share no port, file or session state); 0: one process.
 UNIT_WORKERS ?= 2
 test-unit: $(STAMP) ## functions and lab logic (moto in-process, no network)
-	$(PY) -m pytest tests/unit -q -n $(UNIT_WORKERS)
+	$(PY) -m pytest tests/unit -q -n $(UNIT_WORKERS) --durations=10
 
 test-infra: $(STAMP) $(NPM_STAMP) ## synthesized templates: assertions, cdk-nag, cfn-lint
 	$(PY) -m pytest tests/infra -q
@@ -72,12 +72,13 @@ test-local: $(STAMP) ## end-to-end on the local cloud (the pipeline rehearsal ap
 # The deployed-stage tests wait on the local cloud's clocks far more than they compute: two
 # pytest-xdist workers, each with its own engine and deployed stage (session fixtures are per
 # worker), whole files to a worker (--dist loadfile: a file's drills share their stage's state).
-LOCAL_STAGE_WORKERS ?= 2
+LOCAL_STAGE_WORKERS ?= 3
 test-local-stage: $(STAMP)
-	$(PY) -m pytest tests/local -q -m "deployed_stage and not pipeline" -n $(LOCAL_STAGE_WORKERS) --dist loadfile
+	$(PY) -m pytest tests/local -q -m "deployed_stage and not pipeline" -n $(LOCAL_STAGE_WORKERS) --dist loadfile \
+	  --durations=10
 
 test-local-engine: $(STAMP)
-	$(PY) -m pytest tests/local -q -m "not deployed_stage and not pipeline"
+	$(PY) -m pytest tests/local -q -m "not deployed_stage and not pipeline" --durations=10
 
 lint: $(STAMP) ## ruff lint + format check
 	$(VENV)/bin/ruff check .

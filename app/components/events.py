@@ -3,8 +3,10 @@ and (with the event audit) to the event-log function, every target with a dead-l
 
 With the event audit (stage key eventAudit), an "event audit" queue is subscribed (raw delivery) to
 both topics so that drills can count events; without it (prod: docs/performance.md#cost) the rules
-send to the topics only. The delivery DLQ also receives the asynchronous failures of the functions
-that run in the background.
+send to the topics only. Without a success topic (stage key successTopic false, prod: no one
+subscribes to it, and SNS bills every publish) IngestionSuccess stays on the bus, for rules of their
+own; IngestionFailure always has its topic. The delivery DLQ also receives the asynchronous
+failures of the functions that run in the background.
 
 Who may deliver where (docs/service-deliveries.md): EventBridge publishes to the topics (CDK's target
 adds the topic policy statement, without a condition: the EventBridge User Guide, "Using
@@ -74,6 +76,7 @@ class EventRouting(Construct):
         functions: FunctionSettings,
         key: kms.IKey | None,
         audit: bool = True,
+        success_topic: bool = True,
     ) -> None:
         super().__init__(scope, construct_id)
         prefix = functions.prefix
@@ -118,34 +121,42 @@ class EventRouting(Construct):
 
         self.topics: dict[names.DetailType, sns.Topic] = {}
         self.rules: dict[names.DetailType, events.Rule] = {}
-        for detail_type, slug in (
-            (names.DetailType.SUCCESS, "success"),
-            (names.DetailType.FAILURE, "failure"),
-        ):
-            self.topics[detail_type], self.rules[detail_type] = self._route(detail_type, slug, prefix, key)
+        routes = [(names.DetailType.SUCCESS, "success"), (names.DetailType.FAILURE, "failure")]
+        if not success_topic and self.event_log is None:
+            # Nothing would read a success rule: no topic, no event log. The events stay on the bus.
+            routes = routes[1:]
+        for detail_type, slug in routes:
+            with_topic = success_topic or detail_type is not names.DetailType.SUCCESS
+            topic, rule = self._route(detail_type, slug, prefix, key, with_topic=with_topic)
+            self.rules[detail_type] = rule
+            if topic is not None:
+                self.topics[detail_type] = topic
 
     def _route(
-        self, detail_type: names.DetailType, slug: str, prefix: str, key: kms.IKey | None
-    ) -> tuple[sns.Topic, events.Rule]:
-        topic = secure_topic(self, f"{detail_type.value}Topic", topic_name=f"{prefix}-{slug}", key=key)
-        if self.audit_queue is not None:
-            topic.add_subscription(
-                subscriptions.SqsSubscription(
-                    self.audit_queue, raw_message_delivery=True, dead_letter_queue=self.delivery_dlq
+        self, detail_type: names.DetailType, slug: str, prefix: str, key: kms.IKey | None, *, with_topic: bool
+    ) -> tuple[sns.Topic | None, events.Rule]:
+        topic = None
+        if with_topic:
+            topic = secure_topic(self, f"{detail_type.value}Topic", topic_name=f"{prefix}-{slug}", key=key)
+            if self.audit_queue is not None:
+                topic.add_subscription(
+                    subscriptions.SqsSubscription(
+                        self.audit_queue, raw_message_delivery=True, dead_letter_queue=self.delivery_dlq
+                    )
                 )
-            )
+        destinations = [f"the {slug} topic"] if topic else []
+        destinations += ["the event log"] if self.event_log else []
         rule = events.Rule(
             self,
             f"{detail_type.value}Rule",
             rule_name=f"{prefix}-{slug}",
-            description=f"Routes {detail_type.value} events to the {slug} topic"
-            + (" and the event log" if self.event_log is not None else ""),
+            description=f"Routes {detail_type.value} events to " + " and ".join(destinations),
             event_bus=self.bus,
             event_pattern=events.EventPattern(source=[names.EVENT_SOURCE], detail_type=[detail_type.value]),
         )
-        rule.add_target(
-            targets.SnsTopic(topic, dead_letter_queue=self.delivery_dlq, retry_attempts=TARGET_RETRY_ATTEMPTS)
-        )
+        if topic is not None:
+            dlq, retries = self.delivery_dlq, TARGET_RETRY_ATTEMPTS
+            rule.add_target(targets.SnsTopic(topic, dead_letter_queue=dlq, retry_attempts=retries))
         if self.event_log is not None:
             rule.add_target(
                 targets.LambdaFunction(

@@ -177,6 +177,11 @@ class StageConfig(ConfigModel):
         "the event-log function and the event audit queue (what the drills and `lab verify "
         "--count-events` count events on); false: the rules send to the SNS topics only",
     )
+    success_topic: bool = flag(
+        True,
+        "IngestionSuccess events also published to an SNS topic (`<prefix>-success`); false: no "
+        "topic, the events stay on the bus for rules of their own (IngestionFailure keeps its topic)",
+    )
     # Encryption.
     use_kms_cmk: bool = flag(
         True, "one customer-managed key with rotation encrypts queues, topics and tables"
@@ -364,6 +369,13 @@ class StageConfig(ConfigModel):
         if period * self.alarms.evaluation_periods > ONE_DAY_SECONDS:
             yield Violation(
                 "alarms.evaluationPeriods", "periodSeconds x evaluationPeriods must not exceed one day"
+            )
+
+    @rule_group
+    def _event_rules(self) -> Iterator[Violation]:
+        if self.event_audit and not self.success_topic:
+            yield Violation(
+                "successTopic", "false requires eventAudit false: the audit queue reads the success topic"
             )
 
     @rule_group

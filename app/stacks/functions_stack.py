@@ -39,7 +39,12 @@ class FunctionsStack(Stack):
             max_ttl_seconds=config.failure_mode_max_ttl_seconds,
         )
         self.events = EventRouting(
-            self, "Events", functions=functions, key=state.key, audit=config.event_audit
+            self,
+            "Events",
+            functions=functions,
+            key=state.key,
+            audit=config.event_audit,
+            success_topic=config.success_topic,
         )
         self.ingest = IngestFunction(
             self,
@@ -99,7 +104,6 @@ class FunctionsStack(Stack):
 
         outputs = {
             names.Output.EVENT_BUS_NAME: self.events.bus.event_bus_name,
-            names.Output.SUCCESS_TOPIC_ARN: self.events.topics[names.DetailType.SUCCESS].topic_arn,
             names.Output.FAILURE_TOPIC_ARN: self.events.topics[names.DetailType.FAILURE].topic_arn,
             names.Output.INGEST_FUNCTION_NAME: self.ingest.function.function_name,
             names.Output.WORKER_FUNCTION_NAME: self.worker.function.function_name,
@@ -107,6 +111,9 @@ class FunctionsStack(Stack):
             names.Output.RELAY_FUNCTION_NAME: self.relay.function.function_name,
             names.Output.RESET_FUNCTION_NAME: self.reset.function.function_name,
         }
+        # A stage without a success topic (successTopic false) has no such output.
+        if names.DetailType.SUCCESS in self.events.topics:
+            outputs[names.Output.SUCCESS_TOPIC_ARN] = self.events.topics[names.DetailType.SUCCESS].topic_arn
         # A stage without the event audit has no such output; the clients that count events say
         # so by the stage key (stage_client.audit.require_event_audit).
         if self.events.audit_queue is not None:

@@ -8,10 +8,12 @@ from tests.infra.synth import SynthesizedStage
 # Outputs of the optional parts: a stage without them has no such output (stage_client says which
 # stage key brings it back).
 EVENT_AUDIT_OUTPUTS = {names.Output.EVENT_AUDIT_QUEUE_URL}
+SUCCESS_TOPIC_OUTPUTS = {names.Output.SUCCESS_TOPIC_ARN}
 
 
 def test_stage_exposes_every_output_keyed_by_name(any_stage: SynthesizedStage) -> None:
     expected = set(names.Output) - (set() if any_stage.config.event_audit else EVENT_AUDIT_OUTPUTS)
+    expected -= set() if any_stage.config.success_topic else SUCCESS_TOPIC_OUTPUTS
     assert set(any_stage.stage.outputs) == expected
     declared = {key for template in any_stage.raw.values() for key in template.get("Outputs", {})}
     assert {output for output in names.Output if output.value in declared} == expected
@@ -20,6 +22,23 @@ def test_stage_exposes_every_output_keyed_by_name(any_stage: SynthesizedStage) -
 def test_prod_has_no_event_audit_output_and_dev_has(prod: SynthesizedStage, dev: SynthesizedStage) -> None:
     assert names.Output.EVENT_AUDIT_QUEUE_URL not in prod.stage.outputs
     assert names.Output.EVENT_AUDIT_QUEUE_URL in dev.stage.outputs
+
+
+def test_prod_has_no_success_topic_and_keeps_the_failure_topic(
+    prod: SynthesizedStage, dev: SynthesizedStage
+) -> None:
+    """docs/performance.md#cost: prod's success topic had no subscriber and cost a publish per event."""
+    assert names.Output.SUCCESS_TOPIC_ARN not in prod.stage.outputs
+    assert names.Output.FAILURE_TOPIC_ARN in prod.stage.outputs
+    assert {names.Output.SUCCESS_TOPIC_ARN, names.Output.FAILURE_TOPIC_ARN} <= set(dev.stage.outputs)
+    topics = [
+        resource["Properties"]["TopicName"]
+        for template in prod.raw.values()
+        for resource in template.get("Resources", {}).values()
+        if resource["Type"] == "AWS::SNS::Topic" and isinstance(resource["Properties"].get("TopicName"), str)
+    ]
+    assert "ingestion-prod-failure" in topics
+    assert "ingestion-prod-success" not in topics
 
 
 def test_outputs_point_at_the_right_resources(dev: SynthesizedStage) -> None:

@@ -165,7 +165,9 @@ def test_key_is_invariant_under_nfc_nfd(document: dict[str, Any]) -> None:
     assert _key_of_text(json.dumps(_nfd(document))) == _key_of_text(json.dumps(document))
 
 
-@settings(max_examples=300)
+# Pairs of generated documents are the slowest examples of the unit tier (300 took 85 s of `make
+# test`); a key that ignored part of the canonical form fails on the first pairs that differ there.
+@settings(max_examples=75)
 @given(objects, objects)
 def test_different_payloads_give_different_keys(first: dict[str, Any], second: dict[str, Any]) -> None:
     assume(_distinct_after_nfc(first) and _distinct_after_nfc(second))

@@ -53,3 +53,25 @@ def test_without_the_event_audit_the_rules_send_to_their_topics_only(bare: BareS
         (target,) = bare.props(routing.rules[detail])["Targets"]
         assert bare.ref(target["Arn"]) == bare.logical_id(routing.topics[detail])
         assert bare.ref(target["DeadLetterConfig"]["Arn"]) == bare.arn(routing.delivery_dlq)
+
+
+def test_without_a_success_topic_success_events_stay_on_the_bus(bare: BareStack) -> None:
+    """successTopic false with eventAudit false (prod): no success topic and no success rule (nothing
+    would read it); the failure rule still sends to its topic."""
+    routing = EventRouting(
+        bare.stack, "Events", functions=FUNCTIONS, key=None, audit=False, success_topic=False
+    )
+    assert set(routing.topics) == set(routing.rules) == {names.DetailType.FAILURE}
+    (topic,) = bare.resources("AWS::SNS::Topic").values()
+    assert topic["Properties"]["TopicName"] == "ingestion-test-failure"
+    (rule,) = bare.resources("AWS::Events::Rule").values()
+    assert rule["Properties"]["EventPattern"]["detail-type"] == [names.DetailType.FAILURE.value]
+
+
+def test_without_a_success_topic_the_event_log_still_gets_success_events(bare: BareStack) -> None:
+    routing = EventRouting(bare.stack, "Events", functions=FUNCTIONS, key=None, success_topic=False)
+    assert names.DetailType.SUCCESS not in routing.topics
+    event_log = routing.event_log
+    assert event_log is not None
+    (target,) = bare.props(routing.rules[names.DetailType.SUCCESS])["Targets"]
+    assert bare.ref(target["Arn"]) == bare.arn(event_log.function)

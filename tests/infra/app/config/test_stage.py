@@ -59,9 +59,11 @@ def test_prod_is_the_cost_profile_and_dev_and_local_keep_the_lab_parts() -> None
         False,
     )
     assert not prod.logs_record_outcomes
+    assert not prod.success_topic
     for env_name in ("dev", "local"):
         config = load_stage_config(CONTEXT, env_name)
         assert config.event_audit
+        assert config.success_topic
         assert config.lambda_system_log_level == "INFO"
         assert config.logs_record_outcomes
 
@@ -188,6 +190,7 @@ def test_overrides_replace_account_and_region() -> None:
         ({"architecture": "sparc"}, "architecture: must be one of x86_64, arm64"),
         ({"visibilityTimeout": 10}, "visibilityTimeout: unknown key"),
         ({"eventAudit": "no"}, "eventAudit: must be true or false"),
+        ({"successTopic": False}, "successTopic: false requires eventAudit false"),
         ({"lambdaSystemLogLevel": "WARNING"}, "lambdaSystemLogLevel: must be one of DEBUG, INFO, WARN"),
     ],
 )
