@@ -23,7 +23,9 @@ This patch gives the engine that queue: deliveries are queued per function and s
 reserved concurrency), so the function keeps that many warm environments however many events
 arrive. Errors are retried with ministack's own (scaled-down) async backoff and then routed with its
 `_route_async_failure`; throttles are retried until the event's maximum age, as on AWS. A retry waits
-on a timer, not in a consumer, so one failing event does not hold the queue.
+on a timer, not in a consumer, so one failing event does not hold the queue. An error of the engine
+itself (a worker that cannot start) is retried like a throttle: AWS retries system errors until the
+event's maximum age. The function is looked up again at each attempt, in its own account.
 Conformance: tests/local/engine/test_async_invocations.py.
 """
 
@@ -40,7 +42,7 @@ from typing import Any
 
 from ministack.services import eventbridge, lambda_svc
 
-from .engine_hooks import LOG, require
+from .engine_hooks import LOG, require, require_state
 from .limits import ASYNC_CONCURRENCY_ENV, DEFAULT_ASYNC_CONCURRENCY
 
 DEFAULT_RETRY_ATTEMPTS = 2
@@ -60,12 +62,17 @@ def concurrency_limit() -> int:
 
 @dataclass
 class AsyncEvent:
-    """One queued invocation: what to run, and how often it has been tried."""
+    """One queued invocation: the function (looked up again at each attempt, so a deployment or a
+    concurrency change while it waits is seen, as on AWS), the event, and how it has fared."""
 
-    record: dict[str, Any]
+    function_ref: str
+    account: str
+    region: str
     event: Any
     queued_at: float = field(default_factory=time.time)
     failed_attempts: int = 0
+    # Throttles and engine errors: retried until the event's maximum age, not counted as attempts.
+    deferrals: int = 0
 
 
 def _invoke_config(record: dict[str, Any]) -> dict[str, Any]:
@@ -75,11 +82,22 @@ def _invoke_config(record: dict[str, Any]) -> dict[str, Any]:
 
 def consumers_for(record: dict[str, Any], limit: int) -> int:
     """The function's environments serving its queue: the local limit, or fewer when its reserved
-    concurrency is lower (0 leaves one consumer, whose invocations are throttled and retried)."""
+    concurrency is lower (at 0 every invocation is throttled and retried until its maximum age)."""
     reserved = lambda_svc._reserved_concurrency(record, record.get("config") or {})
     if reserved is not None and reserved >= 1:
         return min(limit, reserved)
     return limit
+
+
+def retry_delay(attempt: int) -> float:
+    """ministack's async retry spacing (scaled down from AWS's minutes): base, 2 x base, 4 x base, ...
+    up to its maximum."""
+    return float(
+        min(
+            lambda_svc._LAMBDA_ASYNC_RETRY_BASE_SECONDS * 2 ** max(0, attempt - 1),
+            lambda_svc._LAMBDA_ASYNC_RETRY_MAX_SECONDS,
+        )
+    )
 
 
 class FunctionQueue:
@@ -94,57 +112,70 @@ class FunctionQueue:
     def put(self, item: AsyncEvent) -> None:
         self._events.put(item)
 
-    def depth(self) -> int:
-        return self._events.qsize()
-
     def _consume(self) -> None:
         while True:
             item = self._events.get()
+            # Every step in the function's account and region (its lookup, its invocation, its
+            # on-failure destination), as ministack's own async path sets them.
+            context = contextvars.copy_context()
             try:
-                self._attempt(item)
-            except Exception:  # a consumer must outlive any one event
+                context.run(self._in_scope, item)
+            except Exception as error:  # an engine error is a system error: AWS retries it
                 LOG.exception("async invocation of %s failed in the engine", self.name)
+                context.run(self._defer, item, {"error": True, "body": {"errorMessage": repr(error)}})
+
+    def _in_scope(self, item: AsyncEvent) -> None:
+        lambda_svc._request_account_id.set(item.account)
+        lambda_svc._request_region.set(item.region)
+        self._attempt(item)
 
     def _attempt(self, item: AsyncEvent) -> None:
-        # The function's account and region, as ministack's own async path sets them.
-        result = contextvars.copy_context().run(
-            lambda_svc._execute_function_with_config_scope, item.record, item.event
-        )
+        func, config, _name = lambda_svc._get_func_record_for_ref(item.function_ref)
+        if not func or not config:
+            # AWS discards the queued events of a deleted function.
+            LOG.warning("async invocation of %s dropped: the function no longer exists", self.name)
+            return
+        record = lambda_svc._execution_record_for_config(func, config)
+        result = lambda_svc._execute_function(record, item.event)
         if not result.get("error"):
             return
-        settings = _invoke_config(item.record)
-        max_age = int(settings.get("MaximumEventAgeInSeconds", DEFAULT_MAX_EVENT_AGE_SECONDS))
-        age = time.time() - item.queued_at
         if result.get("throttle"):
-            delay = lambda_svc._LAMBDA_ASYNC_RETRY_BASE_SECONDS
-        else:
-            item.failed_attempts += 1
-            retries = settings.get("MaximumRetryAttempts")
-            allowed = DEFAULT_RETRY_ATTEMPTS if retries is None else int(retries)
-            if item.failed_attempts > allowed:
-                self._give_up(item, result)
-                return
-            delay = min(
-                lambda_svc._LAMBDA_ASYNC_RETRY_BASE_SECONDS * 2 ** (item.failed_attempts - 1),
-                lambda_svc._LAMBDA_ASYNC_RETRY_MAX_SECONDS,
-            )
-        if age + delay > max_age:
-            self._give_up(item, result)
+            self._defer(item, result, record)
+            return
+        item.failed_attempts += 1
+        retries = _invoke_config(record).get("MaximumRetryAttempts")
+        if item.failed_attempts > (DEFAULT_RETRY_ATTEMPTS if retries is None else int(retries)):
+            self._give_up(item, result, record)
+            return
+        self._later(item, retry_delay(item.failed_attempts), result, record)
+
+    def _defer(self, item: AsyncEvent, result: dict[str, Any], record: dict[str, Any] | None = None) -> None:
+        item.deferrals += 1
+        self._later(item, retry_delay(item.deferrals), result, record)
+
+    def _later(
+        self, item: AsyncEvent, delay: float, result: dict[str, Any], record: dict[str, Any] | None
+    ) -> None:
+        settings = _invoke_config(record) if record else {}
+        max_age = int(settings.get("MaximumEventAgeInSeconds", DEFAULT_MAX_EVENT_AGE_SECONDS))
+        if time.time() + delay - item.queued_at > max_age:
+            self._give_up(item, result, record)
             return
         timer = threading.Timer(delay, self.put, args=(item,))
         timer.daemon = True
         timer.start()
 
-    def _give_up(self, item: AsyncEvent, result: dict[str, Any]) -> None:
-        config = item.record.get("config") or item.record
-        settings = _invoke_config(item.record)
+    def _give_up(self, item: AsyncEvent, result: dict[str, Any], record: dict[str, Any] | None) -> None:
+        config = (record or {}).get("config") or {}
+        settings = _invoke_config(record) if record else {}
         on_failure = (settings.get("DestinationConfig") or {}).get("OnFailure", {}).get("Destination") or (
             config.get("DeadLetterConfig") or {}
         ).get("TargetArn")
         LOG.warning(
-            "async invocation of %s given up after %d failed attempts%s",
+            "async invocation of %s given up after %d failed attempts and %d deferrals%s",
             self.name,
             item.failed_attempts,
+            item.deferrals,
             f": sent to {on_failure}" if on_failure else " (no on-failure destination)",
         )
         if on_failure:
@@ -183,7 +214,9 @@ def dispatch_queued(invoker: AsyncInvoker) -> Any:
             LOG.warning("EventBridge -> Lambda: function %s not found", func_name)
             return
         record = lambda_svc._execution_record_for_config(func, config)
-        invoker.queue_for(record).put(AsyncEvent(record, event))
+        account, region = lambda_svc._account_region_from_function_config(config)
+        arn = str(config.get("FunctionArn") or arn)
+        invoker.queue_for(record).put(AsyncEvent(arn, account, region, event))
 
     return dispatch
 
@@ -197,7 +230,10 @@ def install() -> None:
         "_execute_function_with_config_scope",
         "_route_async_failure",
         "_reserved_concurrency",
+        "_execute_function",
+        "_account_region_from_function_config",
     )
+    require_state(lambda_svc, "_request_account_id", "_request_region")
     if not hasattr(lambda_svc, "_LAMBDA_ASYNC_RETRY_BASE_SECONDS"):
         raise SystemExit("engine_patches: ministack has no async retry spacing: update async_invocations")
     eventbridge._dispatch_to_lambda = dispatch_queued(AsyncInvoker(concurrency_limit()))

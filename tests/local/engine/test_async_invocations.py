@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from lab.localcloud.engine import EngineClients
 from lab.localcloud.engine_patches.limits import DEFAULT_ASYNC_CONCURRENCY
 
 # Sends each event's number, its process id and its attempt to OUT. With FAIL_FIRST, the first
@@ -113,3 +114,45 @@ def test_a_failed_event_is_retried(local_engine, make_function, name, arn_of_que
     deliveries = _received(sqs, queue_url, 5, timeout=60)
     assert {d["n"] for d in deliveries} == set(range(5))
     assert not any(d["first"] for d in deliveries)
+
+
+FAILING_SOURCE = """
+def lambda_handler(event, context):
+    raise RuntimeError("always fails")
+"""
+
+
+def test_an_event_that_keeps_failing_goes_to_the_function_s_dead_letter_queue_in_its_own_account(
+    local_engine, make_function, name
+):
+    """After its retries the event lands in the function's DLQ, in the function's account (not the
+    engine's default one: the rehearsal's dev and prod accounts run their event log there)."""
+    account = "111111111111"
+    clients = EngineClients(local_engine.info, account=account)
+    sqs, lam, events = clients("sqs"), clients("lambda"), clients("events")
+    dlq_name = name("async-dlq")
+    dlq_url = sqs.create_queue(QueueName=dlq_name)["QueueUrl"]
+    attributes = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])
+    dlq_arn = attributes["Attributes"]["QueueArn"]
+    function = make_function(FAILING_SOURCE, account=account)
+    lam.update_function_configuration(FunctionName=function, DeadLetterConfig={"TargetArn": dlq_arn})
+    lam.put_function_event_invoke_config(FunctionName=function, MaximumRetryAttempts=1)
+    function_arn = lam.get_function(FunctionName=function)["Configuration"]["FunctionArn"]
+    bus = name("bus")
+    events.create_event_bus(Name=bus)
+    rule_arn = events.put_rule(
+        Name="all", EventBusName=bus, EventPattern=json.dumps({"source": ["lab.async"]})
+    )["RuleArn"]
+    lam.add_permission(
+        FunctionName=function, StatementId="events", Action="lambda:InvokeFunction",
+        Principal="events.amazonaws.com", SourceArn=rule_arn,
+    )  # fmt: skip
+    events.put_targets(Rule="all", EventBusName=bus, Targets=[{"Id": "fn", "Arn": function_arn}])
+
+    _publish(events, bus, range(1))
+
+    deadline = time.monotonic() + 30
+    dead: list[dict[str, Any]] = []
+    while not dead and time.monotonic() < deadline:
+        dead = sqs.receive_message(QueueUrl=dlq_url, WaitTimeSeconds=1).get("Messages", [])
+    assert dead, "the failed event never reached the function's dead-letter queue"
