@@ -36,6 +36,7 @@ from functions.common.observability import count, fields, logger, milliseconds
 from functions.common.payload import ReceivedBody, SchemaError, validate_event
 from functions.common.state_table import (
     AlreadySucceeded,
+    BeginResult,
     Conflict,
     HeldByAnother,
     StateRecord,
@@ -49,13 +50,16 @@ from functions.worker.sqs_record import SqsRecord
 RANDOM_FAILURE_PROBABILITY = 0.3
 # How far past the invocation's deadline slow_downstream sleeps: the runtime kills it first.
 SLOW_DOWNSTREAM_OVERSHOOT_SECONDS = 1.0
-# A record is not started with less of the invocation left than this: what one record needs at worst
-# (its read-modify-write pair, a DLQ send) with room to answer. Past it, the batch's remaining records
-# go back to the queue as item failures instead of being cut by the timeout, which on AWS (and
-# locally) ends the environment and returns the whole batch, the records already settled included
-# (AWS Lambda Developer Guide, "Using Lambda with Amazon SQS": on a function timeout the batch's
-# messages become visible again; "Handling errors for an SQS event source": partial batch response).
+# A record that needs writes is not started with less of the invocation left than its reserve: what
+# its read-modify-write pair (and a DLQ send) needs with room to answer, at most DEADLINE_RESERVE_MS
+# and an eighth of the time the batch started with (a 3 s local worker keeps 375 ms; a 1 s function
+# still settles records). Past it, the batch's remaining records go back to the queue as item
+# failures instead of being cut by the timeout, which returns every message of the batch, those
+# already processed included (AWS Lambda Developer Guide, "Handling errors for an SQS event source
+# in Lambda"), and ends the execution environment (the next invocation starts cold: "Understanding
+# the Lambda execution environment lifecycle").
 DEADLINE_RESERVE_MS = 1_000
+DEADLINE_RESERVE_SHARE = 8
 
 
 class ProcessingError(Exception):
@@ -109,20 +113,25 @@ class RecordProcessor:
         self._conflict_events = conflict_events
         self._dead_letters = dead_letters
         self._remaining_ms = remaining_ms
+        self._reserve_ms = min(DEADLINE_RESERVE_MS, remaining_ms() // DEADLINE_RESERVE_SHARE)
         self._rng = rng or random.Random()  # noqa: S311 - fault injection, not cryptography
         self._sleep = sleep
         self._clock = clock
+
+    def _begin(self, key: str, checksum: str, now: float) -> BeginResult:
+        """The claim's conditional write, if the invocation has the time left to settle the record."""
+        left_ms = self._remaining_ms()
+        if left_ms < self._reserve_ms:
+            raise DeadlineNearError(f"{key}: {left_ms} ms left, {self._reserve_ms} reserved")
+        return self._state.begin(key, checksum=checksum, now=now, lease_seconds=left_ms / 1000)
 
     def process(self, record: SqsRecord) -> None:
         """Settle one record; raising makes it a batch item failure (back after the visibility timeout)."""
         started = self._clock()
         key = idempotency_key_of(record)
-        left_ms = self._remaining_ms()
-        if left_ms < DEADLINE_RESERVE_MS:
-            raise DeadlineNearError(f"{key}: {left_ms} ms left, {DEADLINE_RESERVE_MS} reserved")
         body = ReceivedBody.parse(record.body)
-        begin = classify_existing(self._known.get(key), body.checksum, started) or self._state.begin(
-            key, checksum=body.checksum, now=started, lease_seconds=self._remaining_ms() / 1000
+        begin = classify_existing(self._known.get(key), body.checksum, started) or self._begin(
+            key, body.checksum, started
         )
         if isinstance(begin, AlreadySucceeded):
             self._duplicate(record, key)

@@ -25,6 +25,12 @@ from typing import Any
 import boto3
 
 from lab.localcloud.engine_patches.delivery_stats import SEED_ENV, SHARE_ENV, STATS_ENV, parse_share
+from lab.localcloud.engine_patches.limits import (
+    ASYNC_CONCURRENCY_ENV,
+    DEFAULT_ASYNC_CONCURRENCY,
+    DEFAULT_SWITCH_INTERVAL_MS,
+    SWITCH_INTERVAL_ENV,
+)
 from lab.localcloud.engine_patches.pipeline_store import STORE_ENV as PIPELINE_STORE_ENV
 from lab.localcloud.state import CloudDir
 
@@ -44,9 +50,6 @@ STOP_TIMEOUT_SECONDS = 10.0
 # EventBridge rule deliveries and SNS deliveries the engine duplicates. On by default, so that every
 # local test, drill and load test meets the duplicates AWS may deliver; LAB_DUPLICATE_SHARE=0 turns
 # it off, LAB_DUPLICATE_SEED makes the choice reproducible.
-# The engine's GIL switch interval (engine_main.switch_interval_seconds); CPython's default is 5.
-SWITCH_INTERVAL_ENV = "LAB_ENGINE_SWITCH_INTERVAL_MS"
-DEFAULT_SWITCH_INTERVAL_MS = "0.5"
 DUPLICATE_SHARE_ENV = "LAB_DUPLICATE_SHARE"
 DUPLICATE_SEED_ENV = "LAB_DUPLICATE_SEED"
 DEFAULT_DUPLICATE_SHARE = 0.05
@@ -260,8 +263,9 @@ def start_engine(
         "IOT_MTLS_ENABLED": "0",
         "TMPDIR": str(state.engine_tmp),
         "LOG_LEVEL": os.environ.get("LAB_ENGINE_LOG_LEVEL", "WARNING"),
-        # engine_main.switch_interval_seconds: measured with the bench's drain (docs/performance.md).
+        # Settings of the engine's patches (engine_patches/limits.py; LAB_* is not inherited).
         SWITCH_INTERVAL_ENV: os.environ.get(SWITCH_INTERVAL_ENV, DEFAULT_SWITCH_INTERVAL_MS),
+        ASYNC_CONCURRENCY_ENV: os.environ.get(ASYNC_CONCURRENCY_ENV, str(DEFAULT_ASYNC_CONCURRENCY)),
         "PYTHONDONTWRITEBYTECODE": "1",
         SHARE_ENV: str(duplicate_share),
         STATS_ENV: str(state.duplicates_json),

@@ -177,18 +177,15 @@ def _evicted_at_most_every(original: Any, seconds: float) -> Any:
 # read and write; its Lambda plumbing (a thread per invocation, one per worker process reading its
 # output, the event source pollers) takes it meanwhile. With CPython's default 5 ms switch interval a
 # request waits up to that long to get the GIL back after each of those calls; a shorter interval
-# hands it back sooner (set by lab.localcloud.engine, LAB_ENGINE_SWITCH_INTERVAL_MS).
-SWITCH_INTERVAL_ENV = "LAB_ENGINE_SWITCH_INTERVAL_MS"
-
-
-def switch_interval_seconds(raw: str) -> float:
+# hands it back sooner (set by lab.localcloud.engine: engine_patches/limits.py SWITCH_INTERVAL_ENV).
+def switch_interval_seconds(raw: str, env_name: str) -> float:
     """The GIL switch interval the engine runs with (CPython's 5 ms when unset)."""
     try:
         milliseconds = float(raw) if raw else 5.0
     except ValueError:
-        raise SystemExit(f"engine_main: {SWITCH_INTERVAL_ENV} must be a number of ms, got {raw!r}") from None
+        raise SystemExit(f"engine_main: {env_name} must be a number of ms, got {raw!r}") from None
     if not 0.05 <= milliseconds <= 100:
-        raise SystemExit(f"engine_main: {SWITCH_INTERVAL_ENV} must be 0.05..100 ms, got {milliseconds}")
+        raise SystemExit(f"engine_main: {env_name} must be 0.05..100 ms, got {milliseconds}")
     return milliseconds / 1000
 
 
@@ -216,8 +213,11 @@ def main() -> None:
     lambda_svc._emit_lambda_metrics = _throttles_only(lambda_svc._emit_lambda_metrics)
     app.pin_request_origin = _loopback_counts_as_tls(app.pin_request_origin)
     iam_actions.extract_iam_action = _sqs_batches_authorized_as_aws_does(iam_actions.extract_iam_action)
-    sys.setswitchinterval(switch_interval_seconds(os.environ.get(SWITCH_INTERVAL_ENV, "")))
-    for patch in load_patches():
+    patches = load_patches()
+    limits = importlib.import_module(f"{PATCHES_PACKAGE}.limits")
+    env_name = limits.SWITCH_INTERVAL_ENV
+    sys.setswitchinterval(switch_interval_seconds(os.environ.get(env_name, ""), env_name))
+    for patch in patches:
         patch.install()
     app.main()
 

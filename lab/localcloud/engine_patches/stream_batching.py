@@ -238,7 +238,14 @@ def run_stream_batch(batch: StreamBatch) -> None:
     ms = lambda_svc
     esm, func_name = batch.mapped.esm, batch.mapped.esm["FunctionName"]
     esm_id = esm["UUID"]
-    result = ms._execute_function(batch.mapped.func_rec, {"Records": batch.records})
+    try:
+        result = ms._execute_function(batch.mapped.func_rec, {"Records": batch.records})
+    except Exception:
+        # lab: an error of the engine itself (ministack's poller waited for its next tick after one;
+        # off the poll thread, without this pause the same batch would be dispatched again at once).
+        ms.logger.exception("ESM: DynamoDB stream batch of %s failed in the engine", func_name)
+        ms._esm_backoff_until[esm_id] = time.time() + ms._ESM_BACKOFF_SECONDS
+        return
     if result.get("error"):
         err_body = result.get("body") or {}
         err_type = err_body.get("errorType") if isinstance(err_body, dict) else None

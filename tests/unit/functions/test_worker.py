@@ -376,7 +376,7 @@ def test_records_past_the_deadline_reserve_go_back_untouched(
     write and no event, so the timeout never cuts the batch (which would return the settled ones too)."""
     keys = [send(stage, order(n)) for n in range(3)]
     messages = stage.receive_all(stage.queue_url)
-    # Read twice by the first record (the reserve, then its lease), once by each of the others.
+    # Read when the batch starts (the reserve), then once by each record (its check and lease).
     left = iter([30_000, 30_000, DEADLINE_RESERVE_MS - 1, DEADLINE_RESERVE_MS - 1])
     processor = _processor(stage, remaining_ms=lambda: next(left))
 
@@ -390,9 +390,29 @@ def test_records_past_the_deadline_reserve_go_back_untouched(
     assert stage.state(keys[0])["status"] == RecordStatus.SUCCEEDED.value
     assert [stage.state(key) for key in keys[1:]] == [None, None]
     assert [e["detail"]["idempotencyKey"] for e in relay()] == [keys[0]]
-    short = _processor(stage, remaining_ms=DEADLINE_RESERVE_MS - 1)
+    times = iter([30_000, DEADLINE_RESERVE_MS - 1])
+    short = _processor(stage, remaining_ms=lambda: next(times))
     with pytest.raises(DeadlineNearError):
         short.process(SqsRecord(sqs_event(messages[1:])["Records"][0]))
+
+
+def test_the_reserve_is_an_eighth_of_a_short_invocation_and_spares_known_duplicates(stage: Any) -> None:
+    """A 1 s function keeps 125 ms, so it still settles records; a key the batch's read shows
+    SUCCEEDED needs no write and is answered as a duplicate however little time is left."""
+    fresh, settled = send(stage, order(1)), send(stage, order(2))
+    messages = stage.receive_all(stage.queue_url)
+    first_left = iter([1_000, 500])
+    _processor(stage, remaining_ms=lambda: next(first_left)).process(
+        SqsRecord(sqs_event(messages)["Records"][0])
+    )
+    assert stage.state(fresh)["status"] == RecordStatus.SUCCEEDED.value
+
+    _processor(stage).process(SqsRecord(sqs_event(messages)["Records"][1]))
+    known = {
+        settled: StateRecord(settled, RecordStatus.SUCCEEDED, 1, checksum=stage.state(settled)["checksum"])
+    }
+    late = _processor(stage, remaining_ms=lambda: 1, known=known)
+    late.process(SqsRecord(sqs_event(messages)["Records"][1]))  # a duplicate: no DeadlineNearError
 
 
 def test_a_lease_taken_over_mid_processing_is_not_overwritten(stage: Any, relay: Any) -> None:
