@@ -5,5 +5,6 @@ engine's or the functions' imports).
 Each module holds one behaviour where the engine is more permissive than AWS (or adds what AWS does
 and the engine does not), and `install()`s it: its docstrings name what ministack does, what AWS does
 and the AWS document; `require` stops the engine when an upgrade moved what a patch replaces.
-Modules that import ministack are only imported by the engine; `delivery_stats` is also read by the lab.
+Modules that import ministack are only imported by the engine; `delivery_stats`, `limits`,
+`queue_ages` and `batching_window` import nothing of it and are also read by the lab.
 """

@@ -27,18 +27,9 @@ from ministack.services import sqs
 
 from .engine_hooks import require
 from .limits import OLDEST_MESSAGES_PATH
+from .queue_ages import oldest_by_receive_count
 
 _JSON = {"Content-Type": "application/json"}
-
-
-def oldest_by_receive_count(messages: list[dict[str, Any]]) -> list[dict[str, int]]:
-    oldest: dict[int, float] = {}
-    for message in messages:
-        count = int(message.get("receive_count") or 0)
-        sent = float(message.get("sent_at") or 0)
-        if count not in oldest or sent < oldest[count]:
-            oldest[count] = sent
-    return [{"ReceiveCount": count, "SentTimestamp": int(sent)} for count, sent in sorted(oldest.items())]
 
 
 def summary() -> dict[str, Any]:
