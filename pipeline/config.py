@@ -219,7 +219,7 @@ def stage_violations(config: PipelineConfig, *, dev: StageConfig, prod: StageCon
         yield Violation(
             "gamedayInProd",
             "the prod stage deploys no event audit queue (eventAudit false), and the gameday counts "
-            "IngestionSuccess events on it",
+            "IngestionSuccess events on it (set eventAudit and successTopic true in prod)",
         )
 
 

@@ -121,11 +121,12 @@ class EventRouting(Construct):
 
         self.topics: dict[names.DetailType, sns.Topic] = {}
         self.rules: dict[names.DetailType, events.Rule] = {}
-        routes = [(names.DetailType.SUCCESS, "success"), (names.DetailType.FAILURE, "failure")]
-        if not success_topic and self.event_log is None:
-            # Nothing would read a success rule: no topic, no event log. The events stay on the bus.
-            routes = routes[1:]
-        for detail_type, slug in routes:
+        # Without a success topic (and no event log) the success rule has no target: it is kept for
+        # the dashboard's MatchedEvents series of the detail type, and costs nothing.
+        for detail_type, slug in (
+            (names.DetailType.SUCCESS, "success"),
+            (names.DetailType.FAILURE, "failure"),
+        ):
             with_topic = success_topic or detail_type is not names.DetailType.SUCCESS
             topic, rule = self._route(detail_type, slug, prefix, key, with_topic=with_topic)
             self.rules[detail_type] = rule
@@ -150,10 +151,14 @@ class EventRouting(Construct):
             self,
             f"{detail_type.value}Rule",
             rule_name=f"{prefix}-{slug}",
-            description=f"Routes {detail_type.value} events to " + " and ".join(destinations),
+            description=f"Routes {detail_type.value} events to " + " and ".join(destinations)
+            if destinations
+            else f"Matches {detail_type.value} events (counted on the dashboard; no target)",
             event_bus=self.bus,
             event_pattern=events.EventPattern(source=[names.EVENT_SOURCE], detail_type=[detail_type.value]),
         )
+        if not destinations:
+            suppress(rule, "Serverless-EventBusDLQ", "the rule has no target, so no delivery to dead-letter")
         if topic is not None:
             dlq, retries = self.delivery_dlq, TARGET_RETRY_ATTEMPTS
             rule.add_target(targets.SnsTopic(topic, dead_letter_queue=dlq, retry_attempts=retries))

@@ -131,7 +131,9 @@ def actions_of(stack: Any, stage_name: str) -> list[tuple[str, int]]:
 
 def test_gameday_in_prod_runs_after_the_prod_smoke_when_enabled() -> None:
     stack = build_pipeline(
-        app_with({"failureInjectionEnabled": True, "eventAudit": True}, gamedayInProd=True)
+        app_with(
+            {"failureInjectionEnabled": True, "eventAudit": True, "successTopic": True}, gamedayInProd=True
+        )
     )
     prod = dict(actions_of(stack, "Prod"))
     assert prod["Smoke"] < prod["PoisonPillGameday"]
@@ -139,7 +141,7 @@ def test_gameday_in_prod_runs_after_the_prod_smoke_when_enabled() -> None:
 
 def test_gameday_in_prod_is_refused_while_prod_refuses_failure_injection() -> None:
     with pytest.raises(PipelineConfigError, match="failureInjectionEnabled false"):
-        build_pipeline(app_with({"eventAudit": True}, gamedayInProd=True))
+        build_pipeline(app_with({"eventAudit": True, "successTopic": True}, gamedayInProd=True))
 
 
 def test_gameday_in_prod_is_refused_while_prod_has_no_event_audit_queue() -> None:

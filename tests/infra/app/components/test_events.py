@@ -56,16 +56,17 @@ def test_without_the_event_audit_the_rules_send_to_their_topics_only(bare: BareS
 
 
 def test_without_a_success_topic_success_events_stay_on_the_bus(bare: BareStack) -> None:
-    """successTopic false with eventAudit false (prod): no success topic and no success rule (nothing
-    would read it); the failure rule still sends to its topic."""
+    """successTopic false with eventAudit false (prod): no success topic; the success rule has no
+    target (kept for the dashboard's MatchedEvents); the failure rule still sends to its topic."""
     routing = EventRouting(
         bare.stack, "Events", functions=FUNCTIONS, key=None, audit=False, success_topic=False
     )
-    assert set(routing.topics) == set(routing.rules) == {names.DetailType.FAILURE}
+    assert set(routing.topics) == {names.DetailType.FAILURE}
     (topic,) = bare.resources("AWS::SNS::Topic").values()
     assert topic["Properties"]["TopicName"] == "ingestion-test-failure"
-    (rule,) = bare.resources("AWS::Events::Rule").values()
-    assert rule["Properties"]["EventPattern"]["detail-type"] == [names.DetailType.FAILURE.value]
+    assert "Targets" not in bare.props(routing.rules[names.DetailType.SUCCESS])
+    (target,) = bare.props(routing.rules[names.DetailType.FAILURE])["Targets"]
+    assert bare.ref(target["Arn"]) == bare.logical_id(routing.topics[names.DetailType.FAILURE])
 
 
 def test_without_a_success_topic_the_event_log_still_gets_success_events(bare: BareStack) -> None:
