@@ -41,17 +41,18 @@ lock: ## resolve every requirements file into requirements.lock and the engine's
 	@echo "requirements.lock and $(ENGINE_LOCK) written; commit them with the requirements change"
 
 # The local tier spends most of its time waiting on the local cloud's clocks (alarm periods,
-# visibility timeouts, deploys), the unit and infra tiers on the CPU: `make test` runs the local tier
-# beside the unit tier then the infra tier, in sequence (-j3: the two local processes and that
-# sequence; the unit tier in one process, so that its timing-sensitive tests, Locust runs and paced
-# redrives, keep a core), prints each tier's output as it ends, and runs every tier even when one
-# fails (-k, and the sequence runs infra after a failed unit tier).
+# visibility timeouts, deploys), the unit and infra tiers on the CPU: `make test` runs three streams
+# side by side of about the same length on 2 cores: the deployed-stage tests, the unit tier (in one
+# process, so that its timing-sensitive tests, Locust runs and paced redrives, keep a core), and the
+# engine's conformance tests then the infra tier. It prints each tier's output as it ends, and runs
+# every tier even when one fails (-k, and the sequence runs infra after a failed engine tier).
 test: $(STAMP) $(NPM_STAMP) ## every test tier (the local one beside the others)
-	@$(MAKE) --no-print-directory -k -j3 --output-sync=target UNIT_WORKERS=0 $(LOCAL_PARTS) test-unit-and-infra
+	@$(MAKE) --no-print-directory -k -j3 --output-sync=target UNIT_WORKERS=0 \
+	  test-local-stage test-unit test-engine-and-infra
 
-.PHONY: test-unit-and-infra
-test-unit-and-infra: $(STAMP) $(NPM_STAMP)
-	@status=0; $(MAKE) --no-print-directory test-unit || status=1; \
+.PHONY: test-engine-and-infra
+test-engine-and-infra: $(STAMP) $(NPM_STAMP)
+	@status=0; $(MAKE) --no-print-directory test-local-engine || status=1; \
 	  $(MAKE) --no-print-directory test-infra || status=1; exit $$status
 
 # pytest-xdist workers of the unit tier (its tests share no port, file or session state); 0: one process.
