@@ -70,9 +70,10 @@ LOCAL_PARTS := test-local-stage test-local-engine
 test-local: $(STAMP) ## end-to-end on the local cloud (the pipeline rehearsal apart: make test-pipeline)
 	@$(MAKE) --no-print-directory -k -j2 --output-sync=target $(LOCAL_PARTS)
 
-# The deployed-stage tests wait on the local cloud's clocks far more than they compute: two
-# pytest-xdist workers, each with its own engine and deployed stage (session fixtures are per
-# worker), whole files to a worker (--dist loadfile: a file's drills share their stage's state).
+# The deployed-stage tests wait on the local cloud's clocks far more than they compute: three
+# pytest-xdist workers (10 min from a fresh clone, against 11 with two), each with its own engine and
+# deployed stage (session fixtures are per worker), whole files to a worker (--dist loadfile: a
+# file's drills share their stage's state).
 LOCAL_STAGE_WORKERS ?= 3
 test-local-stage: $(STAMP)
 	$(PY) -m pytest tests/local -q -m "deployed_stage and not pipeline" -n $(LOCAL_STAGE_WORKERS) --dist loadfile \
