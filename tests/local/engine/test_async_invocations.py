@@ -33,6 +33,21 @@ def lambda_handler(event, context):
 """
 
 
+def _bus_targeting(events: Any, lam: Any, bus: str, function: str) -> str:
+    """A bus whose one rule sends every lab.async event to the function (allowed to invoke it)."""
+    function_arn = lam.get_function(FunctionName=function)["Configuration"]["FunctionArn"]
+    events.create_event_bus(Name=bus)
+    rule_arn = events.put_rule(
+        Name="all", EventBusName=bus, EventPattern=json.dumps({"source": ["lab.async"]})
+    )["RuleArn"]
+    lam.add_permission(
+        FunctionName=function, StatementId="events", Action="lambda:InvokeFunction",
+        Principal="events.amazonaws.com", SourceArn=rule_arn,
+    )  # fmt: skip
+    events.put_targets(Rule="all", EventBusName=bus, Targets=[{"Id": "fn", "Arn": function_arn}])
+    return bus
+
+
 def _rule_to_function(
     local_engine: Any, make_function: Any, name: Any, arn_of_queue: Any, markers: Path, **env: str
 ) -> tuple[Any, str, Any, str]:
@@ -49,18 +64,7 @@ def _rule_to_function(
             ],
         },
     )
-    function_arn = lam.get_function(FunctionName=function)["Configuration"]["FunctionArn"]
-    bus = name("bus")
-    events.create_event_bus(Name=bus)
-    rule_arn = events.put_rule(
-        Name="all", EventBusName=bus, EventPattern=json.dumps({"source": ["lab.async"]})
-    )["RuleArn"]
-    lam.add_permission(
-        FunctionName=function, StatementId="events", Action="lambda:InvokeFunction",
-        Principal="events.amazonaws.com", SourceArn=rule_arn,
-    )  # fmt: skip
-    events.put_targets(Rule="all", EventBusName=bus, Targets=[{"Id": "fn", "Arn": function_arn}])
-    return events, bus, sqs, queue_url
+    return events, _bus_targeting(events, lam, name("bus"), function), sqs, queue_url
 
 
 def _probe(bus: str, number: int) -> dict[str, str]:
@@ -137,17 +141,7 @@ def test_an_event_that_keeps_failing_goes_to_the_function_s_dead_letter_queue_in
     function = make_function(FAILING_SOURCE, account=account)
     lam.update_function_configuration(FunctionName=function, DeadLetterConfig={"TargetArn": dlq_arn})
     lam.put_function_event_invoke_config(FunctionName=function, MaximumRetryAttempts=1)
-    function_arn = lam.get_function(FunctionName=function)["Configuration"]["FunctionArn"]
-    bus = name("bus")
-    events.create_event_bus(Name=bus)
-    rule_arn = events.put_rule(
-        Name="all", EventBusName=bus, EventPattern=json.dumps({"source": ["lab.async"]})
-    )["RuleArn"]
-    lam.add_permission(
-        FunctionName=function, StatementId="events", Action="lambda:InvokeFunction",
-        Principal="events.amazonaws.com", SourceArn=rule_arn,
-    )  # fmt: skip
-    events.put_targets(Rule="all", EventBusName=bus, Targets=[{"Id": "fn", "Arn": function_arn}])
+    bus = _bus_targeting(events, lam, name("bus"), function)
 
     _publish(events, bus, range(1))
 
